@@ -1,0 +1,165 @@
+/* codecs/codec.c - what every codec shares: state names, accounts' credential
+ * look-up, and the lifetimes of requests, call lists and results. */
+#include "codecs/codec.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codecs/util.h"
+
+static const char *const state_names[] = {
+    [STATE_ACCEPTED] = "accepted",   [STATE_SCHEDULED] = "scheduled",
+    [STATE_SUBMITTED] = "submitted", [STATE_RETRYING] = "retrying",
+    [STATE_UNKNOWN] = "unknown",     [STATE_DELIVERED] = "delivered",
+    [STATE_FAILED] = "failed",       [STATE_REJECTED] = "rejected",
+    [STATE_CANCELLED] = "cancelled",
+};
+
+const char *sms_state_name(enum sms_state state)
+{
+    assert((size_t)state < sizeof(state_names) / sizeof(state_names[0]));
+    return state_names[state];
+}
+
+bool sms_state_is_final(enum sms_state state)
+{
+    return state >= STATE_DELIVERED;
+}
+
+const char *account_cred(const struct account *acct, const char *name)
+{
+    for (size_t i = 0; i < acct->ncreds; i++)
+        if (strcmp(acct->creds[i].name, name) == 0)
+            return acct->creds[i].value;
+    return NULL;
+}
+
+static char *codec_xstrdup(const char *s)
+{
+    char *p = strdup(s);
+
+    if (p == NULL) {
+        fprintf(stderr, "out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+struct codec_call *codec_calls_add(struct codec_calls *calls, enum codec_op op)
+{
+    if (calls->ncalls == CODEC_MAX_CALLS)
+        return NULL;
+    struct codec_call *call = &calls->calls[calls->ncalls++];
+    memset(call, 0, sizeof(*call));
+    call->op = op;
+    return call;
+}
+
+void http_request_cleanup(struct http_request *req)
+{
+    free(req->url);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        free(req->headers[i].name);
+        free(req->headers[i].value);
+    }
+    free(req->body);
+    memset(req, 0, sizeof(*req));
+}
+
+void codec_calls_cleanup(struct codec_calls *calls)
+{
+    for (size_t i = 0; i < calls->ncalls; i++)
+        http_request_cleanup(&calls->calls[i].req);
+    calls->ncalls = 0;
+}
+
+void http_request_add_header(struct http_request *req, const char *name,
+                             const char *value)
+{
+    assert(req->nheaders < HTTP_MAX_HEADERS);
+    req->headers[req->nheaders].name = codec_xstrdup(name);
+    req->headers[req->nheaders].value = codec_xstrdup(value);
+    req->nheaders++;
+}
+
+void call_result_cleanup(struct call_result *res)
+{
+    free(res->recipients);
+    json_decref(res->data);
+    memset(res, 0, sizeof(*res));
+}
+
+void call_result_set_error(struct call_result *res, enum call_outcome outcome,
+                           const char *code, const char *fmt, ...)
+{
+    va_list ap;
+
+    res->outcome = outcome;
+    util_strlcpy(res->error_code, code, sizeof(res->error_code));
+    va_start(ap, fmt);
+    vsnprintf(res->error_message, sizeof(res->error_message), fmt, ap);
+    va_end(ap);
+}
+
+void callback_result_cleanup(struct callback_result *res)
+{
+    for (size_t i = 0; i < res->nreplies; i++)
+        free(res->replies[i].text);
+    free(res->replies);
+    free(res->updates);
+    memset(res, 0, sizeof(*res));
+}
+
+bool call_result_from_status(struct call_result *res,
+                             const struct http_response *resp)
+{
+    long st = resp->status;
+
+    if (st == 0 || st == 429 || (st >= 500 && st <= 599)) {
+        if (st == 0)
+            call_result_set_error(res, CALL_RETRY, "no_answer",
+                                  "no answer from the provider");
+        else
+            call_result_set_error(res, CALL_RETRY, "http_status",
+                                  "provider answered HTTP %ld", st);
+        const char *ra = resp->retry_after;
+        if (ra != NULL && *ra >= '0' && *ra <= '9') {
+            char *end;
+            long secs = strtol(ra, &end, 10);
+            if (*end == '\0' && secs >= 0 && secs <= 86400)
+                res->retry_after_ms = (int)(secs * 1000);
+        }
+        return true;
+    }
+    if (st == 401 || st == 403) {
+        call_result_set_error(res, CALL_AUTH, "http_status",
+                              "provider refused the credentials (HTTP %ld)",
+                              st);
+        return true;
+    }
+    return false;
+}
+
+void call_result_spread(struct call_result *res, size_t n)
+{
+    free(res->recipients);
+    res->recipients = NULL;
+    res->nrecipients = n;
+    if (n == 0)
+        return;
+    res->recipients = calloc(n, sizeof(*res->recipients));
+    if (res->recipients == NULL) {
+        fprintf(stderr, "out of memory\n");
+        abort();
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct recipient_result *r = &res->recipients[i];
+        r->outcome = res->outcome;
+        util_strlcpy(r->error_code, res->error_code, sizeof(r->error_code));
+        util_strlcpy(r->error_message, res->error_message,
+                     sizeof(r->error_message));
+    }
+}

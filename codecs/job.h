@@ -1,0 +1,98 @@
+/* codecs/job.h - a kurir job (CONTRACT §4), parsed and validated.
+ *
+ * job_parse() turns the bytes of one Kafka message into a struct job, or into
+ * one clear error line. It checks what every provider agrees on (required
+ * fields, MSISDN numbers, valid UTF-8, RFC 3339 times, known actions);
+ * provider rules (sender ids, length limits) are the codec's check(). Pure:
+ * no I/O. */
+#ifndef CODECS_JOB_H
+#define CODECS_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "codecs/text.h"
+
+enum job_type {
+    JOB_SEND,
+    JOB_CAMPAIGN,
+    JOB_CONTACTS,
+};
+
+enum job_action {
+    ACTION_NONE,               /* sends have no action */
+    ACTION_CREATE,             /* campaign */
+    ACTION_CANCEL,             /* campaign */
+    ACTION_CONTACT_UPSERT,
+    ACTION_CONTACT_DELETE,
+    ACTION_GROUP_CREATE,
+    ACTION_GROUP_DELETE,
+    ACTION_GROUP_ADD_MEMBER,
+    ACTION_GROUP_REMOVE_MEMBER,
+    ACTION_BLOCKLIST_ADD,
+    ACTION_BLOCKLIST_REMOVE,
+    ACTION_REMINDER_ADD,
+    ACTION_REMINDER_EDIT,
+};
+
+struct contact {
+    const char *msisdn;        /* normalised digits */
+    const char *first_name;    /* may be NULL */
+    const char *last_name;     /* may be NULL */
+    const char *email;         /* may be NULL */
+    const char **groups;       /* owned array of borrowed strings */
+    size_t ngroups;
+    json_t *extra;             /* borrowed object or NULL */
+};
+
+/* A parsed job. Strings are borrowed from `root` (owned by the job) except
+ * the normalised numbers, which the job owns. job_free() releases all. */
+struct job {
+    enum job_type type;
+    enum job_action action;
+    const char *id;            /* required; the idempotency key */
+    const char *account;       /* required */
+    char **to;                 /* normalised MSISDNs (digits only), owned */
+    size_t nto;
+    const char *from;          /* may be NULL: the account's default */
+    const char *text;          /* may be NULL for contact-sync and cancel */
+    size_t text_len;
+    struct text_info text_info;/* of text; zero when there is none */
+    int64_t send_at_ms;        /* Unix ms; 0 when not given */
+    bool flash;
+    int priority;              /* 0 when not given */
+    const char *reference;     /* may be NULL */
+    const char *name;          /* campaign name; may be NULL */
+    const char *campaign_id;   /* campaign cancel: the create job's id */
+    const char **groups;       /* owned array of borrowed strings */
+    size_t ngroups;
+    char **msisdns;            /* normalised, owned (blocklist actions) */
+    size_t nmsisdns;
+    struct contact *contacts;  /* owned */
+    size_t ncontacts;
+    json_t *reminders;         /* borrowed array or NULL (InTime) */
+    json_t *root;              /* owned: the parsed document */
+};
+
+/* Parses a job from `len` bytes of JSON. `topic_type` is the type of the
+ * topic it arrived on; a "type" field that contradicts it is an error.
+ * Returns 0 and sets *out to a new job the caller frees with job_free(). On
+ * error returns -1 with errstr set to one line, and, when the document had a
+ * readable string "id", copies it to id_out (else id_out is ""). */
+int job_parse(struct job **out, const char *buf, size_t len,
+              enum job_type topic_type, char *id_out, size_t id_out_size,
+              char *errstr, size_t errstr_size);
+
+/* Frees a job and all it owns. job_free(NULL) does nothing. */
+void job_free(struct job *job);
+
+/* Returns "send", "campaign" or "contact-sync". */
+const char *job_type_name(enum job_type type);
+
+/* Returns the CONTRACT name of an action ("contact-upsert", ...). */
+const char *job_action_name(enum job_action action);
+
+#endif /* CODECS_JOB_H */

@@ -1,0 +1,278 @@
+/* tests/support/support.c - services, child processes, deadlines and a small
+ * HTTP client for the tests. See support.h. */
+#include "tests/support/support.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+
+extern char **environ;
+
+static const char *support_service(const char *var, const char *what)
+{
+    const char *v = getenv(var);
+
+    if (v != NULL && *v != '\0')
+        return v;
+    const char *req = getenv("KURIR_TEST_REQUIRE");
+    if (req != NULL && strcmp(req, "1") == 0)
+        cr_fatal("%s is not set: tests/run starts %s", var, what);
+    cr_skip_test("%s is not set (run through tests/run to start %s)", var,
+                 what);
+    return NULL;
+}
+
+const char *support_redis(void)
+{
+    return support_service("KURIR_TEST_REDIS", "redis-server");
+}
+
+const char *support_kafka(void)
+{
+    return support_service("KURIR_TEST_KAFKA", "a Kafka broker");
+}
+
+const char *support_env(const char *name)
+{
+    const char *v = getenv(name);
+
+    if (v == NULL || *v == '\0')
+        cr_fatal("%s is not set (CTest sets it)", name);
+    return v;
+}
+
+int64_t support_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void support_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+char *support_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *data = NULL;
+    size_t n = 0, cap = 0;
+
+    if (f == NULL)
+        return NULL;
+    for (;;) {
+        if (cap - n < 4096) {
+            cap = cap ? cap * 2 : 8192;
+            data = realloc(data, cap + 1);
+            cr_assert(data != NULL);
+        }
+        size_t got = fread(data + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    data[n] = '\0';
+    if (len != NULL)
+        *len = n;
+    return data;
+}
+
+/* Returns the port of the first "listening on HOST:PORT" line, or 0. */
+static int support_log_port(const char *path)
+{
+    char *log = support_read_file(path, NULL);
+    int port = 0;
+
+    if (log == NULL)
+        return 0;
+    const char *p = strstr(log, "listening on ");
+    if (p != NULL) {
+        const char *eol = strchr(p, '\n');
+        const char *colon = NULL;
+        for (const char *q = p; *q != '\0' && q != eol; q++)
+            if (*q == ':')
+                colon = q;
+        if (colon != NULL && eol != NULL)
+            port = (int)strtol(colon + 1, NULL, 10);
+    }
+    free(log);
+    return port;
+}
+
+int support_spawn(struct proc *out, char *const argv[], char *const env[],
+                  bool wait_listen, int timeout_ms)
+{
+    static unsigned seq;
+    struct proc p = {0};
+
+    snprintf(p.log_path, sizeof(p.log_path), "/tmp/kurir-test-%d-%u.log",
+             (int)getpid(), seq++);
+    fflush(NULL);
+    p.pid = fork();
+    cr_assert(p.pid >= 0, "fork: %s", strerror(errno));
+    if (p.pid == 0) {
+        int fd = open(p.log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0)
+            _exit(127);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+        for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+            putenv(env[i]);
+        execv(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    if (wait_listen) {
+        int64_t deadline = support_now_ms() + timeout_ms;
+        while ((p.port = support_log_port(p.log_path)) == 0) {
+            int status;
+            if (waitpid(p.pid, &status, WNOHANG) == p.pid ||
+                support_now_ms() > deadline) {
+                fprintf(stderr, "%s did not start listening\n", argv[0]);
+                support_proc_log_dump(&p);
+                support_stop(&p, SIGKILL, 1000);
+                return -1;
+            }
+            support_sleep_ms(10);
+        }
+    }
+    *out = p;
+    return 0;
+}
+
+int support_stop(struct proc *p, int sig, int timeout_ms)
+{
+    int status;
+
+    if (p->pid <= 0)
+        return -1;
+    kill(p->pid, sig);
+    int64_t deadline = support_now_ms() + timeout_ms;
+    for (;;) {
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
+        if (r == p->pid)
+            break;
+        if (r < 0) {
+            p->pid = 0;
+            return -1;
+        }
+        if (support_now_ms() > deadline) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &status, 0);
+            break;
+        }
+        support_sleep_ms(10);
+    }
+    p->pid = 0;
+    return status;
+}
+
+bool support_proc_log_has(const struct proc *p, const char *needle)
+{
+    char *log = support_read_file(p->log_path, NULL);
+    bool found = log != NULL && strstr(log, needle) != NULL;
+
+    free(log);
+    return found;
+}
+
+void support_proc_log_dump(const struct proc *p)
+{
+    char *log = support_read_file(p->log_path, NULL);
+
+    fprintf(stderr, "---- %s ----\n%s\n---- end ----\n", p->log_path,
+            log ? log : "(no output)");
+    free(log);
+}
+
+struct support_body {
+    char *data;
+    size_t len;
+};
+
+static size_t support_write_cb(char *ptr, size_t size, size_t nmemb,
+                               void *opaque)
+{
+    struct support_body *b = opaque;
+    size_t n = size * nmemb;
+    char *data = realloc(b->data, b->len + n + 1);
+
+    if (data == NULL)
+        return 0;
+    memcpy(data + b->len, ptr, n);
+    b->data = data;
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+int support_http(struct support_http *out, const char *method,
+                 const char *url, char *const headers[], const char *body,
+                 size_t body_len)
+{
+    CURL *easy = curl_easy_init();
+    struct curl_slist *hdrs = NULL;
+    struct support_body b = {0};
+    int ret = -1;
+
+    cr_assert(easy != NULL);
+    for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+        hdrs = curl_slist_append(hdrs, headers[i]);
+    /* No "Expect: 100-continue" round trip on large bodies. */
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, support_write_cb);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &b);
+    if (body != NULL) {
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)body_len);
+    } else if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+    }
+    if (curl_easy_perform(easy) != CURLE_OK)
+        goto out;
+    memset(out, 0, sizeof(*out));
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &out->status);
+    char *ct = NULL;
+    curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &ct);
+    if (ct != NULL)
+        snprintf(out->content_type, sizeof(out->content_type), "%s", ct);
+    if (b.data == NULL)
+        b.data = calloc(1, 1);
+    out->body = b.data;
+    out->body_len = b.len;
+    b.data = NULL;
+    ret = 0;
+
+out:
+    free(b.data);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(easy);
+    return ret;
+}
+
+void support_http_cleanup(struct support_http *r)
+{
+    free(r->body);
+    memset(r, 0, sizeof(*r));
+}
