@@ -1,0 +1,60 @@
+/* worker/config.h - the worker's settings, from the environment only.
+ *
+ * One table in config.c lists every KURIR_* variable with its type, default
+ * and meaning (CONTRACT §2). An unknown KURIR_* variable or a bad value stops
+ * start-up with one line naming it. After config_load() the config is passed
+ * down as `const struct config *`; modules never call getenv themselves. */
+#ifndef WORKER_CONFIG_H
+#define WORKER_CONFIG_H
+
+#include <stddef.h>
+
+#include "worker/log.h"
+
+struct config_prop {
+    char *name;  /* librdkafka property, e.g. "security.protocol" */
+    char *value;
+};
+
+struct config {
+    char *kafka_brokers;       /* KURIR_KAFKA_BROKERS */
+    char *kafka_group;         /* KURIR_KAFKA_GROUP */
+    struct config_prop *kafka_props; /* KURIR_KAFKA_PROP_<NAME> */
+    size_t nkafka_props;
+    char *redis_url;           /* KURIR_REDIS_URL */
+    char *accounts_path;       /* KURIR_ACCOUNTS */
+    char *http_listen;         /* KURIR_HTTP_LISTEN, host:port */
+    char *public_url;          /* KURIR_PUBLIC_URL; "" when unset */
+    char *topic_send;          /* KURIR_TOPIC_SEND */
+    char *topic_campaign;      /* KURIR_TOPIC_CAMPAIGN */
+    char *topic_contacts;      /* KURIR_TOPIC_CONTACTS */
+    char *topic_status;        /* KURIR_TOPIC_STATUS */
+    char *topic_replies;       /* KURIR_TOPIC_REPLIES */
+    char *topic_dlq;           /* KURIR_TOPIC_DLQ */
+    char *log_level_name;      /* KURIR_LOG_LEVEL */
+    enum log_level log_level;  /* parsed from log_level_name */
+    long max_in_flight;        /* KURIR_MAX_IN_FLIGHT: jobs at once */
+    long http_timeout_ms;      /* KURIR_HTTP_TIMEOUT_MS */
+    long http_max_conns;       /* KURIR_HTTP_MAX_CONNS: per provider host */
+    long shutdown_grace_ms;    /* KURIR_SHUTDOWN_GRACE_MS */
+    long retry_horizon_s;      /* KURIR_RETRY_HORIZON_S */
+    long poll_interval_ms;     /* KURIR_POLL_INTERVAL_MS: Jojka polling */
+};
+
+/* Loads the config from `envp` (a NULL-ended "NAME=value" list, e.g.
+ * environ). Returns 0 and fills *cfg; on error returns -1 with errstr naming
+ * the variable. Free with config_cleanup() either way. */
+int config_load(struct config *cfg, char *const *envp, char *errstr,
+                size_t errstr_size);
+
+/* Frees what config_load() allocated. */
+void config_cleanup(struct config *cfg);
+
+/* Logs the effective config at info level, one line per variable, with
+ * secrets (passwords in URLs, SASL/TLS secrets) masked as ***. */
+void config_log(const struct config *cfg);
+
+/* Prints the table (name, default, meaning) for `kurir --help`. */
+void config_print_help(void);
+
+#endif /* WORKER_CONFIG_H */

@@ -1,0 +1,135 @@
+/* worker/encode.c - `kurir encode`: a dry run of the codecs. */
+#include "worker/encode.h"
+
+#include <string.h>
+
+#include <jansson.h>
+
+#include "codecs/job.h"
+#include "codecs/util.h"
+
+/* Which kind of job the bytes hold: their "type", a send without one. */
+static enum job_type encode_job_type(const char *buf, size_t len)
+{
+    json_t *root = json_loadb(buf, len, 0, NULL);
+    const char *type = json_string_value(json_object_get(root, "type"));
+    enum job_type jt = JOB_SEND;
+
+    if (type != NULL && strcmp(type, "campaign") == 0)
+        jt = JOB_CAMPAIGN;
+    else if (type != NULL && strcmp(type, "contact-sync") == 0)
+        jt = JOB_CONTACTS;
+    json_decref(root);
+    return jt;
+}
+
+/* Appends s to b with every credential of acct, raw or URL-encoded,
+ * replaced by ***. */
+static void encode_masked(struct buf *b, const struct account *acct,
+                          const char *s, size_t len)
+{
+    struct buf enc[ACCOUNT_MAX_CREDS];
+
+    for (size_t c = 0; c < acct->ncreds; c++) {
+        buf_init(&enc[c]);
+        buf_append_urlenc(&enc[c], acct->creds[c].value,
+                          strlen(acct->creds[c].value));
+    }
+    size_t i = 0;
+    while (i < len) {
+        size_t skip = 0;
+        for (size_t c = 0; c < acct->ncreds && skip == 0; c++) {
+            const char *v = acct->creds[c].value;
+            size_t vlen = strlen(v);
+            if (vlen > 0 && vlen <= len - i && memcmp(s + i, v, vlen) == 0)
+                skip = vlen;
+            else if (enc[c].len > 0 && enc[c].len <= len - i &&
+                     memcmp(s + i, enc[c].data, enc[c].len) == 0)
+                skip = enc[c].len;
+        }
+        if (skip > 0) {
+            buf_puts(b, "***");
+            i += skip;
+        } else {
+            buf_append(b, s + i, 1);
+            i++;
+        }
+    }
+    for (size_t c = 0; c < acct->ncreds; c++)
+        buf_cleanup(&enc[c]);
+}
+
+int encode_job(FILE *out, FILE *err, const struct account *acct,
+               const char *buf, size_t len, long long now)
+{
+    struct job *job = NULL;
+    struct codec_calls calls = {0};
+    struct buf b;
+    char id[128];
+    char errstr[512];
+    int ret = 2;
+
+    buf_init(&b);
+    if (job_parse(&job, buf, len, encode_job_type(buf, len), id, sizeof(id),
+                  errstr, sizeof(errstr)) != 0) {
+        fprintf(err, "kurir: job: %s\n", errstr);
+        goto out;
+    }
+    const struct codec *codec = acct->codec;
+    if (codec->encode == NULL) {
+        fprintf(err, "kurir: provider %s is not supported yet\n", codec->name);
+        goto out;
+    }
+    if (codec->check != NULL &&
+        codec->check(acct, job, errstr, sizeof(errstr)) != 0) {
+        fprintf(err, "kurir: job %s: %s\n", job->id, errstr);
+        goto out;
+    }
+    bool chunked = job->nto > 0 &&
+                   (job->type == JOB_SEND ||
+                    (job->type == JOB_CAMPAIGN && job->action == ACTION_CREATE));
+    size_t per_call = job->type == JOB_SEND ? codec->send_max_recipients
+                                            : codec->campaign_max_recipients;
+    if (per_call == 0)
+        per_call = 1;
+    size_t first = 0;
+    do {
+        size_t count = 0;
+        if (chunked) {
+            count = per_call * (CODEC_MAX_CALLS / 2);
+            if (count > job->nto - first)
+                count = job->nto - first;
+        }
+        if (codec->encode(&calls, acct, job, first, count, now, errstr,
+                          sizeof(errstr)) != 0) {
+            fprintf(err, "kurir: job %s: %s\n", job->id, errstr);
+            goto out;
+        }
+        for (size_t i = 0; i < calls.ncalls; i++) {
+            const struct http_request *req = &calls.calls[i].req;
+            buf_printf(&b, "%s ", req->method);
+            encode_masked(&b, acct, req->url, strlen(req->url));
+            buf_puts(&b, "\n");
+            for (size_t h = 0; h < req->nheaders; h++) {
+                buf_printf(&b, "%s: ", req->headers[h].name);
+                encode_masked(&b, acct, req->headers[h].value,
+                              strlen(req->headers[h].value));
+                buf_puts(&b, "\n");
+            }
+            buf_puts(&b, "\n");
+            if (req->body != NULL)
+                encode_masked(&b, acct, req->body, req->body_len);
+            buf_puts(&b, "\n\n");
+        }
+        codec_calls_cleanup(&calls);
+        first += count;
+    } while (chunked && first < job->nto);
+    fwrite(b.data ? b.data : "", 1, b.len, out);
+    ret = 0;
+
+out:
+    codec_calls_cleanup(&calls);
+    buf_cleanup(&b);
+    job_free(job);
+    return ret;
+}

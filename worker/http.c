@@ -1,0 +1,269 @@
+/* worker/http.c - provider requests over one curl multi handle. */
+#include "worker/http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include "worker/log.h"
+#include "worker/xalloc.h"
+
+struct http {
+    CURLM *multi;
+    CURLSH *share;          /* DNS cache shared by every handle */
+    long timeout_ms;
+    size_t in_flight;
+    struct http_xfer *xfers;  /* in flight, for http_free() */
+};
+
+/* One transfer; owns everything curl needs to outlive http_submit(). */
+struct http_xfer {
+    CURL *easy;
+    struct curl_slist *headers;
+    char *body;             /* request body copy */
+    char *resp;             /* response body, bounded */
+    size_t resp_len;
+    size_t resp_cap;
+    bool too_big;
+    char retry_after[32];
+    char content_type[128];
+    char errbuf[CURL_ERROR_SIZE];
+    http_done_fn *done;
+    void *opaque;
+    struct http_xfer *prev, *next;
+};
+
+struct http *http_new(const struct config *cfg, char *errstr,
+                      size_t errstr_size)
+{
+    struct http *http = xcalloc(1, sizeof(*http));
+
+    http->multi = curl_multi_init();
+    http->share = curl_share_init();
+    if (http->multi == NULL || http->share == NULL) {
+        snprintf(errstr, errstr_size, "curl: cannot create multi handle");
+        http_free(http);
+        return NULL;
+    }
+    curl_share_setopt(http->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_multi_setopt(http->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      cfg->http_max_conns);
+    curl_multi_setopt(http->multi, CURLMOPT_MAXCONNECTS,
+                      cfg->http_max_conns * 4);
+    /* HTTP/1.1 keep-alive connections are reused; no pipelining. */
+    curl_multi_setopt(http->multi, CURLMOPT_PIPELINING, CURLPIPE_NOTHING);
+    http->timeout_ms = cfg->http_timeout_ms;
+    return http;
+}
+
+static void http_xfer_free(struct http_xfer *x)
+{
+    curl_easy_cleanup(x->easy);
+    curl_slist_free_all(x->headers);
+    free(x->body);
+    free(x->resp);
+    free(x);
+}
+
+void http_free(struct http *http)
+{
+    if (http == NULL)
+        return;
+    while (http->xfers != NULL) {
+        struct http_xfer *x = http->xfers;
+        http->xfers = x->next;
+        curl_multi_remove_handle(http->multi, x->easy);
+        http_xfer_free(x);
+    }
+    if (http->multi != NULL)
+        curl_multi_cleanup(http->multi);
+    if (http->share != NULL)
+        curl_share_cleanup(http->share);
+    free(http);
+}
+
+static size_t http_write_cb(char *ptr, size_t size, size_t nmemb,
+                            void *opaque)
+{
+    struct http_xfer *x = opaque;
+    size_t n = size * nmemb;
+
+    if (x->resp_len + n > HTTP_MAX_BODY) {
+        x->too_big = true;
+        return 0; /* curl fails the transfer with CURLE_WRITE_ERROR */
+    }
+    if (x->resp_len + n + 1 > x->resp_cap) {
+        size_t cap = x->resp_cap ? x->resp_cap : 1024;
+        while (cap < x->resp_len + n + 1)
+            cap *= 2;
+        x->resp = xrealloc(x->resp, cap);
+        x->resp_cap = cap;
+    }
+    memcpy(x->resp + x->resp_len, ptr, n);
+    x->resp_len += n;
+    x->resp[x->resp_len] = '\0';
+    return n;
+}
+
+static size_t http_header_cb(char *buf, size_t size, size_t nitems,
+                             void *opaque)
+{
+    struct http_xfer *x = opaque;
+    size_t n = size * nitems;
+    static const char ra[] = "retry-after:";
+
+    if (n > sizeof(ra) - 1 && strncasecmp(buf, ra, sizeof(ra) - 1) == 0) {
+        const char *v = buf + sizeof(ra) - 1;
+        size_t vlen = n - (sizeof(ra) - 1);
+        while (vlen > 0 && (*v == ' ' || *v == '\t')) {
+            v++;
+            vlen--;
+        }
+        while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' ||
+                            v[vlen - 1] == ' '))
+            vlen--;
+        if (vlen >= sizeof(x->retry_after))
+            vlen = sizeof(x->retry_after) - 1;
+        memcpy(x->retry_after, v, vlen);
+        x->retry_after[vlen] = '\0';
+    }
+    return n;
+}
+
+int http_submit(struct http *http, const struct http_request *req,
+                http_done_fn *done, void *opaque, char *errstr,
+                size_t errstr_size)
+{
+    struct http_xfer *x = xcalloc(1, sizeof(*x));
+
+    x->easy = curl_easy_init();
+    if (x->easy == NULL) {
+        snprintf(errstr, errstr_size, "curl: cannot create easy handle");
+        free(x);
+        return -1;
+    }
+    x->done = done;
+    x->opaque = opaque;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        size_t n = strlen(req->headers[i].name) +
+                   strlen(req->headers[i].value) + 3;
+        char *line = xmalloc(n);
+        snprintf(line, n, "%s: %s", req->headers[i].name,
+                 req->headers[i].value);
+        x->headers = curl_slist_append(x->headers, line);
+        free(line);
+    }
+    /* Providers answer at once; a 100-continue round trip only adds
+     * latency. */
+    x->headers = curl_slist_append(x->headers, "Expect:");
+
+    CURL *easy = x->easy;
+    curl_easy_setopt(easy, CURLOPT_URL, req->url);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, http->timeout_ms);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     http->timeout_ms < 5000 ? http->timeout_ms : 5000L);
+    curl_easy_setopt(easy, CURLOPT_SHARE, http->share);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, http_write_cb);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, http_header_cb);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, "kurir/" KURIR_VERSION);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
+    if (req->body != NULL) {
+        x->body = xmalloc(req->body_len + 1);
+        memcpy(x->body, req->body, req->body_len);
+        x->body[req->body_len] = '\0';
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, x->body);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)req->body_len);
+    } else if (strcmp(req->method, "GET") == 0) {
+        curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, NULL);
+    }
+
+    CURLMcode mresult = curl_multi_add_handle(http->multi, easy);
+    if (mresult != CURLM_OK) {
+        snprintf(errstr, errstr_size, "curl: %s",
+                 curl_multi_strerror(mresult));
+        http_xfer_free(x);
+        return -1;
+    }
+    http->in_flight++;
+    x->next = http->xfers;
+    if (x->next != NULL)
+        x->next->prev = x;
+    http->xfers = x;
+    return 0;
+}
+
+void http_wait(struct http *http, int extra_fd, int timeout_ms)
+{
+    struct curl_waitfd wfd = {.fd = extra_fd, .events = CURL_WAIT_POLLIN};
+    int numfds;
+
+    curl_multi_poll(http->multi, &wfd, extra_fd >= 0 ? 1 : 0, timeout_ms,
+                    &numfds);
+}
+
+void http_perform(struct http *http)
+{
+    int running;
+    CURLMsg *msg;
+    int left;
+
+    curl_multi_perform(http->multi, &running);
+    while ((msg = curl_multi_info_read(http->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode result = msg->data.result;
+        struct http_xfer *x = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+        curl_multi_remove_handle(http->multi, easy);
+        http->in_flight--;
+        if (x->prev != NULL)
+            x->prev->next = x->next;
+        else
+            http->xfers = x->next;
+        if (x->next != NULL)
+            x->next->prev = x->prev;
+
+        struct http_response resp = {0};
+        const char *error = NULL;
+        bool maybe_sent = true;
+        if (result == CURLE_OK) {
+            char *ct = NULL;
+            curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &resp.status);
+            curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &ct);
+            if (ct != NULL) {
+                snprintf(x->content_type, sizeof(x->content_type), "%s", ct);
+                resp.content_type = x->content_type;
+            }
+            resp.retry_after = x->retry_after[0] ? x->retry_after : NULL;
+            resp.body = x->resp ? x->resp : "";
+            resp.body_len = x->resp_len;
+        } else if (x->too_big) {
+            error = "response body over the size limit";
+        } else {
+            curl_off_t pretransfer = 0;
+            curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+            maybe_sent = pretransfer > 0;
+            error = x->errbuf[0] ? x->errbuf : curl_easy_strerror(result);
+        }
+        x->done(&resp, error, maybe_sent, x->opaque);
+        http_xfer_free(x);
+    }
+}
+
+size_t http_in_flight(const struct http *http)
+{
+    return http->in_flight;
+}

@@ -1,0 +1,403 @@
+/* worker/kafka.c - job consumer and event producer (librdkafka). */
+#include "worker/kafka.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "worker/log.h"
+#include "worker/offsets.h"
+#include "worker/xalloc.h"
+
+struct kafka {
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    rd_kafka_queue_t *cqueue;      /* the consumer's single queue */
+    rd_kafka_queue_t *pqueue;      /* the producer's main queue */
+    rd_kafka_topic_t *topics[3];   /* by enum kafka_topic */
+    int pipefd[2];                 /* wake-up pipe: [0] read, [1] write */
+    struct offsets *offsets;
+    kafka_delivered_fn *delivered;
+    void *opaque;
+    bool fatal;
+    bool closed;
+};
+
+/* Called from librdkafka's threads: must only log. */
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                         const char *buf)
+{
+    enum log_level ll = level <= LOG_ERR       ? LL_ERROR
+                        : level <= LOG_WARNING ? LL_WARN
+                        : level <= LOG_INFO    ? LL_INFO
+                                               : LL_DEBUG;
+    if (ll >= log_level)
+        log_msg(ll, "kafka: %s %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
+/* Called from the thread serving the client's queue: the loop thread. */
+static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason,
+                           void *opaque)
+{
+    struct kafka *k = opaque;
+
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[512];
+        rd_kafka_fatal_error(rk, buf, sizeof(buf));
+        log_error("kafka: fatal: %s", buf);
+        k->fatal = true;
+        return;
+    }
+    /* Brokers going away and coming back is routine; librdkafka retries. */
+    log_warn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err),
+             reason);
+}
+
+static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+                        void *opaque)
+{
+    struct kafka *k = opaque;
+
+    (void)rk;
+    if (rkm->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        log_error("kafka: event to %s not delivered: %s",
+                  rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err));
+    if (k->delivered != NULL)
+        k->delivered(rkm->_private, rkm->err, k->opaque);
+}
+
+static void kafka_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                               rd_kafka_topic_partition_list_t *parts,
+                               void *opaque)
+{
+    struct kafka *k = opaque;
+    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") ==
+                       0;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++)
+            log_info("kafka: assigned topic=%s partition=%d",
+                     parts->elems[i].topic, parts->elems[i].partition);
+        if (cooperative) {
+            rd_kafka_error_t *error = rd_kafka_incremental_assign(rk, parts);
+            if (error != NULL) {
+                log_error("kafka: assign: %s", rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+            }
+        } else {
+            rd_kafka_assign(rk, parts);
+        }
+        return;
+    }
+    /* Revoked (or lost): offsets already stored are committed by the next
+     * auto-commit or the close; jobs still running for these partitions end
+     * without storing, and the new owner redelivers them. */
+    for (int i = 0; i < parts->cnt; i++) {
+        log_info("kafka: revoked topic=%s partition=%d", parts->elems[i].topic,
+                 parts->elems[i].partition);
+        offsets_forget(k->offsets, parts->elems[i].topic,
+                       parts->elems[i].partition);
+    }
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+        rd_kafka_commit(rk, NULL, 0);
+    if (cooperative) {
+        rd_kafka_error_t *error = rd_kafka_incremental_unassign(rk, parts);
+        if (error != NULL)
+            rd_kafka_error_destroy(error);
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static int kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
+                          const char *value, char *errstr, size_t errstr_size)
+{
+    char err[256];
+
+    if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) !=
+        RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errstr_size, "kafka property %s: %s", name, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Builds a client configuration: our defaults, then the operator's
+ * KURIR_KAFKA_PROP_* overrides. */
+static rd_kafka_conf_t *kafka_conf(struct kafka *k, const struct config *cfg,
+                                   const char *const *defaults, char *errstr,
+                                   size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    if (kafka_conf_set(conf, "bootstrap.servers", cfg->kafka_brokers, errstr,
+                       errstr_size) != 0)
+        goto fail;
+    for (size_t i = 0; defaults[i] != NULL; i += 2)
+        if (kafka_conf_set(conf, defaults[i], defaults[i + 1], errstr,
+                           errstr_size) != 0)
+            goto fail;
+    for (size_t i = 0; i < cfg->nkafka_props; i++)
+        if (kafka_conf_set(conf, cfg->kafka_props[i].name,
+                           cfg->kafka_props[i].value, errstr,
+                           errstr_size) != 0)
+            goto fail;
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
+    rd_kafka_conf_set_opaque(conf, k);
+    return conf;
+
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+int kafka_new(struct kafka **out, const struct config *cfg,
+              kafka_delivered_fn *delivered, void *opaque, char *errstr,
+              size_t errstr_size)
+{
+    static const char *const consumer_defaults[] = {
+        "enable.auto.offset.store", "false",
+        "enable.auto.commit", "true",
+        "auto.commit.interval.ms", "1000",
+        "auto.offset.reset", "earliest",
+        "allow.auto.create.topics", "true",
+        "partition.assignment.strategy", "cooperative-sticky",
+        "enable.partition.eof", "false",
+        "queued.max.messages.kbytes", "65536",
+        "client.id", "kurir",
+        NULL,
+    };
+    static const char *const producer_defaults[] = {
+        "enable.idempotence", "true",
+        "acks", "all",
+        "linger.ms", "5",
+        "message.timeout.ms", "0",
+        "compression.type", "lz4",
+        "client.id", "kurir",
+        NULL,
+    };
+    struct kafka *k = xcalloc(1, sizeof(*k));
+    rd_kafka_conf_t *conf = NULL;
+    rd_kafka_topic_partition_list_t *subs = NULL;
+    char err[512];
+    int ret = -1;
+
+    k->pipefd[0] = k->pipefd[1] = -1;
+    k->offsets = offsets_new();
+    k->delivered = delivered;
+    k->opaque = opaque;
+    if (pipe(k->pipefd) != 0) {
+        snprintf(errstr, errstr_size, "pipe: %s", strerror(errno));
+        goto out;
+    }
+    for (int i = 0; i < 2; i++)
+        fcntl(k->pipefd[i], F_SETFL, O_NONBLOCK);
+
+    conf = kafka_conf(k, cfg, consumer_defaults, errstr, errstr_size);
+    if (conf == NULL)
+        goto out;
+    if (kafka_conf_set(conf, "group.id", cfg->kafka_group, errstr,
+                       errstr_size) != 0)
+        goto out;
+    rd_kafka_conf_set_rebalance_cb(conf, kafka_rebalance_cb);
+    k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (k->consumer == NULL) {
+        snprintf(errstr, errstr_size, "kafka consumer: %s", err);
+        goto out;
+    }
+    conf = NULL; /* Now owned by k->consumer. */
+    rd_kafka_poll_set_consumer(k->consumer);
+    k->cqueue = rd_kafka_queue_get_consumer(k->consumer);
+    rd_kafka_queue_io_event_enable(k->cqueue, k->pipefd[1], "c", 1);
+
+    conf = kafka_conf(k, cfg, producer_defaults, errstr, errstr_size);
+    if (conf == NULL)
+        goto out;
+    rd_kafka_conf_set_dr_msg_cb(conf, kafka_dr_cb);
+    k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (k->producer == NULL) {
+        snprintf(errstr, errstr_size, "kafka producer: %s", err);
+        goto out;
+    }
+    conf = NULL; /* Now owned by k->producer. */
+    k->pqueue = rd_kafka_queue_get_main(k->producer);
+    rd_kafka_queue_io_event_enable(k->pqueue, k->pipefd[1], "p", 1);
+
+    const char *names[] = {cfg->topic_status, cfg->topic_replies,
+                           cfg->topic_dlq};
+    for (int i = 0; i < 3; i++)
+        k->topics[i] = rd_kafka_topic_new(k->producer, names[i], NULL);
+
+    subs = rd_kafka_topic_partition_list_new(3);
+    rd_kafka_topic_partition_list_add(subs, cfg->topic_send,
+                                      RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(subs, cfg->topic_campaign,
+                                      RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(subs, cfg->topic_contacts,
+                                      RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t kerr = rd_kafka_subscribe(k->consumer, subs);
+    if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(errstr, errstr_size, "kafka subscribe: %s",
+                 rd_kafka_err2str(kerr));
+        goto out;
+    }
+    *out = k;
+    k = NULL;
+    ret = 0;
+
+out:
+    if (subs != NULL)
+        rd_kafka_topic_partition_list_destroy(subs);
+    if (conf != NULL) /* librdkafka destructors are not NULL-safe. */
+        rd_kafka_conf_destroy(conf);
+    kafka_free(k, 0);
+    return ret;
+}
+
+int kafka_wake_fd(const struct kafka *k)
+{
+    return k->pipefd[0];
+}
+
+static void kafka_drain_pipe(struct kafka *k)
+{
+    char buf[256];
+
+    while (read(k->pipefd[0], buf, sizeof(buf)) > 0)
+        ;
+}
+
+rd_kafka_message_t *kafka_consume(struct kafka *k)
+{
+    rd_kafka_message_t *rkm;
+
+    if (k->closed)
+        return NULL;
+    while ((rkm = rd_kafka_consumer_poll(k->consumer, 0)) != NULL) {
+        if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            offsets_track(k->offsets, rd_kafka_topic_name(rkm->rkt),
+                          rkm->partition, rkm->offset);
+            return rkm;
+        }
+        /* Informational (STYLE §4.12): librdkafka recovers by itself. */
+        log_warn("kafka: consumer: %s", rd_kafka_message_errstr(rkm));
+        rd_kafka_message_destroy(rkm);
+    }
+    return NULL;
+}
+
+void kafka_done(struct kafka *k, const char *topic, int32_t partition,
+                int64_t offset)
+{
+    int64_t store;
+
+    if (!offsets_done(k->offsets, topic, partition, offset, &store))
+        return;
+    rd_kafka_topic_partition_list_t *parts =
+        rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(parts, topic, partition)->offset = store;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(k->consumer, parts);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        log_warn("kafka: store offset topic=%s partition=%d offset=%lld: %s",
+                 topic, partition, (long long)store, rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+int kafka_produce(struct kafka *k, enum kafka_topic topic, const char *key,
+                  size_t key_len, const void *value, size_t len,
+                  rd_kafka_headers_t *headers, void *msg_opaque, char *errstr,
+                  size_t errstr_size)
+{
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        k->producer, RD_KAFKA_V_RKT(k->topics[topic]),
+        RD_KAFKA_V_KEY(key, key_len),
+        RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(msg_opaque),
+        RD_KAFKA_V_END);
+
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        /* On failure the headers were not taken. */
+        if (headers != NULL)
+            rd_kafka_headers_destroy(headers);
+        snprintf(errstr, errstr_size, "produce to %s: %s",
+                 rd_kafka_topic_name(k->topics[topic]), rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
+}
+
+void kafka_serve(struct kafka *k)
+{
+    kafka_drain_pipe(k);
+    rd_kafka_poll(k->producer, 0);
+}
+
+bool kafka_is_fatal(const struct kafka *k)
+{
+    return k->fatal;
+}
+
+bool kafka_idle(const struct kafka *k)
+{
+    return rd_kafka_outq_len(k->producer) == 0;
+}
+
+bool kafka_is_ready(struct kafka *k)
+{
+    const struct rd_kafka_metadata *md = NULL;
+
+    if (k->fatal)
+        return false;
+    if (rd_kafka_metadata(k->producer, 0, NULL, &md, 500) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+        return false;
+    bool ok = md->broker_cnt > 0;
+    rd_kafka_metadata_destroy(md);
+    return ok;
+}
+
+void kafka_close_consumer(struct kafka *k)
+{
+    if (k->closed)
+        return;
+    k->closed = true;
+    rd_kafka_resp_err_t err = rd_kafka_consumer_close(k->consumer);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        log_warn("kafka: close consumer: %s", rd_kafka_err2str(err));
+}
+
+void kafka_free(struct kafka *k, int timeout_ms)
+{
+    if (k == NULL)
+        return;
+    if (k->producer != NULL) {
+        rd_kafka_resp_err_t err = rd_kafka_flush(k->producer, timeout_ms);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            log_error("kafka: %d events not delivered at exit",
+                      rd_kafka_outq_len(k->producer));
+    }
+    for (int i = 0; i < 3; i++)
+        if (k->topics[i] != NULL)
+            rd_kafka_topic_destroy(k->topics[i]);
+    if (k->pqueue != NULL)
+        rd_kafka_queue_destroy(k->pqueue);
+    if (k->cqueue != NULL)
+        rd_kafka_queue_destroy(k->cqueue);
+    if (k->consumer != NULL) {
+        if (!k->closed)
+            rd_kafka_consumer_close(k->consumer);
+        rd_kafka_destroy(k->consumer);
+    }
+    if (k->producer != NULL)
+        rd_kafka_destroy(k->producer);
+    for (int i = 0; i < 2; i++)
+        if (k->pipefd[i] >= 0)
+            close(k->pipefd[i]);
+    offsets_free(k->offsets);
+    free(k);
+}

@@ -1,0 +1,85 @@
+/* worker/kafka.h - the worker's Kafka side: one consumer for the job topics
+ * and one idempotent producer for the event topics.
+ *
+ * At-least-once: offsets are stored (enable.auto.offset.store=false, auto
+ * commit on) only through kafka_done(), which the loop calls when a job has
+ * ended and Kafka has acknowledged every event it produced; a watermark per
+ * partition (worker/offsets.h) keeps stored offsets contiguous. The producer
+ * never gives up on an event (message.timeout.ms=0): while Kafka is away
+ * events wait in librdkafka's queue and their jobs' offsets stay unstored.
+ *
+ * Both clients wake the loop through one pipe (rd_kafka_queue_io_event_enable)
+ * whose read end kafka_wake_fd() returns. All functions run on the loop
+ * thread. */
+#ifndef WORKER_KAFKA_H
+#define WORKER_KAFKA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "worker/config.h"
+
+enum kafka_topic {
+    KAFKA_STATUS,
+    KAFKA_REPLIES,
+    KAFKA_DLQ,
+};
+
+struct kafka;
+
+/* Called from kafka_serve() for each produced event once Kafka has it (err
+ * 0) or has refused it for good (err set; only on fatal producer errors). */
+typedef void kafka_delivered_fn(void *msg_opaque, rd_kafka_resp_err_t err,
+                                void *opaque);
+
+/* Creates the consumer (subscribed to the three job topics) and the
+ * producer. Returns 0 and sets *out, or -1 with errstr set. */
+int kafka_new(struct kafka **out, const struct config *cfg,
+              kafka_delivered_fn *delivered, void *opaque, char *errstr,
+              size_t errstr_size);
+
+/* Returns the read end of the wake-up pipe. */
+int kafka_wake_fd(const struct kafka *k);
+
+/* Returns the next job message, or NULL when none is ready now. The caller
+ * owns the message (rd_kafka_message_destroy) and must pass its coordinates
+ * to kafka_done() when the job has ended. Errors the consumer reports are
+ * logged here, not returned. */
+rd_kafka_message_t *kafka_consume(struct kafka *k);
+
+/* Marks a consumed message's job as ended; stores the partition's offset if
+ * its watermark moved. */
+void kafka_done(struct kafka *k, const char *topic, int32_t partition,
+                int64_t offset);
+
+/* Produces an event. `headers` (may be NULL) is owned by the call, even when
+ * it fails. `msg_opaque` comes back through the delivered callback. Returns
+ * 0, or -1 with errstr set (the event was not queued). */
+int kafka_produce(struct kafka *k, enum kafka_topic topic, const char *key,
+                  size_t key_len, const void *value, size_t len,
+                  rd_kafka_headers_t *headers, void *msg_opaque, char *errstr,
+                  size_t errstr_size);
+
+/* Serves the producer: runs delivery callbacks, drains the wake-up pipe. */
+void kafka_serve(struct kafka *k);
+
+/* Returns true once a fatal error has made the clients unusable. */
+bool kafka_is_fatal(const struct kafka *k);
+
+/* Returns true when the producer's queue is empty. */
+bool kafka_idle(const struct kafka *k);
+
+/* Returns true when Kafka answered recently (for /readyz). */
+bool kafka_is_ready(struct kafka *k);
+
+/* Stops consuming: commits stored offsets, leaves the group. Producing still
+ * works until kafka_free(). */
+void kafka_close_consumer(struct kafka *k);
+
+/* Flushes events for up to timeout_ms, then destroys both clients.
+ * kafka_free(NULL) does nothing. */
+void kafka_free(struct kafka *k, int timeout_ms);
+
+#endif /* WORKER_KAFKA_H */

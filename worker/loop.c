@@ -1,0 +1,134 @@
+/* worker/loop.c - the single poll loop that ties Kafka, HTTP and tasks.
+ *
+ * One thread, one loop (STYLE §4.8): curl_multi_poll() waits on the
+ * provider connections and on Kafka's wake-up pipe together, at most 100 ms
+ * so that the stop flag and parked tasks are seen in time. Each turn:
+ * serve the producer (delivery reports end tasks), consume jobs while there
+ * is room, resume parked tasks that are due, drive HTTP. */
+#include "worker/worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "worker/log.h"
+#include "worker/task.h"
+
+volatile sig_atomic_t worker_stop;
+
+int64_t worker_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void worker_delivered(void *msg_opaque, rd_kafka_resp_err_t err,
+                             void *opaque)
+{
+    struct worker *w = opaque;
+
+    if (msg_opaque != NULL && !w->closing)
+        task_event_delivered(msg_opaque, err);
+}
+
+int worker_init(struct worker *w, const struct config *cfg, char *errstr,
+                size_t errstr_size)
+{
+    memset(w, 0, sizeof(*w));
+    w->cfg = cfg;
+    if (accounts_load(&w->accounts, cfg->accounts_path, cfg->public_url,
+                      errstr, errstr_size) != 0)
+        goto fail;
+    w->http = http_new(cfg, errstr, errstr_size);
+    if (w->http == NULL)
+        goto fail;
+    if (kafka_new(&w->kafka, cfg, worker_delivered, w, errstr,
+                  errstr_size) != 0)
+        goto fail;
+    return 0;
+
+fail:
+    worker_cleanup(w);
+    return -1;
+}
+
+void worker_cleanup(struct worker *w)
+{
+    w->closing = true;
+    http_free(w->http);
+    kafka_free(w->kafka, 0);
+    task_free_all(w);
+    accounts_free(w->accounts);
+    memset(w, 0, sizeof(*w));
+}
+
+/* Resumes parked tasks whose time has come. */
+static void worker_resume_due(struct worker *w)
+{
+    int64_t now = worker_now_ms();
+
+    while (w->parked != NULL && task_wake_ms(w->parked) <= now)
+        task_resume(w->parked);
+}
+
+/* How long the loop may sleep: until the next parked task, at most 100 ms. */
+static int worker_wait_ms(const struct worker *w)
+{
+    if (w->parked == NULL)
+        return 100;
+    int64_t ms = task_wake_ms(w->parked) - worker_now_ms();
+    return ms < 0 ? 0 : ms > 100 ? 100 : (int)ms;
+}
+
+static void worker_turn(struct worker *w, bool consume)
+{
+    kafka_serve(w->kafka);
+    while (consume && w->tasks < (size_t)w->cfg->max_in_flight) {
+        rd_kafka_message_t *rkm = kafka_consume(w->kafka);
+        if (rkm == NULL)
+            break;
+        task_start(w, rkm);
+    }
+    worker_resume_due(w);
+    http_perform(w->http);
+    http_wait(w->http, kafka_wake_fd(w->kafka), worker_wait_ms(w));
+    http_perform(w->http);
+}
+
+int worker_run(struct worker *w)
+{
+    log_info("worker: running group=%s brokers=%s", w->cfg->kafka_group,
+             w->cfg->kafka_brokers);
+    while (!worker_stop && !kafka_is_fatal(w->kafka))
+        worker_turn(w, true);
+
+    /* Graceful stop: no new jobs; in-flight requests finish until the
+     * grace deadline; parked tasks (retries, rate-limit waits) are left to
+     * the next owner, their offsets unstored. */
+    log_info("worker: stopping tasks=%zu in_flight=%zu", w->tasks,
+             http_in_flight(w->http));
+    task_abandon_parked(w);
+    int64_t deadline = worker_now_ms() + w->cfg->shutdown_grace_ms;
+    while (http_in_flight(w->http) > 0 && worker_now_ms() < deadline &&
+           !kafka_is_fatal(w->kafka))
+        worker_turn(w, false);
+    task_abandon_parked(w);
+    /* Wait for the events of finished tasks so their offsets are stored
+     * before the consumer commits on close. */
+    while (w->tasks > 0 && worker_now_ms() < deadline &&
+           !kafka_is_fatal(w->kafka))
+        worker_turn(w, false);
+    kafka_close_consumer(w->kafka);
+    log_info("worker: stopped jobs=%llu requests=%llu submitted=%llu "
+             "failed=%llu dlq=%llu events=%llu left=%zu",
+             (unsigned long long)w->stats.jobs,
+             (unsigned long long)w->stats.requests,
+             (unsigned long long)w->stats.submitted,
+             (unsigned long long)w->stats.failed,
+             (unsigned long long)w->stats.dlq,
+             (unsigned long long)w->stats.events, w->tasks);
+    return kafka_is_fatal(w->kafka) ? 1 : 0;
+}

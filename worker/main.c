@@ -1,0 +1,164 @@
+/* worker/main.c - env -> config -> worker loop -> exit code; and the
+ * `encode` dry run. Process exit happens only here. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <libxml/parser.h>
+
+#include "worker/accounts.h"
+#include "worker/config.h"
+#include "worker/encode.h"
+#include "worker/log.h"
+#include "worker/worker.h"
+#include "worker/xalloc.h"
+
+extern char **environ;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: kurir run\n"
+            "       kurir encode --account NAME [--accounts FILE] < job.json\n"
+            "       kurir --help | --version\n"
+            "\n"
+            "run     consume jobs from Kafka until SIGTERM or SIGINT\n"
+            "encode  print the HTTP requests a job would produce, sending\n"
+            "        nothing (credentials masked); exit 2 on an invalid job\n"
+            "\n");
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    worker_stop = 1;
+}
+
+static int cmd_run(void)
+{
+    struct config cfg;
+    struct worker w;
+    char errstr[512];
+
+    if (config_load(&cfg, environ, errstr, sizeof(errstr)) != 0) {
+        fprintf(stderr, "kurir: %s\n", errstr);
+        config_cleanup(&cfg);
+        return 2;
+    }
+    log_level = cfg.log_level;
+    log_info("kurir %s starting", KURIR_VERSION);
+    config_log(&cfg);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (worker_init(&w, &cfg, errstr, sizeof(errstr)) != 0) {
+        log_error("kurir: %s", errstr);
+        config_cleanup(&cfg);
+        return 1;
+    }
+    int ret = worker_run(&w);
+    worker_cleanup(&w);
+    config_cleanup(&cfg);
+    log_info("kurir: exit %d", ret);
+    return ret;
+}
+
+static char *read_stdin(size_t *len)
+{
+    size_t cap = 65536, n = 0;
+    char *buf = xmalloc(cap);
+
+    for (;;) {
+        size_t got = fread(buf + n, 1, cap - n, stdin);
+        n += got;
+        if (got == 0)
+            break;
+        if (n == cap)
+            buf = xrealloc(buf, cap *= 2);
+    }
+    *len = n;
+    return buf;
+}
+
+static int cmd_encode(int argc, char **argv)
+{
+    const char *account = NULL;
+    const char *path = getenv("KURIR_ACCOUNTS");
+    struct accounts *accounts = NULL;
+    char errstr[512];
+
+    if (path == NULL)
+        path = "/etc/kurir/accounts.json";
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--account") == 0 && i + 1 < argc) {
+            account = argv[++i];
+        } else if (strcmp(argv[i], "--accounts") == 0 && i + 1 < argc) {
+            path = argv[++i];
+        } else {
+            fprintf(stderr, "kurir: encode: unknown argument %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (account == NULL) {
+        fprintf(stderr, "kurir: encode: --account NAME is required\n");
+        return 2;
+    }
+    if (accounts_load(&accounts, path, "", errstr, sizeof(errstr)) != 0) {
+        fprintf(stderr, "kurir: %s\n", errstr);
+        return 2;
+    }
+    const struct account *acct = accounts_find(accounts, account);
+    if (acct == NULL) {
+        fprintf(stderr, "kurir: unknown account \"%s\" in %s\n", account,
+                path);
+        accounts_free(accounts);
+        return 2;
+    }
+    size_t len;
+    char *buf = read_stdin(&len);
+    int ret = encode_job(stdout, stderr, acct, buf, len, (long long)time(NULL));
+    free(buf);
+    accounts_free(accounts);
+    return ret;
+}
+
+int main(int argc, char **argv)
+{
+    int ret;
+
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("kurir %s\n", KURIR_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        config_print_help();
+        return 0;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    xmlInitParser();
+    if (strcmp(argv[1], "run") == 0) {
+        ret = cmd_run();
+    } else if (strcmp(argv[1], "encode") == 0) {
+        ret = cmd_encode(argc, argv);
+    } else {
+        fprintf(stderr, "kurir: unknown command %s\n", argv[1]);
+        usage(stderr);
+        ret = 2;
+    }
+    xmlCleanupParser();
+    curl_global_cleanup();
+    return ret;
+}

@@ -1,0 +1,45 @@
+/* worker/task.h - one job, from Kafka poll to stored offset.
+ *
+ * Lifecycle of a task:
+ *
+ *   consumed -> parsed and checked -> [parked: rate limit or retry wait]
+ *            -> calling the provider (one call at a time) -> events produced
+ *            -> ended: every event acknowledged by Kafka -> offset stored.
+ *
+ * A job that cannot be processed (bad JSON, unknown account, invalid field)
+ * goes to the DLQ with a `rejected` event when it had an id. A task owns its
+ * Kafka message, its parsed job, its calls and their results; task_release
+ * frees them all. */
+#ifndef WORKER_TASK_H
+#define WORKER_TASK_H
+
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "worker/worker.h"
+
+/* Starts a task for a consumed message (ownership of rkm passes). */
+void task_start(struct worker *w, rd_kafka_message_t *rkm);
+
+/* Resumes a parked task whose wake time has come. */
+void task_resume(struct task *t);
+
+/* Returns the wake time of a parked task (Unix ms, monotonic clock). */
+int64_t task_wake_ms(const struct task *t);
+
+/* Kafka acknowledged (or refused for good) one event of this task. */
+void task_event_delivered(struct task *t, rd_kafka_resp_err_t err);
+
+/* Abandons a task at shutdown: its offset stays unstored, so Kafka
+ * redelivers the job to the next owner. */
+void task_abandon(struct task *t);
+
+/* Abandons every parked task (shutdown). */
+void task_abandon_parked(struct worker *w);
+
+/* Frees every task left, storing no offsets: for the very end, after the
+ * HTTP and Kafka clients are gone, so no callback can reach a task. */
+void task_free_all(struct worker *w);
+
+#endif /* WORKER_TASK_H */

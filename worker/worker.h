@@ -1,0 +1,62 @@
+/* worker/worker.h - one worker process: what the loop and the tasks share.
+ *
+ * A worker owns the config, the accounts, the Kafka clients and the HTTP
+ * client, and the tasks in progress. Everything runs on one thread (the
+ * loop); the webhook listener hands its work over through the same loop. */
+#ifndef WORKER_WORKER_H
+#define WORKER_WORKER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "worker/accounts.h"
+#include "worker/config.h"
+#include "worker/http.h"
+#include "worker/kafka.h"
+
+struct task;
+
+/* Counters for /metrics and the shutdown summary. */
+struct worker_stats {
+    uint64_t jobs;           /* messages consumed */
+    uint64_t dlq;            /* sent to the DLQ */
+    uint64_t requests;       /* provider requests made */
+    uint64_t events;         /* events produced */
+    uint64_t submitted;      /* recipients a provider accepted */
+    uint64_t failed;         /* recipients failed or rejected */
+};
+
+struct worker {
+    const struct config *cfg;
+    struct accounts *accounts;   /* owned */
+    struct kafka *kafka;         /* owned */
+    struct http *http;           /* owned */
+    size_t tasks;                /* tasks alive (consumed, not released) */
+    struct task *all;            /* every live task */
+    struct task *parked;         /* tasks waiting for a time, by wake_ms */
+    bool closing;                /* clients going away: ignore callbacks */
+    struct worker_stats stats;
+};
+
+/* Set by the signal handler; the loop stops consuming when it is non-zero. */
+extern volatile sig_atomic_t worker_stop;
+
+/* Monotonic milliseconds. */
+int64_t worker_now_ms(void);
+
+/* Creates the worker's clients from cfg. Returns 0, or -1 with errstr set
+ * (the worker is then cleaned up already). */
+int worker_init(struct worker *w, const struct config *cfg, char *errstr,
+                size_t errstr_size);
+
+/* Runs until worker_stop is set, then shuts down gracefully: stops
+ * consuming, finishes in-flight work until the grace deadline, flushes
+ * events and commits offsets. Returns 0, or 1 on a fatal Kafka error. */
+int worker_run(struct worker *w);
+
+/* Frees what worker_init() created. */
+void worker_cleanup(struct worker *w);
+
+#endif /* WORKER_WORKER_H */
