@@ -1,0 +1,115 @@
+/* ratelimit/marker.h - send-once markers and monotonic recipient states.
+ *
+ * Send-once: before a provider request the worker calls marker_begin() for
+ * all recipients of the job (one round trip). Each recipient not yet sent is
+ * marked "in flight" and may be sent; one already sent (or finally failed)
+ * is not sent again and its recorded outcome comes back, so a redelivered
+ * job re-emits its known status instead. After the provider's answer,
+ * marker_update() records the outcome (or clears the marker on a retryable
+ * failure, so the retry may send).
+ *
+ * The double-send window (CONTRACT §6): a replica that dies after the
+ * provider accepted and before marker_update() recorded it leaves an "in
+ * flight" marker. Until stale_ms have passed that recipient is reported
+ * MARKER_BUSY (never sent twice by live replicas); after it, the next
+ * marker_begin() reports MARKER_STALE and takes the marker over: the worker
+ * then either sends again (the documented duplicate) or reports the state
+ * `unknown`. docs/redis.md describes the choice.
+ *
+ * States: marker_update() can also advance each recipient's last state and
+ * accepts only forward moves, in the CONTRACT order
+ *     accepted < scheduled < submitted < retrying < unknown < final
+ * (final: delivered, failed, rejected, cancelled). Equal moves are refused
+ * except retrying -> retrying (a new attempt); nothing follows a final
+ * state. Markers and states live MARKER_TTL_MS after their last write.
+ *
+ * Keys: P:{A}:mk:<job> and P:{A}:st:<job>, hashes by recipient, in the
+ * account's hash slot. Not thread-safe: one struct marker per struct
+ * rconn. */
+#ifndef RATELIMIT_MARKER_H
+#define RATELIMIT_MARKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ratelimit/rconn.h"
+
+/* How long markers and states live after their last write: 7 days. */
+#define MARKER_TTL_MS (7LL * 24 * 3600 * 1000)
+
+/* What marker_begin() found for one recipient. */
+enum marker_begin_result {
+    MARKER_NEW,       /* now marked in flight by this call: send it */
+    MARKER_BUSY,      /* in flight elsewhere, fresh: don't send; retry later */
+    MARKER_STALE,     /* in flight longer than stale_ms (its replica died):
+                         now marked by this call; the provider may have it */
+    MARKER_DONE,      /* sent or failed for good: don't send; see outcome */
+    MARKER_CANCELLED, /* the job or its campaign was cancelled: don't send */
+};
+
+/* One recipient of marker_begin(). */
+struct marker_begin_item {
+    const char *recipient;           /* in: MSISDN */
+    enum marker_begin_result result; /* out */
+    char *outcome;      /* out, owned (MARKER_DONE): the bytes given to
+                           marker_update(), NUL-terminated; else NULL */
+    size_t outcome_len; /* out */
+};
+
+/* What marker_update() does to a recipient's marker. */
+enum marker_op {
+    MARKER_OP_KEEP,  /* leave the marker as it is */
+    MARKER_OP_DONE,  /* record `outcome`: never send this recipient again */
+    MARKER_OP_CLEAR, /* remove it: a retryable failure, the retry may send */
+};
+
+/* One recipient of marker_update(). */
+struct marker_update_item {
+    const char *recipient; /* in: MSISDN */
+    enum marker_op op;     /* in */
+    const void *outcome;   /* in (MARKER_OP_DONE): opaque, e.g. the status
+                              event to re-emit */
+    size_t outcome_len;    /* in */
+    const char *state;     /* in: CONTRACT state name to advance to, or
+                              NULL to leave the state alone */
+    bool advanced;         /* out: the state moved (emit the event) */
+};
+
+struct marker;
+
+/* Creates the marker store over `rc` (borrowed; must outlive it). Returns 0
+ * and sets *out (free with marker_free). */
+int marker_new(struct marker **out, struct rconn *rc, char *errstr,
+               size_t errstr_size);
+
+/* Frees the store. marker_free(NULL) does nothing. */
+void marker_free(struct marker *m);
+
+/* For each of the n recipients of job `job_id` in `account`, atomically
+ * (one script): returns what was there and marks the sendable ones in
+ * flight (see enum marker_begin_result). `campaign_id` (NULL: none) is
+ * checked for cancellation along with the job. A marker older than
+ * stale_ms counts as abandoned; choose it above the longest provider
+ * request. Returns 0 with every item's result set (free outcomes with
+ * marker_begin_cleanup), or -1 with errstr set and nothing marked. */
+int marker_begin(struct marker *m, const char *account, const char *job_id,
+                 const char *campaign_id, struct marker_begin_item *items,
+                 size_t n, int64_t stale_ms, char *errstr, size_t errstr_size);
+
+/* Frees the outcomes marker_begin() returned and sets them to NULL. */
+void marker_begin_cleanup(struct marker_begin_item *items, size_t n);
+
+/* For each of the n items, atomically (one script): applies the marker op
+ * and advances the state when asked. Returns 0 with every item's
+ * `advanced` set, or -1 with errstr set (a state name that is not a
+ * CONTRACT state included; nothing is changed then). */
+int marker_update(struct marker *m, const char *account, const char *job_id,
+                  struct marker_update_item *items, size_t n, char *errstr,
+                  size_t errstr_size);
+
+/* Returns the rank of a CONTRACT state name (accepted 1 ... final 6), or 0
+ * when it is not one. Pure. */
+int marker_state_rank(const char *state);
+
+#endif /* RATELIMIT_MARKER_H */

@@ -1,0 +1,80 @@
+/* ratelimit/ratelimit.h - token buckets in SMS segments, shared by every
+ * replica through Redis.
+ *
+ * One bucket per provider account (`rate_limit` in the accounts file) and,
+ * optionally, one per sender id within it; a take charges both at once. The
+ * decision is one Lua script on Redis's own clock (TIME), so replicas never
+ * trust their own clocks and the fleet as a whole admits at most
+ * burst + rate x elapsed segments.
+ *
+ * Round trips are the cost, so a take may lease more tokens than it needs:
+ * the surplus stays in this process and serves the next takes without a
+ * round trip. The lease size adapts to demand (it doubles while leases run
+ * out, halves when one expires unused) and is capped by a quarter of the
+ * burst and by rate x lease_ms. Leased tokens left unused after lease_ms are
+ * dropped, never returned: a token leaves the bucket once and is used at most
+ * once, so the fleet bound holds; the only slack is that a leased token may be
+ * spent up to lease_ms after Redis granted it. A refusal is remembered
+ * locally until its wait has passed, so parked work does not poll Redis.
+ *
+ * A provider's own throttling answer (429, Retry-After, documented codes)
+ * goes to ratelimit_penalize(): every replica is refused for that account
+ * until the penalty ends.
+ *
+ * Not thread-safe: one struct ratelimit per struct rconn. */
+#ifndef RATELIMIT_RATELIMIT_H
+#define RATELIMIT_RATELIMIT_H
+
+#include <stdint.h>
+
+#include "ratelimit/rconn.h"
+
+/* Tuning; zero fields take the defaults. */
+struct ratelimit_opts {
+    int lease_ms;  /* how long leased tokens stay usable; default 100 */
+    int max_lease; /* tokens per round trip at most; default 1000; 1 turns
+                      leasing off (one round trip per take) */
+};
+
+/* What one take charges: the account's bucket and, when `sender` is not
+ * NULL and sender_per_second > 0, that sender's bucket within the account. */
+struct ratelimit_bucket {
+    const char *account;      /* accounts-file name; no braces */
+    double per_second;        /* segments per second (rate_limit) */
+    double burst;             /* bucket size in segments, >= 1 */
+    const char *sender;       /* NULL: the account bucket only */
+    double sender_per_second; /* the sender bucket's rate */
+    double sender_burst;      /* the sender bucket's size */
+};
+
+struct ratelimit;
+
+/* Creates a rate limiter over `rc`, which is borrowed and must outlive it.
+ * Returns 0 and sets *out (free with ratelimit_free); never fails today but
+ * keeps the convention. */
+int ratelimit_new(struct ratelimit **out, struct rconn *rc,
+                  const struct ratelimit_opts *opts, char *errstr,
+                  size_t errstr_size);
+
+/* Frees the limiter and drops its leased tokens. ratelimit_free(NULL) does
+ * nothing. */
+void ratelimit_free(struct ratelimit *rl);
+
+/* Tries to take `segments` tokens (>= 1) from the bucket(s) of `b`. Returns
+ * 0 and sets *wait_ms to 0 when the send may go now, or to the number of
+ * milliseconds (> 0) after which a new take may succeed (park the work,
+ * don't spin). Returns -1 with errstr set when Redis is unreachable or
+ * failed, or when `segments` exceeds a burst (such a message can never be
+ * admitted; a configuration problem). Nothing is taken on -1. */
+int ratelimit_take(struct ratelimit *rl, int64_t *wait_ms,
+                   const struct ratelimit_bucket *b, unsigned segments,
+                   char *errstr, size_t errstr_size);
+
+/* Slows `account` down across the fleet: every take for it is refused for
+ * `for_ms` milliseconds from now (Redis time). A longer penalty already in
+ * place is kept. Also drops this process's leased tokens for the account.
+ * Returns 0, or -1 with errstr set. */
+int ratelimit_penalize(struct ratelimit *rl, const char *account,
+                       int64_t for_ms, char *errstr, size_t errstr_size);
+
+#endif /* RATELIMIT_RATELIMIT_H */

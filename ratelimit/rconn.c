@@ -1,0 +1,588 @@
+/* ratelimit/rconn.c - one Redis connection that heals itself.
+ *
+ * See rconn.h for the contract. The reconnect policy: a call finding the
+ * context broken (or absent) connects again at once unless a backoff is
+ * running; a failed connect starts or doubles the backoff, a good one clears
+ * it. A command that fails on the wire breaks the context; it is repeated
+ * once over a fresh connection only when the caller says that is harmless. */
+#include "ratelimit/rconn.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct rconn {
+    struct rconn_url url;   /* parsed KURIR_REDIS_URL */
+    char prefix[64];        /* key namespace */
+    int connect_timeout_ms; /* redisConnectWithTimeout */
+    int command_timeout_ms; /* redisSetTimeout */
+    int backoff_min_ms;     /* first wait after a failed connect */
+    int backoff_max_ms;     /* cap of the doubling wait */
+    redisContext *redis;    /* NULL while disconnected */
+    int backoff_ms;         /* current wait; 0 when the last connect worked */
+    int64_t retry_at_ms;    /* monotonic: no connect attempt before this */
+    char last_error[128];   /* why the last connect failed */
+    bool is_up;             /* the last call reached Redis */
+    uint64_t round_trips;   /* replies read */
+};
+
+static int64_t rconn_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------------ */
+/* URL parsing. */
+
+static int rconn_hex(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Copies [s, s+len) into out, decoding %XX. Returns 0, or -1 when it does
+ * not fit or an escape is broken. */
+static int rconn_unescape(char *out, size_t out_size, const char *s, size_t len)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '%') {
+            if (i + 2 >= len)
+                return -1;
+            int hi = rconn_hex(s[i + 1]);
+            int lo = rconn_hex(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (c == 0 || n + 1 >= out_size)
+            return -1;
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+/* Parses a decimal in [min, max] from [s, s+len). */
+static int rconn_parse_int(int *out, const char *s, size_t len, int min,
+                           int max)
+{
+    char buf[16];
+    char *end = NULL;
+    long v;
+
+    if (len == 0 || len >= sizeof(buf))
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+    }
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    errno = 0;
+    v = strtol(buf, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int rconn_url_parse_unix(struct rconn_url *out, const char *rest,
+                                char *errstr, size_t errstr_size)
+{
+    if (strncmp(rest, "//", 2) == 0)
+        rest += 2;
+    if (rest[0] != '/') {
+        snprintf(errstr, errstr_size,
+                 "redis URL: unix socket path must be "
+                 "absolute");
+        return -1;
+    }
+    if (strlen(rest) >= sizeof(out->path)) {
+        snprintf(errstr, errstr_size, "redis URL: socket path too long");
+        return -1;
+    }
+    out->is_unix = true;
+    snprintf(out->path, sizeof(out->path), "%s", rest);
+    return 0;
+}
+
+int rconn_url_parse(struct rconn_url *out, const char *url, char *errstr,
+                    size_t errstr_size)
+{
+    struct rconn_url u;
+    const char *p, *at, *slash, *host, *host_end, *port = NULL;
+    size_t port_len = 0;
+
+    memset(&u, 0, sizeof(u));
+    if (strncmp(url, "unix:", 5) == 0) {
+        if (rconn_url_parse_unix(&u, url + 5, errstr, errstr_size) != 0)
+            return -1;
+        *out = u;
+        return 0;
+    }
+    if (strncmp(url, "redis://", 8) != 0) {
+        snprintf(errstr, errstr_size,
+                 "redis URL must start with redis:// or "
+                 "unix:");
+        return -1;
+    }
+    p = url + 8;
+    if (strpbrk(p, "?#") != NULL) {
+        snprintf(errstr, errstr_size,
+                 "redis URL: query and fragment are not "
+                 "supported");
+        return -1;
+    }
+    slash = strchr(p, '/');
+    if (slash == NULL)
+        slash = p + strlen(p);
+
+    /* Userinfo: the last '@' before the path; the password follows ':'. */
+    at = NULL;
+    for (const char *q = p; q < slash; q++) {
+        if (*q == '@')
+            at = q;
+    }
+    if (at != NULL) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (colon != NULL &&
+            rconn_unescape(u.password, sizeof(u.password), colon + 1,
+                           (size_t)(at - colon - 1)) != 0) {
+            snprintf(errstr, errstr_size, "redis URL: bad password encoding");
+            return -1;
+        }
+        p = at + 1;
+    }
+
+    /* Host, "[v6]" or name, then an optional ":port". */
+    host = p;
+    if (*p == '[') {
+        const char *close = memchr(p, ']', (size_t)(slash - p));
+        if (close == NULL) {
+            snprintf(errstr, errstr_size, "redis URL: unclosed '[' in host");
+            return -1;
+        }
+        host = p + 1;
+        host_end = close;
+        p = close + 1;
+    } else {
+        host_end = memchr(p, ':', (size_t)(slash - p));
+        if (host_end == NULL)
+            host_end = slash;
+        p = host_end;
+    }
+    if (p < slash) {
+        if (*p != ':') {
+            snprintf(errstr, errstr_size, "redis URL: bad host");
+            return -1;
+        }
+        port = p + 1;
+        port_len = (size_t)(slash - port);
+    }
+    if (host_end == host || (size_t)(host_end - host) >= sizeof(u.host)) {
+        snprintf(errstr, errstr_size, "redis URL: missing or too long host");
+        return -1;
+    }
+    memcpy(u.host, host, (size_t)(host_end - host));
+    u.host[host_end - host] = '\0';
+    u.port = 6379;
+    if (port != NULL &&
+        rconn_parse_int(&u.port, port, port_len, 1, 65535) != 0) {
+        snprintf(errstr, errstr_size, "redis URL: bad port");
+        return -1;
+    }
+
+    /* "/db", optional. */
+    if (*slash == '/' && slash[1] != '\0' &&
+        rconn_parse_int(&u.db, slash + 1, strlen(slash + 1), 0, INT_MAX) != 0) {
+        snprintf(errstr, errstr_size, "redis URL: bad database number");
+        return -1;
+    }
+    *out = u;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connecting. */
+
+static struct timeval rconn_timeval(int ms)
+{
+    struct timeval tv;
+
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    return tv;
+}
+
+/* Copies a reply's error (or hiredis's context error) into errstr. */
+static void rconn_reply_error(const redisReply *reply, char *errstr,
+                              size_t errstr_size)
+{
+    snprintf(errstr, errstr_size, "redis: %.*s",
+             reply->len > 200 ? 200 : (int)reply->len, reply->str);
+}
+
+/* Runs AUTH or SELECT on a fresh context. */
+static int rconn_setup_command(redisContext *redis, int argc, const char **argv,
+                               char *errstr, size_t errstr_size)
+{
+    redisReply *reply = NULL;
+    int ret = -1;
+
+    reply = redisCommandArgv(redis, argc, argv, NULL);
+    if (reply == NULL) {
+        snprintf(errstr, errstr_size, "redis: %.100s", redis->errstr);
+        goto out;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* AUTH errors never echo the password, so the reply is safe. */
+        rconn_reply_error(reply, errstr, errstr_size);
+        goto out;
+    }
+    ret = 0;
+
+out:
+    freeReplyObject(reply);
+    return ret;
+}
+
+/* Connects now, replacing any old context. Returns 0, or -1 with
+ * rc->last_error set. */
+static int rconn_connect(struct rconn *rc)
+{
+    struct timeval tv = rconn_timeval(rc->connect_timeout_ms);
+    redisContext *redis = NULL;
+    char err[128];
+    int ret = -1;
+
+    redisFree(rc->redis);
+    rc->redis = NULL;
+    if (rc->url.is_unix)
+        redis = redisConnectUnixWithTimeout(rc->url.path, tv);
+    else
+        redis = redisConnectWithTimeout(rc->url.host, rc->url.port, tv);
+    if (redis == NULL) {
+        snprintf(err, sizeof(err), "redis: cannot allocate a context");
+        goto out;
+    }
+    if (redis->err) {
+        snprintf(err, sizeof(err), "redis: connect: %.100s", redis->errstr);
+        goto out;
+    }
+    if (redisSetTimeout(redis, rconn_timeval(rc->command_timeout_ms)) !=
+        REDIS_OK) {
+        snprintf(err, sizeof(err), "redis: cannot set timeout");
+        goto out;
+    }
+    if (rc->url.password[0] != '\0') {
+        const char *argv[] = {"AUTH", rc->url.password};
+        if (rconn_setup_command(redis, 2, argv, err, sizeof(err)) != 0)
+            goto out;
+    }
+    if (rc->url.db != 0) {
+        char db[24];
+        const char *argv[] = {"SELECT", rconn_i64(db, sizeof(db), rc->url.db)};
+        if (rconn_setup_command(redis, 2, argv, err, sizeof(err)) != 0)
+            goto out;
+    }
+    rc->redis = redis;
+    redis = NULL;
+    rc->backoff_ms = 0;
+    rc->retry_at_ms = 0;
+    ret = 0;
+
+out:
+    if (ret != 0) {
+        snprintf(rc->last_error, sizeof(rc->last_error), "%s", err);
+        rc->backoff_ms =
+            rc->backoff_ms == 0 ? rc->backoff_min_ms : rc->backoff_ms * 2;
+        if (rc->backoff_ms > rc->backoff_max_ms)
+            rc->backoff_ms = rc->backoff_max_ms;
+        rc->retry_at_ms = rconn_now_ms() + rc->backoff_ms;
+        rc->is_up = false;
+    }
+    redisFree(redis);
+    return ret;
+}
+
+/* Makes sure a usable context exists, honouring the backoff. Sets *fresh
+ * when it had to connect. */
+static int rconn_ensure(struct rconn *rc, bool *fresh, char *errstr,
+                        size_t errstr_size)
+{
+    int64_t now;
+
+    *fresh = false;
+    if (rc->redis != NULL && rc->redis->err == 0)
+        return 0;
+    now = rconn_now_ms();
+    if (rc->retry_at_ms > now) {
+        snprintf(errstr, errstr_size, "%s (next attempt in %" PRId64 " ms)",
+                 rc->last_error, rc->retry_at_ms - now);
+        return -1;
+    }
+    if (rconn_connect(rc) != 0) {
+        snprintf(errstr, errstr_size, "%s (next attempt in %d ms)",
+                 rc->last_error, rc->backoff_ms);
+        return -1;
+    }
+    *fresh = true;
+    return 0;
+}
+
+int rconn_new(struct rconn **out, const struct rconn_opts *opts, char *errstr,
+              size_t errstr_size)
+{
+    struct rconn *rc = NULL;
+    const char *prefix = opts->prefix != NULL ? opts->prefix : "kurir";
+
+    if (prefix[0] == '\0' || strpbrk(prefix, "{}") != NULL ||
+        strlen(prefix) >= sizeof(rc->prefix)) {
+        snprintf(errstr, errstr_size,
+                 "redis key prefix must be 1-63 bytes "
+                 "without braces");
+        return -1;
+    }
+    rc = calloc(1, sizeof(*rc));
+    if (rc == NULL)
+        abort(); /* Out of memory aborts (STYLE §4.3). */
+    if (rconn_url_parse(&rc->url, opts->url, errstr, errstr_size) != 0) {
+        free(rc);
+        return -1;
+    }
+    snprintf(rc->prefix, sizeof(rc->prefix), "%s", prefix);
+    rc->connect_timeout_ms =
+        opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 1000;
+    rc->command_timeout_ms =
+        opts->command_timeout_ms > 0 ? opts->command_timeout_ms : 1000;
+    rc->backoff_min_ms = opts->backoff_min_ms > 0 ? opts->backoff_min_ms : 100;
+    rc->backoff_max_ms = opts->backoff_max_ms > 0 ? opts->backoff_max_ms : 5000;
+    if (rc->backoff_max_ms < rc->backoff_min_ms)
+        rc->backoff_max_ms = rc->backoff_min_ms;
+    if (rconn_connect(rc) == 0)
+        rc->is_up = true;
+    *out = rc;
+    return 0;
+}
+
+void rconn_free(struct rconn *rc)
+{
+    if (rc == NULL)
+        return;
+    redisFree(rc->redis);
+    /* The password must not linger in freed memory. */
+    memset(&rc->url, 0, sizeof(rc->url));
+    free(rc);
+}
+
+const char *rconn_prefix(const struct rconn *rc)
+{
+    return rc->prefix;
+}
+
+bool rconn_is_up(const struct rconn *rc)
+{
+    return rc->is_up;
+}
+
+uint64_t rconn_round_trips(const struct rconn *rc)
+{
+    return rc->round_trips;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Commands. */
+
+int rconn_command(redisReply **out, struct rconn *rc, int argc,
+                  const char **argv, const size_t *argvlen, bool may_repeat,
+                  char *errstr, size_t errstr_size)
+{
+    redisReply *reply = NULL;
+    bool fresh;
+    int ret = -1;
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (rconn_ensure(rc, &fresh, errstr, errstr_size) != 0)
+            goto out;
+        reply = redisCommandArgv(rc->redis, argc, argv, argvlen);
+        if (reply != NULL)
+            break;
+        /* The context is now broken; hiredis never reuses it. */
+        snprintf(rc->last_error, sizeof(rc->last_error), "redis: %.100s",
+                 rc->redis->errstr);
+        snprintf(errstr, errstr_size, "%s", rc->last_error);
+        rc->is_up = false;
+        redisFree(rc->redis);
+        rc->redis = NULL;
+        /* Reconnect once at once; repeat only harmless commands and only
+         * when the failure was on an old connection. */
+        if (fresh || !may_repeat) {
+            rc->retry_at_ms = 0;
+            goto out;
+        }
+    }
+    if (reply == NULL)
+        goto out;
+    rc->round_trips++;
+    rc->is_up = true;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        rconn_reply_error(reply, errstr, errstr_size);
+        goto out;
+    }
+    *out = reply;
+    reply = NULL;
+    ret = 0;
+
+out:
+    freeReplyObject(reply);
+    return ret;
+}
+
+int rconn_ping(struct rconn *rc, char *errstr, size_t errstr_size)
+{
+    redisReply *reply = NULL;
+    const char *argv[] = {"PING"};
+    int ret;
+
+    ret = rconn_command(&reply, rc, 1, argv, NULL, true, errstr, errstr_size);
+    freeReplyObject(reply);
+    return ret;
+}
+
+static int rconn_script_load(struct rconn *rc, struct rconn_script *script,
+                             char *errstr, size_t errstr_size)
+{
+    redisReply *reply = NULL;
+    const char *argv[] = {"SCRIPT", "LOAD", script->src};
+    int ret = -1;
+
+    if (rconn_command(&reply, rc, 3, argv, NULL, true, errstr, errstr_size) !=
+        0)
+        goto out;
+    if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
+        snprintf(errstr, errstr_size, "redis: unexpected SCRIPT LOAD reply");
+        goto out;
+    }
+    memcpy(script->sha, reply->str, 40);
+    script->sha[40] = '\0';
+    ret = 0;
+
+out:
+    freeReplyObject(reply);
+    return ret;
+}
+
+int rconn_eval(redisReply **out, struct rconn *rc, struct rconn_script *script,
+               int nkeys, int argc, const char **argv, const size_t *argvlen,
+               bool may_repeat, char *errstr, size_t errstr_size)
+{
+    const char **av = NULL;
+    size_t *al = NULL;
+    char nkeys_buf[24];
+    int ret = -1;
+
+    av = malloc(sizeof(*av) * (size_t)(argc + 3));
+    al = malloc(sizeof(*al) * (size_t)(argc + 3));
+    if (av == NULL || al == NULL)
+        abort();
+    av[0] = "EVALSHA";
+    av[2] = rconn_i64(nkeys_buf, sizeof(nkeys_buf), nkeys);
+    al[0] = strlen(av[0]);
+    al[1] = 40;
+    al[2] = strlen(av[2]);
+    for (int i = 0; i < argc; i++) {
+        av[i + 3] = argv[i];
+        al[i + 3] = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (script->sha[0] == '\0' &&
+            rconn_script_load(rc, script, errstr, errstr_size) != 0)
+            goto out;
+        av[1] = script->sha;
+        ret = rconn_command(out, rc, argc + 3, av, al, may_repeat, errstr,
+                            errstr_size);
+        if (ret == 0 || strstr(errstr, "NOSCRIPT") == NULL)
+            goto out;
+        /* Redis restarted or its script cache was flushed: load again. */
+        script->sha[0] = '\0';
+    }
+
+out:
+    free(av);
+    free(al);
+    return ret;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Keys and replies. */
+
+int rconn_key(char *buf, size_t buf_size, const struct rconn *rc,
+              const char *account, const char *kind, const char *id,
+              char *errstr, size_t errstr_size)
+{
+    int n;
+
+    if (account[0] == '\0' || strpbrk(account, "{}") != NULL) {
+        snprintf(errstr, errstr_size,
+                 "account name must be non-empty and "
+                 "free of braces");
+        return -1;
+    }
+    if (id != NULL)
+        n = snprintf(buf, buf_size, "%s:{%s}:%s:%s", rc->prefix, account, kind,
+                     id);
+    else
+        n = snprintf(buf, buf_size, "%s:{%s}:%s", rc->prefix, account, kind);
+    if (n < 0 || (size_t)n >= buf_size || (size_t)n >= RCONN_KEY_MAX) {
+        snprintf(errstr, errstr_size,
+                 "redis key too long (account or id "
+                 "over the limit)");
+        return -1;
+    }
+    return 0;
+}
+
+const char *rconn_i64(char *buf, size_t buf_size, int64_t v)
+{
+    snprintf(buf, buf_size, "%" PRId64, v);
+    return buf;
+}
+
+int rconn_reply_i64(int64_t *out, const redisReply *reply)
+{
+    char buf[32];
+    char *end = NULL;
+    long long v;
+
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        *out = reply->integer;
+        return 0;
+    }
+    if (reply->type != REDIS_REPLY_STRING || reply->len == 0 ||
+        reply->len >= sizeof(buf))
+        return -1;
+    memcpy(buf, reply->str, reply->len);
+    buf[reply->len] = '\0';
+    errno = 0;
+    v = strtoll(buf, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}

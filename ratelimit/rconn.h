@@ -1,0 +1,126 @@
+/* ratelimit/rconn.h - one Redis connection that heals itself.
+ *
+ * Every piece of state kurir replicas share lives in Redis (docs/redis.md).
+ * struct rconn wraps one blocking hiredis context: it parses KURIR_REDIS_URL,
+ * connects with a timeout, authenticates, selects the database, runs
+ * binary-safe commands (redisCommandArgv only) and Lua scripts (EVALSHA,
+ * loading the script again on NOSCRIPT).
+ *
+ * When Redis is away every call fails quickly with -1 and a clear errstr.
+ * A broken connection is re-established once, at once; when that fails,
+ * further attempts are spaced by an exponential backoff (100 ms doubling to
+ * 5 s) and calls made before the next attempt fail at once without touching
+ * the network. Callers just retry later: the connection comes back by itself.
+ *
+ * Not thread-safe: one struct rconn per thread (the worker has one loop). */
+#ifndef RATELIMIT_RCONN_H
+#define RATELIMIT_RCONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+/* The longest key kurir builds; longer ids are refused with an error. */
+#define RCONN_KEY_MAX 512
+
+/* KURIR_REDIS_URL, parsed. */
+struct rconn_url {
+    bool is_unix;       /* unix:/path rather than redis://host:port */
+    char host[256];     /* TCP host name or address; "" for unix */
+    int port;           /* TCP port; 0 for unix */
+    char path[256];     /* socket path for unix; "" for TCP */
+    char password[256]; /* "" when none; never printed */
+    int db;             /* SELECT index; 0 when not given */
+};
+
+/* How to reach Redis. Zero timeouts take the defaults. */
+struct rconn_opts {
+    const char *url;        /* KURIR_REDIS_URL */
+    const char *prefix;     /* key namespace, e.g. "kurir"; no braces */
+    int connect_timeout_ms; /* default 1000 */
+    int command_timeout_ms; /* default 1000 */
+    int backoff_min_ms;     /* first wait after a failed connect; 100 */
+    int backoff_max_ms;     /* the wait doubles up to this; 5000 */
+};
+
+/* A Lua script known by source; its SHA1 is learnt from SCRIPT LOAD on first
+ * use and reused with EVALSHA. Declare one per script, statically:
+ *     static struct rconn_script take_script = {.src = "..."}; */
+struct rconn_script {
+    const char *src; /* the Lua source */
+    char sha[41];    /* hex SHA1 once loaded; "" before */
+};
+
+struct rconn;
+
+/* Parses `url`: "redis://[:password@]host[:port][/db]" (port 6379 and db 0
+ * by default; "user:password@" is accepted and the user ignored, as Redis 5
+ * ACL-less AUTH takes only a password) or "unix:/path" (also
+ * "unix:///path"). Returns 0 with *out filled, or -1 with errstr set (the
+ * message never contains the password). */
+int rconn_url_parse(struct rconn_url *out, const char *url, char *errstr,
+                    size_t errstr_size);
+
+/* Creates a connection from `opts` and tries to connect once. An
+ * unreachable Redis is not an error here: the first call will try again (use
+ * rconn_ping() to check). Returns 0 and sets *out (free with rconn_free), or
+ * -1 with errstr set when the URL or prefix is invalid. */
+int rconn_new(struct rconn **out, const struct rconn_opts *opts, char *errstr,
+              size_t errstr_size);
+
+/* Closes the connection and frees it. rconn_free(NULL) does nothing. */
+void rconn_free(struct rconn *rc);
+
+/* Returns the key prefix given at creation (borrowed). */
+const char *rconn_prefix(const struct rconn *rc);
+
+/* Returns true when the last call reached Redis (for /readyz and metrics
+ * without a round trip). */
+bool rconn_is_up(const struct rconn *rc);
+
+/* Returns how many replies were read from Redis since creation: one per
+ * command, so one per round trip outside pipelines (benchmarks, metrics). */
+uint64_t rconn_round_trips(const struct rconn *rc);
+
+/* Sends PING. Returns 0 when Redis answered, or -1 with errstr set. */
+int rconn_ping(struct rconn *rc, char *errstr, size_t errstr_size);
+
+/* Runs one command given as argc strings of argvlen bytes (binary-safe).
+ * When `may_repeat` is true and the connection was broken, the command is
+ * sent again once over a fresh connection (only for commands whose double
+ * execution is harmless). Returns 0 and sets *out to the reply (free with
+ * freeReplyObject), or -1 with errstr set when Redis could not be reached or
+ * answered with an error reply. */
+int rconn_command(redisReply **out, struct rconn *rc, int argc,
+                  const char **argv, const size_t *argvlen, bool may_repeat,
+                  char *errstr, size_t errstr_size);
+
+/* Runs `script` with `nkeys` keys followed by the other arguments in
+ * argv/argvlen (keys first, then ARGV), by EVALSHA, loading the script on
+ * first use and on NOSCRIPT (Redis restarted or flushed its cache).
+ * `may_repeat` as for rconn_command(). Returns 0 and sets *out (free with
+ * freeReplyObject), or -1 with errstr set (an error reply included). */
+int rconn_eval(redisReply **out, struct rconn *rc, struct rconn_script *script,
+               int nkeys, int argc, const char **argv, const size_t *argvlen,
+               bool may_repeat, char *errstr, size_t errstr_size);
+
+/* Writes "<prefix>:{<account>}:<kind>" and, when `id` is not NULL,
+ * ":<id>" into buf. The account is the Redis Cluster hash tag, so all of an
+ * account's keys live in one slot and one script may touch them together.
+ * Returns 0, or -1 with errstr set when the account is empty or holds a
+ * brace, or the key would not fit in RCONN_KEY_MAX bytes. */
+int rconn_key(char *buf, size_t buf_size, const struct rconn *rc,
+              const char *account, const char *kind, const char *id,
+              char *errstr, size_t errstr_size);
+
+/* Formats a signed integer for a command argument into buf (at least 24
+ * bytes) and returns buf. */
+const char *rconn_i64(char *buf, size_t buf_size, int64_t v);
+
+/* Reads an integer reply (or an integer written as a bulk string) into
+ * *out. Returns 0, or -1 when the reply is of another kind. */
+int rconn_reply_i64(int64_t *out, const redisReply *reply);
+
+#endif /* RATELIMIT_RCONN_H */
