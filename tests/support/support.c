@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <criterion/new/assert.h>
 #include <curl/curl.h>
 
 extern char **environ;
@@ -132,8 +133,24 @@ int support_spawn(struct proc *out, char *const argv[], char *const env[],
         dup2(fd, 1);
         dup2(fd, 2);
         close(fd);
-        for (size_t i = 0; env != NULL && env[i] != NULL; i++)
-            putenv(env[i]);
+        /* The child sees the test's environment less the variables that
+         * only tests know (kurir refuses unknown KURIR_* settings). */
+        for (size_t i = 0; environ[i] != NULL;) {
+            if (strncmp(environ[i], "KURIR_TEST_", 11) == 0) {
+                char name[128];
+                size_t n = strcspn(environ[i], "=");
+                snprintf(name, sizeof(name), "%.*s", (int)n, environ[i]);
+                unsetenv(name);
+            } else {
+                i++;
+            }
+        }
+        for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
+            char name[128];
+            size_t n = strcspn(env[i], "=");
+            snprintf(name, sizeof(name), "%.*s", (int)n, env[i]);
+            setenv(name, env[i][n] ? env[i] + n + 1 : "", 1);
+        }
         execv(argv[0], argv);
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);

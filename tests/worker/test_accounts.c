@@ -1,0 +1,109 @@
+/* tests/worker/test_accounts.c - the accounts file. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+
+#include "worker/accounts.h"
+
+static int parse(struct accounts **out, const char *json, char *errstr,
+                 size_t errstr_size)
+{
+    return accounts_parse(out, json, strlen(json), "https://hooks.example",
+                          errstr, errstr_size);
+}
+
+Test(accounts, contract_example_loads_with_env_secrets)
+{
+    static const char json[] =
+        "{\"accounts\": {\"shop-jojka\": {\"provider\": \"jojka\","
+        " \"base_url\": \"https://www.jojka.nu/websms/api/\","
+        " \"credentials\": {\"api_key\": \"env:TEST_SHOP_KEY\"},"
+        " \"rate_limit\": {\"per_second\": 10, \"burst\": 20},"
+        " \"default_sender\": \"Shop\","
+        " \"webhook_token\": \"env:TEST_HOOK\"}}}";
+    struct accounts *accounts = NULL;
+    char errstr[256];
+
+    setenv("TEST_SHOP_KEY", "k-123", 1);
+    setenv("TEST_HOOK", "h-456", 1);
+    int ret = parse(&accounts, json, errstr, sizeof(errstr));
+    cr_assert(eq(int, ret, 0), "%s", errstr);
+    const struct account *a = accounts_find(accounts, "shop-jojka");
+    cr_assert(ne(ptr, (void *)a, NULL));
+    cr_assert(eq(str, (char *)a->codec->name, "jojka"));
+    cr_assert(eq(str, a->base_url, "https://www.jojka.nu/websms/api"));
+    cr_assert(eq(str, (char *)account_cred(a, "api_key"), "k-123"));
+    cr_assert(eq(str, a->webhook_token, "h-456"));
+    cr_assert(eq(str, a->callback_url,
+                 "https://hooks.example/callbacks/shop-jojka"));
+    cr_assert(eq(dbl, a->per_second, 10.0));
+    cr_assert(eq(dbl, a->burst, 20.0));
+    cr_assert(eq(ptr, (void *)accounts_find(accounts, "other"), NULL));
+    accounts_free(accounts);
+}
+
+Test(accounts, file_secret_loses_its_newline)
+{
+    char path[] = "/tmp/kurir-secret-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("s3cret\n", f);
+    fclose(f);
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"accounts\": {\"a\": {\"provider\": \"ip1\", \"base_url\":"
+             " \"https://api.ip1sms.com\", \"credentials\": {\"api_key\":"
+             " \"file:%s\"}, \"rate_limit\": {\"per_second\": 5}}}}",
+             path);
+    struct accounts *accounts = NULL;
+    char errstr[256];
+
+    int ret = parse(&accounts, json, errstr, sizeof(errstr));
+    unlink(path);
+    cr_assert(eq(int, ret, 0), "%s", errstr);
+    const struct account *a = accounts_find(accounts, "a");
+    cr_assert(eq(str, (char *)account_cred(a, "api_key"), "s3cret"));
+    cr_assert(eq(dbl, a->burst, 5.0), "burst defaults to the rate");
+    accounts_free(accounts);
+}
+
+Test(accounts, errors_name_account_and_field_never_the_secret)
+{
+    static const char *cases[][2] = {
+        {"{\"accounts\": {\"x\": {\"provider\": \"nope\", \"base_url\": "
+         "\"https://a\", \"credentials\": {}, \"rate_limit\": "
+         "{\"per_second\": 1}}}}",
+         "unknown provider \"nope\""},
+        {"{\"accounts\": {\"x\": {\"provider\": \"jojka\", \"base_url\": "
+         "\"https://a\", \"credentials\": {\"api_key\": \"env:NOPE_UNSET\"}, "
+         "\"rate_limit\": {\"per_second\": 1}}}}",
+         "NOPE_UNSET is not set"},
+        {"{\"accounts\": {\"x\": {\"provider\": \"jojka\", \"base_url\": "
+         "\"ftp://a\", \"credentials\": {}, \"rate_limit\": "
+         "{\"per_second\": 1}}}}",
+         "base_url"},
+        {"{\"accounts\": {\"x\": {\"provider\": \"jojka\", \"base_url\": "
+         "\"https://a\", \"credentials\": {\"api_key\": \"hunter2\"}, "
+         "\"rate_limit\": {\"per_second\": 0}}}}",
+         "per_second"},
+        {"{\"accounts\": {\"x\": {\"provider\": \"jojka\", \"base_url\": "
+         "\"https://a\", \"credentials\": {\"api_key\": \"hunter2\"}, "
+         "\"rate_limit\": {\"per_second\": 1}, \"colour\": 1}}}",
+         "unknown field \"colour\""},
+        {"{\"accounts\": [", "bad JSON"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct accounts *accounts = NULL;
+        char errstr[256];
+        int ret = parse(&accounts, cases[i][0], errstr, sizeof(errstr));
+        cr_assert(eq(int, ret, -1), "case %zu accepted", i);
+        cr_assert(ne(ptr, strstr(errstr, cases[i][1]), NULL),
+                  "case %zu: %s", i, errstr);
+        cr_assert(eq(ptr, strstr(errstr, "hunter2"), NULL), "%s", errstr);
+    }
+}

@@ -1,0 +1,261 @@
+/* tests/worker/test_e2e.c - jobs travel the whole way: a real Kafka broker,
+ * a kurir worker process, the provider stand-in, and the events read back
+ * from Kafka. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+
+#include "tests/support/kafka.h"
+#include "tests/support/support.h"
+
+struct e2e {
+    char uniq[64];
+    char topic_send[96], topic_campaign[96], topic_contacts[96];
+    char topic_status[96], topic_replies[96], topic_dlq[96];
+    char standin_accounts[128];
+    char kurir_accounts[128];
+    struct proc standin;
+    struct proc kurir;
+    const char *brokers;
+};
+
+static struct e2e e;
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    cr_assert(f != NULL, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Two Jojka accounts: one the stand-in knows, one whose key it refuses. */
+static void write_accounts(const char *path, int port)
+{
+    char json[1024];
+
+    snprintf(json, sizeof(json),
+             "{\"accounts\": {\n"
+             " \"shop\": {\"provider\": \"jojka\",\n"
+             "  \"base_url\": \"http://127.0.0.1:%d/websms/api\",\n"
+             "  \"credentials\": {\"api_key\": \"e2e-key\"},\n"
+             "  \"rate_limit\": {\"per_second\": 100, \"burst\": 100},\n"
+             "  \"default_sender\": \"Shop\"},\n"
+             " \"stale\": {\"provider\": \"jojka\",\n"
+             "  \"base_url\": \"http://127.0.0.1:%d/websms/api\",\n"
+             "  \"credentials\": {\"api_key\": \"revoked-key\"},\n"
+             "  \"rate_limit\": {\"per_second\": 100}}\n"
+             "}}\n",
+             port, port);
+    write_file(path, json);
+}
+
+static void start_stack(void)
+{
+    e.brokers = support_kafka();
+    tk_unique(e.uniq, sizeof(e.uniq));
+    snprintf(e.topic_send, sizeof(e.topic_send), "%s.send", e.uniq);
+    snprintf(e.topic_campaign, sizeof(e.topic_campaign), "%s.campaign",
+             e.uniq);
+    snprintf(e.topic_contacts, sizeof(e.topic_contacts), "%s.contacts",
+             e.uniq);
+    snprintf(e.topic_status, sizeof(e.topic_status), "%s.status", e.uniq);
+    snprintf(e.topic_replies, sizeof(e.topic_replies), "%s.replies", e.uniq);
+    snprintf(e.topic_dlq, sizeof(e.topic_dlq), "%s.dlq", e.uniq);
+
+    /* The stand-in knows only the "shop" key. */
+    snprintf(e.standin_accounts, sizeof(e.standin_accounts),
+             "/tmp/%s-standin.json", e.uniq);
+    write_file(e.standin_accounts,
+               "{\"accounts\": {\"shop\": {\"provider\": \"jojka\","
+               " \"base_url\": \"http://127.0.0.1/websms/api\","
+               " \"credentials\": {\"api_key\": \"e2e-key\"},"
+               " \"rate_limit\": {\"per_second\": 100}}}}");
+    char *standin_argv[] = {(char *)support_env("KURIR_STANDIN"), "--listen",
+                            "127.0.0.1:0", "--accounts", e.standin_accounts,
+                            NULL};
+    int ret = support_spawn(&e.standin, standin_argv, NULL, true, 10000);
+    cr_assert(eq(int, ret, 0), "stand-in did not start");
+
+    snprintf(e.kurir_accounts, sizeof(e.kurir_accounts), "/tmp/%s-kurir.json",
+             e.uniq);
+    write_accounts(e.kurir_accounts, e.standin.port);
+
+    static char env[16][160];
+    char *envp[17];
+    size_t n = 0;
+#define ENV(...) snprintf(env[n], sizeof(env[n]), __VA_ARGS__), envp[n] = env[n], n++
+    ENV("KURIR_KAFKA_BROKERS=%s", e.brokers);
+    ENV("KURIR_KAFKA_GROUP=%s-group", e.uniq);
+    ENV("KURIR_ACCOUNTS=%s", e.kurir_accounts);
+    ENV("KURIR_HTTP_LISTEN=127.0.0.1:0");
+    ENV("KURIR_TOPIC_SEND=%s", e.topic_send);
+    ENV("KURIR_TOPIC_CAMPAIGN=%s", e.topic_campaign);
+    ENV("KURIR_TOPIC_CONTACTS=%s", e.topic_contacts);
+    ENV("KURIR_TOPIC_STATUS=%s", e.topic_status);
+    ENV("KURIR_TOPIC_REPLIES=%s", e.topic_replies);
+    ENV("KURIR_TOPIC_DLQ=%s", e.topic_dlq);
+    ENV("KURIR_REDIS_URL=redis://%s/0", support_redis());
+    ENV("KURIR_LOG_LEVEL=debug");
+#undef ENV
+    envp[n] = NULL;
+    char *kurir_argv[] = {(char *)support_env("KURIR_BIN"), "run", NULL};
+    ret = support_spawn(&e.kurir, kurir_argv, envp, false, 0);
+    cr_assert(eq(int, ret, 0), "kurir did not start");
+}
+
+static void stop_stack(void)
+{
+    if (e.kurir.pid > 0) {
+        support_stop(&e.kurir, SIGKILL, 5000);
+    }
+    if (e.standin.pid > 0)
+        support_stop(&e.standin, SIGTERM, 5000);
+    unlink(e.standin_accounts);
+    unlink(e.kurir_accounts);
+}
+
+static void produce_job(const char *topic, const char *key, const char *json)
+{
+    tk_produce(e.brokers, topic, key, json, strlen(json));
+}
+
+TestSuite(e2e, .init = start_stack, .fini = stop_stack, .timeout = 240);
+
+Test(e2e, send_job_is_submitted_and_provider_error_fails)
+{
+    struct tk_reader status;
+
+    tk_reader_open(&status, e.brokers, e.topic_status);
+    produce_job(e.topic_send, "order-1001",
+                "{\"id\": \"order-1001\", \"account\": \"shop\", "
+                "\"to\": [\"+46701234567\"], \"text\": \"Din order har "
+                "skickats\", \"reference\": \"ref-1001\"}");
+    static const char *const want_ok[] = {"job_id", "order-1001", "state",
+                                          "submitted", NULL};
+    json_t *ev = tk_reader_wait_json(&status, want_ok, 90000, NULL);
+    if (ev == NULL)
+        support_proc_log_dump(&e.kurir);
+    cr_assert(ne(ptr, ev, NULL), "no submitted event for order-1001");
+    cr_assert(eq(str, (char *)json_string_value(json_object_get(ev, "recipient")),
+                 "46701234567"));
+    cr_assert(eq(str, (char *)json_string_value(json_object_get(ev, "provider")),
+                 "jojka"));
+    cr_assert(eq(str, (char *)json_string_value(json_object_get(ev, "reference")),
+                 "ref-1001"));
+    const char *pid =
+        json_string_value(json_object_get(ev, "provider_message_id"));
+    cr_assert(ne(ptr, (void *)pid, NULL));
+    cr_assert(gt(sz, strlen(pid), 0));
+    cr_assert(eq(int, (int)json_integer_value(json_object_get(ev, "segments")),
+                 1));
+    json_decref(ev);
+
+    /* The stand-in saw exactly the documented form request. */
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_standin/requests",
+             e.standin.port);
+    struct support_http r;
+    int ret = support_http(&r, "GET", url, NULL, NULL, 0);
+    cr_assert(eq(int, ret, 0));
+    cr_assert(ne(ptr, strstr(r.body, "/websms/api/send"), NULL), "%s", r.body);
+    support_http_cleanup(&r);
+
+    /* A key the provider refuses: failed, with the provider's words. */
+    produce_job(e.topic_send, "stale-1",
+                "{\"id\": \"stale-1\", \"account\": \"stale\", "
+                "\"to\": [\"46701234567\"], \"text\": \"hej\"}");
+    static const char *const want_fail[] = {"job_id", "stale-1", "state",
+                                            "failed", NULL};
+    ev = tk_reader_wait_json(&status, want_fail, 60000, NULL);
+    cr_assert(ne(ptr, ev, NULL), "no failed event for stale-1");
+    json_t *error = json_object_get(ev, "error");
+    bool is_obj = json_is_object(error);
+    cr_assert(is_obj, "error is not an object");
+    cr_assert(ne(ptr, (void *)json_string_value(json_object_get(error, "message")),
+                 NULL));
+    json_decref(ev);
+    tk_reader_close(&status);
+
+    /* SIGTERM: a clean stop. */
+    int status_code = support_stop(&e.kurir, SIGTERM, 30000);
+    bool clean = WIFEXITED(status_code) && WEXITSTATUS(status_code) == 0;
+    cr_assert(clean, "kurir did not exit 0 on SIGTERM");
+}
+
+Test(e2e, bad_jobs_go_to_the_dlq_with_a_reason)
+{
+    struct tk_reader status, dlq;
+
+    tk_reader_open(&status, e.brokers, e.topic_status);
+    tk_reader_open(&dlq, e.brokers, e.topic_dlq);
+    produce_job(e.topic_send, NULL, "{\"id\": \"broken\", ");
+    produce_job(e.topic_send, "who-1",
+                "{\"id\": \"who-1\", \"account\": \"nobody\", "
+                "\"to\": [\"46701234567\"], \"text\": \"hej\"}");
+    produce_job(e.topic_send, "num-1",
+                "{\"id\": \"num-1\", \"account\": \"shop\", "
+                "\"to\": [\"12\"], \"text\": \"hej\"}");
+
+    int found = 0;
+    bool bad_json = false, unknown = false, bad_number = false;
+    while (found < 3) {
+        rd_kafka_message_t *rkm = tk_reader_next(&dlq, 90000);
+        if (rkm == NULL)
+            support_proc_log_dump(&e.kurir);
+        cr_assert(ne(ptr, rkm, NULL), "only %d DLQ entries", found);
+        char *why = tk_header(rkm, "kurir-error");
+        char *topic = tk_header(rkm, "kurir-source-topic");
+        cr_assert(ne(ptr, why, NULL));
+        cr_assert(eq(str, topic, e.topic_send));
+        if (strstr(why, "JSON") && rkm->len == strlen("{\"id\": \"broken\", "))
+            bad_json = true;
+        if (strstr(why, "unknown account \"nobody\""))
+            unknown = true;
+        if (strstr(rkm->payload, "num-1") != NULL)
+            bad_number = true;
+        free(why);
+        free(topic);
+        rd_kafka_message_destroy(rkm);
+        found++;
+    }
+    bool all = bad_json && unknown && bad_number;
+    cr_assert(all, "json=%d account=%d number=%d", bad_json, unknown,
+              bad_number);
+
+    /* Events of different jobs may come in any order. */
+    json_t *seen = json_array();
+    static const char *const want[] = {"job_id", "who-1", "state", "rejected",
+                                       NULL};
+    json_t *ev = tk_reader_wait_json(&status, want, 30000, seen);
+    cr_assert(ne(ptr, ev, NULL), "no rejected event for who-1");
+    json_decref(ev);
+    static const char *const want2[] = {"job_id", "num-1", "state",
+                                        "rejected", NULL};
+    bool num_seen = false;
+    size_t i;
+    json_t *old;
+    json_array_foreach(seen, i, old)
+    {
+        const char *id = json_string_value(json_object_get(old, "job_id"));
+        const char *st = json_string_value(json_object_get(old, "state"));
+        if (id && st && !strcmp(id, "num-1") && !strcmp(st, "rejected"))
+            num_seen = true;
+    }
+    if (!num_seen) {
+        ev = tk_reader_wait_json(&status, want2, 30000, NULL);
+        num_seen = ev != NULL;
+        json_decref(ev);
+    }
+    cr_assert(num_seen, "no rejected event for num-1");
+    json_decref(seen);
+    tk_reader_close(&status);
+    tk_reader_close(&dlq);
+}

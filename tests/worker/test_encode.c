@@ -1,0 +1,74 @@
+/* tests/worker/test_encode.c - `kurir encode`, the dry run. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+
+#include "worker/accounts.h"
+#include "worker/encode.h"
+
+static const char accounts_json[] =
+    "{\"accounts\": {\"shop\": {\"provider\": \"jojka\","
+    " \"base_url\": \"https://www.jojka.nu/websms/api\","
+    " \"credentials\": {\"api_key\": \"foobar\"},"
+    " \"rate_limit\": {\"per_second\": 10}}}}";
+
+struct run {
+    int ret;
+    char *out;
+    char *err;
+};
+
+static struct run run_encode(const char *job)
+{
+    struct accounts *accounts = NULL;
+    char errstr[256];
+    struct run r = {0};
+    size_t out_len, err_len;
+
+    int ret = accounts_parse(&accounts, accounts_json, strlen(accounts_json),
+                             "", errstr, sizeof(errstr));
+    cr_assert(eq(int, ret, 0), "%s", errstr);
+    FILE *out = open_memstream(&r.out, &out_len);
+    FILE *err = open_memstream(&r.err, &err_len);
+    r.ret = encode_job(out, err, accounts_find(accounts, "shop"), job,
+                       strlen(job), 1763900000);
+    fclose(out);
+    fclose(err);
+    accounts_free(accounts);
+    return r;
+}
+
+Test(encode, jojka_document_example_with_key_masked)
+{
+    struct run r = run_encode("{\"id\": \"j1\", \"account\": \"shop\", "
+                              "\"to\": [\"+46709771337\"], "
+                              "\"text\": \"hello world\"}");
+
+    cr_assert(eq(int, r.ret, 0), "%s", r.err);
+    cr_assert(ne(ptr, strstr(r.out, "POST https://www.jojka.nu/websms/api/send\n"),
+                 NULL),
+              "%s", r.out);
+    cr_assert(ne(ptr, strstr(r.out, "\n\nAPI_key=***&to=46709771337&msg=hello%20world\n"),
+                 NULL),
+              "%s", r.out);
+    cr_assert(eq(ptr, strstr(r.out, "foobar"), NULL), "secret printed");
+    free(r.out);
+    free(r.err);
+}
+
+Test(encode, invalid_job_is_one_line_and_exit_2)
+{
+    struct run r = run_encode("{\"id\": \"j2\", \"account\": \"shop\", "
+                              "\"to\": [\"12\"], \"text\": \"hi\"}");
+
+    cr_assert(eq(int, r.ret, 2));
+    cr_assert(eq(str, r.out, ""));
+    cr_assert(ne(ptr, strchr(r.err, '\n'), NULL));
+    cr_assert(eq(ptr, strchr(r.err, '\n'), r.err + strlen(r.err) - 1),
+              "not exactly one line: %s", r.err);
+    free(r.out);
+    free(r.err);
+}

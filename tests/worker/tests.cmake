@@ -1,0 +1,5 @@
+add_unit_test(test_config worker/test_config.c LIBS worker_core)
+add_unit_test(test_offsets worker/test_offsets.c LIBS worker_core)
+add_unit_test(test_accounts worker/test_accounts.c LIBS worker_core)
+add_unit_test(test_encode worker/test_encode.c LIBS worker_core)
+add_unit_test(test_e2e worker/test_e2e.c LIBS worker_core TIMEOUT 300)
