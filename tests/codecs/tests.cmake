@@ -1,0 +1,10 @@
+# Codec tests (included from tests/CMakeLists.txt). Every codec's golden
+# cases run through one runner, fixture_runner.c (see its header for the
+# layout of tests/codecs/fixtures/<provider>/<case>/).
+add_library(codec_fixtures STATIC ${CMAKE_CURRENT_LIST_DIR}/fixture_runner.c)
+target_link_libraries(codec_fixtures PUBLIC codecs)
+project_warnings(codec_fixtures)
+
+add_unit_test(test_text codecs/test_text.c LIBS codecs)
+add_unit_test(test_job codecs/test_job.c LIBS codecs)
+add_unit_test(test_jojka codecs/test_jojka.c LIBS codec_fixtures codecs)
