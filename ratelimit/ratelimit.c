@@ -13,10 +13,17 @@
 #include <string.h>
 #include <time.h>
 
-/* KEYS: penalty, bucket [, bucket]. ARGV: want, need, then rate and burst
- * per bucket. Grants min(want, whole tokens in every bucket) when that is
- * at least `need`, else nothing; returns {granted, wait_ms, penalised}
- * where wait_ms is how long until `need` tokens will be there. */
+/* KEYS: penalty, bucket [, bucket]. ARGV: want, need, max_wait_ms, then
+ * rate and burst per bucket.
+ *
+ * When every bucket holds `need` whole tokens, grants at once as many as
+ * all hold, up to `want`. Otherwise reserves `want` (or at least `need`)
+ * tokens ahead, letting the buckets go negative, and answers how long until
+ * they are paid for: the caller may use them only after that wait (GCRA's
+ * virtual scheduling), so the fleet still admits at most
+ * burst + rate x elapsed. A reservation further ahead than max_wait_ms is
+ * refused instead. Returns {granted, wait_ms, penalised}: granted 0 is a
+ * refusal, retry after wait_ms. */
 static struct rconn_script take_script = {
     .src =
         "local t = redis.call('TIME')\n"
@@ -27,42 +34,55 @@ static struct rconn_script take_script = {
         "end\n"
         "local want = tonumber(ARGV[1])\n"
         "local need = tonumber(ARGV[2])\n"
+        "local max_wait = tonumber(ARGV[3]) * 1000\n"
         "local n = #KEYS - 1\n"
-        "local tokens = {}\n"
+        "local tokens, rates, bursts = {}, {}, {}\n"
         "local avail = want\n"
-        "local wait = 0\n"
         "for i = 1, n do\n"
-        "  local rate = tonumber(ARGV[1 + 2 * i])\n"
-        "  local burst = tonumber(ARGV[2 + 2 * i])\n"
+        "  rates[i] = tonumber(ARGV[2 + 2 * i])\n"
+        "  bursts[i] = tonumber(ARGV[3 + 2 * i])\n"
         "  local s = redis.call('HMGET', KEYS[i + 1], 't', 'ts')\n"
         "  local tk = tonumber(s[1])\n"
         "  local ts = tonumber(s[2])\n"
         "  if tk == nil or ts == nil then\n"
-        "    tk = burst\n"
+        "    tk = bursts[i]\n"
         "    ts = now\n"
         "  end\n"
-        "  if now > ts then tk = tk + (now - ts) * rate / 1e6 end\n"
-        "  if tk > burst then tk = burst end\n"
+        "  if now > ts then tk = tk + (now - ts) * rates[i] / 1e6 end\n"
+        "  if tk > bursts[i] then tk = bursts[i] end\n"
         "  tokens[i] = tk\n"
         "  if math.floor(tk) < avail then avail = math.floor(tk) end\n"
-        "  if tk < need then\n"
-        "    local w = (need - tk) * 1e6 / rate\n"
-        "    if w > wait then wait = w end\n"
+        "end\n"
+        "local function wait_for(k)\n"
+        "  local w = 0\n"
+        "  for i = 1, n do\n"
+        "    local debt = k - tokens[i]\n"
+        "    if debt > 0 and debt * 1e6 / rates[i] > w then\n"
+        "      w = debt * 1e6 / rates[i]\n"
+        "    end\n"
+        "  end\n"
+        "  return w\n"
+        "end\n"
+        "local grant, wait = avail, 0\n"
+        "if avail < need then\n"
+        "  grant = want\n"
+        "  wait = wait_for(want)\n"
+        "  if wait > max_wait then\n"
+        "    grant = need\n"
+        "    wait = wait_for(need)\n"
+        "  end\n"
+        "  if wait > max_wait then\n"
+        "    return {0, math.max(1, math.ceil((wait - max_wait) / 1000)), 0}\n"
         "  end\n"
         "end\n"
-        "if avail < need then\n"
-        "  return {0, math.max(1, math.ceil(wait / 1000)), 0}\n"
-        "end\n"
         "for i = 1, n do\n"
-        "  local rate = tonumber(ARGV[1 + 2 * i])\n"
-        "  local burst = tonumber(ARGV[2 + 2 * i])\n"
-        "  local tk = tokens[i] - avail\n"
+        "  local tk = tokens[i] - grant\n"
         "  redis.call('HSET', KEYS[i + 1], 't', string.format('%.17g', tk),\n"
         "             'ts', string.format('%d', now))\n"
         "  redis.call('PEXPIRE', KEYS[i + 1],\n"
-        "             math.ceil((burst - tk) * 1000 / rate) + 1000)\n"
+        "             math.ceil((bursts[i] - tk) * 1000 / rates[i]) + 1000)\n"
         "end\n"
-        "return {avail, 0, 0}\n",
+        "return {grant, math.ceil(wait / 1000), 0}\n",
 };
 
 /* KEYS: penalty. ARGV: for_ms. Keeps the later of the two ends. */
@@ -82,9 +102,10 @@ static struct rconn_script penalize_script = {
 struct ratelimit_lease {
     char *account;            /* owned copy */
     char *sender;             /* owned copy; NULL for the account bucket */
-    int64_t tokens;           /* leased and not yet used */
-    int64_t expires_ms;       /* monotonic; tokens are dropped after it */
-    int64_t blocked_until_ms; /* monotonic; refused until then */
+    int64_t tokens;           /* granted and not yet used */
+    int64_t usable_ms;        /* monotonic: tokens may be used from then */
+    int64_t expires_ms;       /* monotonic: unused tokens dropped then */
+    int64_t blocked_until_ms; /* monotonic: refused until then */
     int64_t size;             /* the next lease asks for this many */
 };
 
@@ -92,6 +113,7 @@ struct ratelimit {
     struct rconn *rc;               /* borrowed */
     int lease_ms;                   /* lease lifetime */
     int64_t max_lease;              /* tokens per round trip at most */
+    int64_t max_wait_ms;            /* reservations at most this far ahead */
     struct ratelimit_lease *leases; /* owned array */
     size_t nleases;
     size_t leases_cap;
@@ -120,6 +142,8 @@ int ratelimit_new(struct ratelimit **out, struct rconn *rc,
     rl->lease_ms = opts != NULL && opts->lease_ms > 0 ? opts->lease_ms : 100;
     rl->max_lease =
         opts != NULL && opts->max_lease > 0 ? opts->max_lease : 1000;
+    rl->max_wait_ms =
+        opts != NULL && opts->max_wait_ms > 0 ? opts->max_wait_ms : 1000;
     *out = rl;
     return 0;
 }
@@ -190,7 +214,7 @@ static int64_t ratelimit_bucket_cap(double rate, double burst, int lease_ms)
     return cap < 1 ? 1 : (int64_t)cap;
 }
 
-/* Asks Redis for between `need` and `want` tokens. */
+/* Asks Redis for between `need` and `want` tokens (see take_script). */
 static int ratelimit_remote_take(struct ratelimit *rl, int64_t *granted,
                                  int64_t *wait_ms,
                                  const struct ratelimit_bucket *b,
@@ -198,10 +222,11 @@ static int ratelimit_remote_take(struct ratelimit *rl, int64_t *granted,
                                  char *errstr, size_t errstr_size)
 {
     char keys[3][RCONN_KEY_MAX];
-    char nums[6][32];
-    const char *argv[9];
+    char nums[7][32];
+    const char *argv[10];
     redisReply *reply = NULL;
     int nkeys = with_sender ? 3 : 2;
+    int nnums = with_sender ? 7 : 5;
     int argc = 0;
     int ret = -1;
 
@@ -216,13 +241,14 @@ static int ratelimit_remote_take(struct ratelimit *rl, int64_t *granted,
         goto out;
     for (int i = 0; i < nkeys; i++)
         argv[argc++] = keys[i];
-    snprintf(nums[0], sizeof(nums[0]), "%lld", (long long)want);
-    snprintf(nums[1], sizeof(nums[1]), "%lld", (long long)need);
-    snprintf(nums[2], sizeof(nums[2]), "%.17g", b->per_second);
-    snprintf(nums[3], sizeof(nums[3]), "%.17g", b->burst);
-    snprintf(nums[4], sizeof(nums[4]), "%.17g", b->sender_per_second);
-    snprintf(nums[5], sizeof(nums[5]), "%.17g", b->sender_burst);
-    for (int i = 0; i < (with_sender ? 6 : 4); i++)
+    rconn_i64(nums[0], sizeof(nums[0]), want);
+    rconn_i64(nums[1], sizeof(nums[1]), need);
+    rconn_i64(nums[2], sizeof(nums[2]), rl->max_wait_ms);
+    snprintf(nums[3], sizeof(nums[3]), "%.17g", b->per_second);
+    snprintf(nums[4], sizeof(nums[4]), "%.17g", b->burst);
+    snprintf(nums[5], sizeof(nums[5]), "%.17g", b->sender_per_second);
+    snprintf(nums[6], sizeof(nums[6]), "%.17g", b->sender_burst);
+    for (int i = 0; i < nnums; i++)
         argv[argc++] = nums[i];
 
     /* Repeating a take whose reply was lost wastes tokens but never
@@ -243,6 +269,22 @@ out:
     return ret;
 }
 
+/* The most tokens one round trip may ask for: the per-bucket caps and
+ * max_lease. */
+static int64_t ratelimit_cap(const struct ratelimit *rl,
+                             const struct ratelimit_bucket *b, bool with_sender)
+{
+    int64_t cap = ratelimit_bucket_cap(b->per_second, b->burst, rl->lease_ms);
+
+    if (with_sender) {
+        int64_t scap = ratelimit_bucket_cap(b->sender_per_second,
+                                            b->sender_burst, rl->lease_ms);
+        if (scap < cap)
+            cap = scap;
+    }
+    return cap < rl->max_lease ? cap : rl->max_lease;
+}
+
 int ratelimit_take(struct ratelimit *rl, int64_t *wait_ms,
                    const struct ratelimit_bucket *b, unsigned segments,
                    char *errstr, size_t errstr_size)
@@ -250,13 +292,13 @@ int ratelimit_take(struct ratelimit *rl, int64_t *wait_ms,
     bool with_sender = b->sender != NULL && b->sender_per_second > 0;
     struct ratelimit_lease *lease;
     int64_t now = ratelimit_now_ms();
-    int64_t need, want, cap, granted, wait;
+    int64_t need, cap, want, granted, wait;
 
     if (segments == 0 || b->per_second <= 0 || segments > b->burst ||
         (with_sender && segments > b->sender_burst)) {
         snprintf(errstr, errstr_size,
-                 "cannot take %u segments: rate must be "
-                 "positive and a message must fit in the burst",
+                 "cannot take %u segments: rate must be positive and a "
+                 "message must fit in the burst",
                  segments);
         return -1;
     }
@@ -267,6 +309,10 @@ int ratelimit_take(struct ratelimit *rl, int64_t *wait_ms,
         lease->size = lease->size > 1 ? lease->size / 2 : 1;
     }
     if (lease->tokens >= segments) {
+        if (now < lease->usable_ms) {
+            *wait_ms = lease->usable_ms - now;
+            return 0;
+        }
         lease->tokens -= segments;
         *wait_ms = 0;
         return 0;
@@ -276,17 +322,9 @@ int ratelimit_take(struct ratelimit *rl, int64_t *wait_ms,
         return 0;
     }
 
-    /* The leftover is spent on this message now; Redis gives the rest. */
+    /* The leftover counts towards this message; Redis gives the rest. */
     need = segments - lease->tokens;
-    cap = ratelimit_bucket_cap(b->per_second, b->burst, rl->lease_ms);
-    if (with_sender) {
-        int64_t scap = ratelimit_bucket_cap(b->sender_per_second,
-                                            b->sender_burst, rl->lease_ms);
-        if (scap < cap)
-            cap = scap;
-    }
-    if (cap > rl->max_lease)
-        cap = rl->max_lease;
+    cap = ratelimit_cap(rl, b, with_sender);
     want = lease->size < cap ? lease->size : cap;
     if (want < need)
         want = need;
@@ -298,11 +336,18 @@ int ratelimit_take(struct ratelimit *rl, int64_t *wait_ms,
         *wait_ms = wait > 0 ? wait : 1;
         return 0;
     }
-    /* Ran out before expiry: demand is higher than the lease; grow it. */
+    /* The lease ran out before it expired: demand is higher; grow it. */
     if (lease->size < cap)
-        lease->size *= 2;
-    lease->tokens = granted - need;
-    lease->expires_ms = now + rl->lease_ms;
+        lease->size = lease->size * 2 < cap ? lease->size * 2 : cap;
+    lease->tokens += granted;
+    lease->usable_ms = now + wait;
+    lease->expires_ms = lease->usable_ms + rl->lease_ms;
+    if (wait > 0) {
+        /* Reserved ahead: the caller parks and takes again then. */
+        *wait_ms = wait;
+        return 0;
+    }
+    lease->tokens -= segments;
     *wait_ms = 0;
     return 0;
 }

@@ -11,11 +11,18 @@
  * the surplus stays in this process and serves the next takes without a
  * round trip. The lease size adapts to demand (it doubles while leases run
  * out, halves when one expires unused) and is capped by a quarter of the
- * burst and by rate x lease_ms. Leased tokens left unused after lease_ms are
- * dropped, never returned: a token leaves the bucket once and is used at most
- * once, so the fleet bound holds; the only slack is that a leased token may be
- * spent up to lease_ms after Redis granted it. A refusal is remembered
- * locally until its wait has passed, so parked work does not poll Redis.
+ * burst and by rate x lease_ms. Leased tokens left unused lease_ms after
+ * they became usable are dropped, never returned: a token leaves the bucket
+ * once and is used at most once, so the fleet bound holds; the only slack is
+ * that a leased token may be spent up to lease_ms after Redis granted it.
+ *
+ * When the bucket is empty a take does not merely fail: it reserves tokens
+ * ahead (the bucket goes into debt, GCRA-style) and answers how long until
+ * they are paid for; after that wait the next take spends them without a
+ * round trip. Reservations queue the replicas fairly, so a saturated fleet
+ * costs about one round trip per lease, not one per refusal. A refusal
+ * (only when the queue is over max_wait_ms deep) is remembered locally
+ * until its wait has passed, so parked work does not poll Redis.
  *
  * A provider's own throttling answer (429, Retry-After, documented codes)
  * goes to ratelimit_penalize(): every replica is refused for that account
@@ -31,9 +38,10 @@
 
 /* Tuning; zero fields take the defaults. */
 struct ratelimit_opts {
-    int lease_ms;  /* how long leased tokens stay usable; default 100 */
-    int max_lease; /* tokens per round trip at most; default 1000; 1 turns
-                      leasing off (one round trip per take) */
+    int lease_ms;    /* how long leased tokens stay usable; default 100 */
+    int max_lease;   /* tokens per round trip at most; default 1000; 1
+                        turns leasing off (a round trip per take) */
+    int max_wait_ms; /* reserve at most this far ahead; default 1000 */
 };
 
 /* What one take charges: the account's bucket and, when `sender` is not
@@ -62,10 +70,11 @@ void ratelimit_free(struct ratelimit *rl);
 
 /* Tries to take `segments` tokens (>= 1) from the bucket(s) of `b`. Returns
  * 0 and sets *wait_ms to 0 when the send may go now, or to the number of
- * milliseconds (> 0) after which a new take may succeed (park the work,
- * don't spin). Returns -1 with errstr set when Redis is unreachable or
- * failed, or when `segments` exceeds a burst (such a message can never be
- * admitted; a configuration problem). Nothing is taken on -1. */
+ * milliseconds (> 0) after which a new take will succeed or may succeed
+ * (park the work, don't spin; tokens may be reserved for it meanwhile). Returns
+ * -1 with errstr set when Redis is unreachable or failed, or when `segments`
+ * exceeds a burst (such a message can never be admitted; a configuration
+ * problem). Nothing is taken on -1. */
 int ratelimit_take(struct ratelimit *rl, int64_t *wait_ms,
                    const struct ratelimit_bucket *b, unsigned segments,
                    char *errstr, size_t errstr_size);

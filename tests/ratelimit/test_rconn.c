@@ -1,0 +1,274 @@
+/* tests/ratelimit/test_rconn.c - KURIR_REDIS_URL parsing, key design, and a
+ * connection that fails fast while Redis is away and heals by itself. */
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "ratelimit/rconn.h"
+#include "tests/ratelimit/rltest.h"
+#include "tests/support/support.h"
+
+Test(rconn, url_parse_accepts_documented_forms)
+{
+    struct rconn_url u;
+    char errstr[256];
+    int ret;
+
+    ret = rconn_url_parse(&u, "redis://localhost", errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert(!u.is_unix && strcmp(u.host, "localhost") == 0 &&
+              u.port == 6379 && u.db == 0 && u.password[0] == '\0');
+
+    ret = rconn_url_parse(&u, "redis://:s%40cret@10.0.0.1:6380/3", errstr,
+                          sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert(strcmp(u.host, "10.0.0.1") == 0 && u.port == 6380 && u.db == 3 &&
+              strcmp(u.password, "s@cret") == 0);
+
+    ret = rconn_url_parse(&u, "redis://user:pw@[::1]:7000/", errstr,
+                          sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert(strcmp(u.host, "::1") == 0 && u.port == 7000 && u.db == 0 &&
+              strcmp(u.password, "pw") == 0);
+
+    ret = rconn_url_parse(&u, "unix:/run/redis.sock", errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert(u.is_unix && strcmp(u.path, "/run/redis.sock") == 0);
+
+    ret = rconn_url_parse(&u, "unix:///run/redis.sock", errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert(u.is_unix && strcmp(u.path, "/run/redis.sock") == 0);
+}
+
+Test(rconn, url_parse_rejects_bad_urls_without_leaking_password)
+{
+    static const char *const bad[] = {
+        "http://localhost",
+        "redis://",
+        "redis://h:0",
+        "redis://h:99999",
+        "redis://h:12ab",
+        "redis://h/x",
+        "redis://h/-1",
+        "unix:relative.sock",
+        "redis://:xyzzy@h?db=1",
+        "redis://:%zz@h",
+        "redis://:xyzzy@h:notaport",
+        "redis://[::1",
+        "",
+    };
+    struct rconn_url u;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char errstr[256] = "";
+        int ret = rconn_url_parse(&u, bad[i], errstr, sizeof(errstr));
+        cr_assert(ret == -1, "accepted \"%s\"", bad[i]);
+        cr_assert(errstr[0] != '\0' && strstr(errstr, "xyzzy") == NULL,
+                  "\"%s\" -> \"%s\"", bad[i], errstr);
+    }
+}
+
+Test(rconn, key_puts_account_in_hash_tag_and_refuses_braces)
+{
+    struct rconn *rc = NULL;
+    struct rconn_opts opts = {
+        .url = "redis://127.0.0.1:1", .prefix = "p", .connect_timeout_ms = 200};
+    char key[RCONN_KEY_MAX];
+    char errstr[256];
+    char long_id[600];
+    int ret;
+
+    ret = rconn_new(&rc, &opts, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    ret = rconn_key(key, sizeof(key), rc, "shop", "mk", "job-1", errstr,
+                    sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert_str_eq(key, "p:{shop}:mk:job-1");
+    ret = rconn_key(key, sizeof(key), rc, "sh{op", "mk", NULL, errstr,
+                    sizeof(errstr));
+    cr_assert(ret == -1);
+    ret =
+        rconn_key(key, sizeof(key), rc, "", "mk", NULL, errstr, sizeof(errstr));
+    cr_assert(ret == -1);
+    memset(long_id, 'x', sizeof(long_id) - 1);
+    long_id[sizeof(long_id) - 1] = '\0';
+    ret = rconn_key(key, sizeof(key), rc, "shop", "mk", long_id, errstr,
+                    sizeof(errstr));
+    cr_assert(ret == -1);
+    rconn_free(rc);
+}
+
+Test(rconn, new_refuses_prefix_with_braces)
+{
+    struct rconn *rc = NULL;
+    struct rconn_opts opts = {.url = "redis://127.0.0.1:1", .prefix = "{x}"};
+    char errstr[256];
+
+    int ret = rconn_new(&rc, &opts, errstr, sizeof(errstr));
+    cr_assert(ret == -1 && rc == NULL);
+}
+
+Test(rconn, unreachable_redis_fails_fast_with_backoff)
+{
+    struct rconn *rc = NULL;
+    struct rconn_opts opts = {
+        .url = "redis://127.0.0.1:1", .prefix = "p", .backoff_min_ms = 2000};
+    char errstr[256];
+    int ret;
+
+    ret = rconn_new(&rc, &opts, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert(!rconn_is_up(rc));
+    ret = rconn_ping(rc, errstr, sizeof(errstr));
+    cr_assert(ret == -1);
+    cr_assert(strstr(errstr, "redis") != NULL, "%s", errstr);
+    /* Within the backoff no connect is tried: the call returns at once. */
+    int64_t t0 = support_now_ms();
+    ret = rconn_ping(rc, errstr, sizeof(errstr));
+    int64_t took = support_now_ms() - t0;
+    cr_assert(ret == -1);
+    cr_assert(strstr(errstr, "next attempt in") != NULL, "%s", errstr);
+    cr_assert(took < 50, "took %lld ms", (long long)took);
+    rconn_free(rc);
+}
+
+Test(rconn, killed_connection_is_replaced_once)
+{
+    char prefix[64];
+    char errstr[256];
+    redisReply *reply = NULL;
+
+    rltest_prefix(prefix, sizeof(prefix), "rconn-kill");
+    struct rconn *rc = rltest_connect(prefix);
+    struct rconn *admin = rltest_connect(prefix);
+    const char *id_argv[] = {"CLIENT", "ID"};
+    int64_t id = rltest_int(rc, 2, id_argv);
+    char id_buf[24];
+    const char *kill[] = {"CLIENT", "KILL", "ID",
+                          rconn_i64(id_buf, sizeof(id_buf), id)};
+    int64_t killed = rltest_int(admin, 4, kill);
+    cr_assert(killed == 1);
+
+    const char *ping[] = {"PING"};
+    int ret =
+        rconn_command(&reply, rc, 1, ping, NULL, true, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "ping after kill: %s", errstr);
+    freeReplyObject(reply);
+    rconn_free(admin);
+    rconn_free(rc);
+}
+
+static int rconn_free_port(void)
+{
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    socklen_t len = sizeof(addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(fd >= 0);
+    cr_assert(bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0);
+    cr_assert(getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
+    close(fd);
+    return ntohs(addr.sin_port);
+}
+
+static void rconn_start_redis(struct proc *p, int port)
+{
+    char port_buf[16];
+    bool ok;
+
+    snprintf(port_buf, sizeof(port_buf), "%d", port);
+    char *const argv[] = {"/usr/bin/redis-server",
+                          "--port",
+                          port_buf,
+                          "--bind",
+                          "127.0.0.1",
+                          "--save",
+                          "",
+                          "--appendonly",
+                          "no",
+                          "--requirepass",
+                          "pw-xyzzy",
+                          NULL};
+    int ret = support_spawn(p, argv, NULL, false, 0);
+    cr_assert(ret == 0, "cannot start redis-server");
+    POLL_UNTIL(ok, support_proc_log_has(p, "Ready to accept connections"),
+               10000);
+    if (!ok)
+        support_proc_log_dump(p);
+    cr_assert(ok, "redis-server did not become ready");
+}
+
+/* KURIR_TEST_REDIS is not needed: this test runs its own server. */
+Test(rconn, auth_select_down_and_back, .timeout = 60)
+{
+    struct proc srv;
+    struct rconn *bad = NULL, *rc = NULL;
+    char url[128];
+    char errstr[256];
+    redisReply *reply = NULL;
+    bool ok;
+    int ret;
+    int port = rconn_free_port();
+    static struct rconn_script script = {.src = "return ARGV[1] + 1"};
+    const char *one[] = {"41"};
+
+    rconn_start_redis(&srv, port);
+
+    snprintf(url, sizeof(url), "redis://:wrong-pw@127.0.0.1:%d/2", port);
+    struct rconn_opts bad_opts = {.url = url, .prefix = "p"};
+    ret = rconn_new(&bad, &bad_opts, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    ret = rconn_ping(bad, errstr, sizeof(errstr));
+    cr_assert(ret == -1);
+    cr_assert(strstr(errstr, "wrong-pw") == NULL, "%s", errstr);
+    rconn_free(bad);
+
+    snprintf(url, sizeof(url), "redis://:pw-xyzzy@127.0.0.1:%d/2", port);
+    struct rconn_opts opts = {
+        .url = url, .prefix = "p", .backoff_min_ms = 50, .backoff_max_ms = 200};
+    ret = rconn_new(&rc, &opts, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    const char *info[] = {"CLIENT", "INFO"};
+    ret =
+        rconn_command(&reply, rc, 2, info, NULL, true, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert(strstr(reply->str, " db=2 ") != NULL, "%s", reply->str);
+    freeReplyObject(reply);
+    reply = NULL;
+    ret = rconn_eval(&reply, rc, &script, 0, 1, one, NULL, true, errstr,
+                     sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert(reply->type == REDIS_REPLY_INTEGER && reply->integer == 42);
+    freeReplyObject(reply);
+    reply = NULL;
+
+    /* Redis goes away: calls fail quickly with a clear message. */
+    support_stop(&srv, SIGTERM, 5000);
+    int64_t t0 = support_now_ms();
+    ret = rconn_ping(rc, errstr, sizeof(errstr));
+    cr_assert(ret == -1);
+    cr_assert(support_now_ms() - t0 < 1000);
+    cr_assert(strstr(errstr, "redis") != NULL, "%s", errstr);
+    cr_assert(!rconn_is_up(rc));
+
+    /* It comes back (with an empty script cache): the connection heals
+     * and the script is loaded again on NOSCRIPT. */
+    rconn_start_redis(&srv, port);
+    POLL_UNTIL(ok, rconn_ping(rc, errstr, sizeof(errstr)) == 0, 10000);
+    cr_assert(ok, "no reconnect: %s", errstr);
+    cr_assert(rconn_is_up(rc));
+    ret = rconn_eval(&reply, rc, &script, 0, 1, one, NULL, true, errstr,
+                     sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert(reply->type == REDIS_REPLY_INTEGER && reply->integer == 42);
+    freeReplyObject(reply);
+
+    rconn_free(rc);
+    support_stop(&srv, SIGTERM, 5000);
+}

@@ -1,0 +1,10 @@
+# ratelimit tests: a real redis-server (KURIR_TEST_REDIS from tests/run),
+# each test under its own key prefix.
+add_library(rltest STATIC ratelimit/rltest.c)
+target_link_libraries(rltest PUBLIC ratelimit test_support)
+project_warnings(rltest)
+target_compile_options(rltest PRIVATE -Wno-write-strings)
+
+add_unit_test(test_rconn ratelimit/test_rconn.c LIBS rltest TIMEOUT 120)
+add_unit_test(test_ratelimit ratelimit/test_ratelimit.c LIBS rltest
+              TIMEOUT 120)
