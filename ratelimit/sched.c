@@ -16,6 +16,7 @@
  * (Redis Cluster rule). */
 #include "ratelimit/sched.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -485,8 +486,8 @@ int64_t sched_backoff_delay_ms(const struct sched_backoff *policy,
     int64_t delay = policy->base_ms > 0 ? policy->base_ms : 1;
     int64_t half;
 
-    for (unsigned i = 1; i < attempt && delay <= policy->cap_ms / 2; i++)
-        delay *= 2;
+    for (unsigned i = 1; i < attempt && delay < policy->cap_ms; i++)
+        delay = delay > INT64_MAX / 2 ? INT64_MAX : delay * 2;
     if (delay > policy->cap_ms && policy->cap_ms > 0)
         delay = policy->cap_ms;
     half = delay / 2;

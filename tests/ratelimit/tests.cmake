@@ -8,3 +8,5 @@ target_compile_options(rltest PRIVATE -Wno-write-strings)
 add_unit_test(test_rconn ratelimit/test_rconn.c LIBS rltest TIMEOUT 120)
 add_unit_test(test_ratelimit ratelimit/test_ratelimit.c LIBS rltest
               TIMEOUT 120)
+add_unit_test(test_sched ratelimit/test_sched.c LIBS rltest TIMEOUT 120)
+add_unit_test(test_marker ratelimit/test_marker.c LIBS rltest TIMEOUT 60)

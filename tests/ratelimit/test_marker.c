@@ -1,0 +1,212 @@
+/* tests/ratelimit/test_marker.c - send-once markers and forward-only
+ * recipient states against a real redis-server. */
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "ratelimit/marker.h"
+#include "ratelimit/sched.h"
+#include "tests/ratelimit/rltest.h"
+#include "tests/support/support.h"
+
+/* One replica: its own connection and marker store. */
+struct replica {
+    struct rconn *rc;
+    struct marker *m;
+};
+
+static void replica_open(struct replica *r, const char *prefix)
+{
+    char errstr[256];
+
+    r->rc = rltest_connect(prefix);
+    int ret = marker_new(&r->m, r->rc, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+}
+
+static void replica_close(struct replica *r)
+{
+    marker_free(r->m);
+    rconn_free(r->rc);
+}
+
+static void begin(struct replica *r, const char *job,
+                  struct marker_begin_item *items, size_t n, int64_t stale_ms)
+{
+    char errstr[256];
+
+    int ret = marker_begin(r->m, "acct", job, NULL, items, n, stale_ms, errstr,
+                           sizeof(errstr));
+    cr_assert(ret == 0, "begin: %s", errstr);
+}
+
+static void update(struct replica *r, const char *job,
+                   struct marker_update_item *items, size_t n)
+{
+    char errstr[256];
+
+    int ret =
+        marker_update(r->m, "acct", job, items, n, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "update: %s", errstr);
+}
+
+/* A replica sends to three recipients: two accepted, one retryable failure.
+ * The job is redelivered to another replica: only the failed one is sent
+ * again, the others come back with their recorded outcome. */
+Test(marker, redelivered_sent_job_is_not_resent)
+{
+    char prefix[64];
+    struct replica a, b;
+    struct marker_begin_item items[3] = {
+        {.recipient = "46701"}, {.recipient = "46702"}, {.recipient = "46703"}};
+    static const char ok_event[] = "{\"state\":\"submitted\"}\0bin";
+
+    rltest_prefix(prefix, sizeof(prefix), "marker-resend");
+    replica_open(&a, prefix);
+    replica_open(&b, prefix);
+
+    begin(&a, "job-1", items, 3, 60000);
+    for (int i = 0; i < 3; i++)
+        cr_assert(items[i].result == MARKER_NEW, "recipient %d", i);
+    struct marker_update_item done[3] = {
+        {.recipient = "46701",
+         .op = MARKER_OP_DONE,
+         .outcome = ok_event,
+         .outcome_len = sizeof(ok_event),
+         .state = "submitted"},
+        {.recipient = "46702",
+         .op = MARKER_OP_DONE,
+         .outcome = ok_event,
+         .outcome_len = sizeof(ok_event),
+         .state = "submitted"},
+        {.recipient = "46703", .op = MARKER_OP_CLEAR, .state = "retrying"},
+    };
+    update(&a, "job-1", done, 3);
+    cr_assert(done[0].advanced && done[1].advanced && done[2].advanced);
+
+    begin(&b, "job-1", items, 3, 60000);
+    cr_assert(items[0].result == MARKER_DONE);
+    cr_assert(items[1].result == MARKER_DONE);
+    cr_assert(items[2].result == MARKER_NEW, "the retry may be sent");
+    cr_assert(items[0].outcome_len == sizeof(ok_event) &&
+                  memcmp(items[0].outcome, ok_event, sizeof(ok_event)) == 0,
+              "recorded outcome not returned intact");
+    marker_begin_cleanup(items, 3);
+    cr_assert(items[0].outcome == NULL);
+
+    rltest_cleanup(a.rc);
+    replica_close(&a);
+    replica_close(&b);
+}
+
+/* While a send is in flight elsewhere it is not sent again; once the marker
+ * is older than stale_ms its replica is presumed dead and the marker is
+ * taken over (the documented double-send window). */
+Test(marker, in_flight_is_busy_until_stale)
+{
+    char prefix[64];
+    struct replica a, b;
+    struct marker_begin_item item = {.recipient = "46701"};
+    bool ok;
+
+    rltest_prefix(prefix, sizeof(prefix), "marker-stale");
+    replica_open(&a, prefix);
+    replica_open(&b, prefix);
+    begin(&a, "job-2", &item, 1, 300);
+    cr_assert(item.result == MARKER_NEW);
+    begin(&b, "job-2", &item, 1, 300);
+    cr_assert(item.result == MARKER_BUSY, "two replicas sending at once");
+    POLL_UNTIL(ok,
+               (begin(&b, "job-2", &item, 1, 300), item.result == MARKER_STALE),
+               3000);
+    cr_assert(ok, "a stale in-flight marker was never taken over");
+    /* b now holds it: a third look is busy again. */
+    begin(&a, "job-2", &item, 1, 300);
+    cr_assert(item.result == MARKER_BUSY);
+    rltest_cleanup(a.rc);
+    replica_close(&a);
+    replica_close(&b);
+}
+
+Test(marker, cancelled_job_is_not_sent_but_done_is_reported)
+{
+    char prefix[64];
+    char errstr[256];
+    struct replica a;
+    struct sched *s = NULL;
+    size_t removed;
+    struct marker_begin_item items[2] = {{.recipient = "46701"},
+                                         {.recipient = "46702"}};
+    struct marker_update_item sent = {.recipient = "46701",
+                                      .op = MARKER_OP_DONE,
+                                      .outcome = "x",
+                                      .outcome_len = 1};
+
+    rltest_prefix(prefix, sizeof(prefix), "marker-cancel");
+    replica_open(&a, prefix);
+    begin(&a, "job-3", items, 1, 60000);
+    update(&a, "job-3", &sent, 1);
+    int ret = sched_new(&s, a.rc, errstr, sizeof(errstr));
+    cr_assert(ret == 0);
+    ret = sched_cancel(&removed, s, "acct", "camp-1", true, errstr,
+                       sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+
+    ret = marker_begin(a.m, "acct", "job-3", "camp-1", items, 2, 60000, errstr,
+                       sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert(items[0].result == MARKER_DONE);
+    cr_assert(items[1].result == MARKER_CANCELLED);
+    marker_begin_cleanup(items, 2);
+    sched_free(s);
+    rltest_cleanup(a.rc);
+    replica_close(&a);
+}
+
+static bool advance(struct replica *r, const char *recipient, const char *state)
+{
+    struct marker_update_item it = {
+        .recipient = recipient, .op = MARKER_OP_KEEP, .state = state};
+
+    update(r, "job-4", &it, 1);
+    return it.advanced;
+}
+
+Test(marker, states_only_move_forward)
+{
+    char prefix[64];
+    char errstr[256];
+    struct replica a;
+
+    rltest_prefix(prefix, sizeof(prefix), "marker-state");
+    replica_open(&a, prefix);
+    cr_assert(advance(&a, "1", "accepted"));
+    cr_assert(advance(&a, "1", "submitted"));
+    cr_assert(!advance(&a, "1", "scheduled"), "moved backwards");
+    cr_assert(!advance(&a, "1", "submitted"), "repeated a state");
+    cr_assert(advance(&a, "1", "retrying"));
+    cr_assert(advance(&a, "1", "retrying"), "a new attempt is an event");
+    cr_assert(advance(&a, "1", "delivered"));
+    cr_assert(!advance(&a, "1", "failed"), "final followed by final");
+    cr_assert(!advance(&a, "1", "unknown"), "final followed");
+    cr_assert(advance(&a, "2", "rejected"), "first state may be final");
+    cr_assert(!advance(&a, "2", "accepted"));
+
+    struct marker_update_item bad = {.recipient = "1", .state = "lost"};
+    int ret =
+        marker_update(a.m, "acct", "job-4", &bad, 1, errstr, sizeof(errstr));
+    cr_assert(ret == -1 && strstr(errstr, "lost") != NULL, "%s", errstr);
+    cr_assert(marker_state_rank("cancelled") == 6);
+    cr_assert(marker_state_rank("nope") == 0);
+
+    /* Everything written expires (7 days). */
+    char key[RCONN_KEY_MAX];
+    rconn_key(key, sizeof(key), a.rc, "acct", "st", "job-4", errstr,
+              sizeof(errstr));
+    const char *pttl[] = {"PTTL", key};
+    int64_t ttl = rltest_int(a.rc, 2, pttl);
+    cr_assert(ttl > MARKER_TTL_MS - 60000 && ttl <= MARKER_TTL_MS, "ttl %lld",
+              (long long)ttl);
+    rltest_cleanup(a.rc);
+    replica_close(&a);
+}
