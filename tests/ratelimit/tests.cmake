@@ -10,3 +10,9 @@ add_unit_test(test_ratelimit ratelimit/test_ratelimit.c LIBS rltest
               TIMEOUT 120)
 add_unit_test(test_sched ratelimit/test_sched.c LIBS rltest TIMEOUT 120)
 add_unit_test(test_marker ratelimit/test_marker.c LIBS rltest TIMEOUT 60)
+
+# Not a test: prints decisions per second and round trips per 1,000 sends.
+#     build/tests/bench_ratelimit [host:port] [seconds] [processes]
+add_executable(bench_ratelimit bench/bench_ratelimit.c)
+target_link_libraries(bench_ratelimit PRIVATE ratelimit)
+project_warnings(bench_ratelimit)
