@@ -163,3 +163,38 @@ void call_result_spread(struct call_result *res, size_t n)
                      sizeof(r->error_message));
     }
 }
+
+char *account_callback_url(const struct account *acct, const char *kind)
+{
+    struct buf url;
+
+    if (acct->callback_url == NULL)
+        return NULL;
+    buf_init(&url);
+    buf_printf(&url, "%s/%s", acct->callback_url, kind);
+    if (acct->webhook_token != NULL) {
+        buf_puts(&url, "?token=");
+        buf_append_urlenc(&url, acct->webhook_token,
+                          strlen(acct->webhook_token));
+    }
+    return buf_detach(&url, NULL);
+}
+
+void codec_calls_truncate(struct codec_calls *calls, size_t n)
+{
+    for (size_t i = n; i < calls->ncalls; i++)
+        http_request_cleanup(&calls->calls[i].req);
+    if (n < calls->ncalls)
+        calls->ncalls = n;
+}
+
+int codec_check_ncalls(const char *provider, const struct job *job,
+                       size_t ncalls, char *errstr, size_t errstr_size)
+{
+    if (ncalls <= CODEC_MAX_CALLS)
+        return 0;
+    snprintf(errstr, errstr_size,
+             "%s needs %zu calls for this %s, %d at most in one job", provider,
+             ncalls, job_action_name(job->action), CODEC_MAX_CALLS);
+    return -1;
+}

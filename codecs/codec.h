@@ -70,6 +70,12 @@ struct account {
  * The pointer is borrowed from the account. */
 const char *account_cred(const struct account *acct, const char *name);
 
+/* Returns the URL a provider should call back for `kind` ("status" or
+ * "inbound"): callback_url + "/" + kind, with "?token=" and the
+ * percent-encoded webhook_token when the account has one. malloc'd, the
+ * caller frees it; NULL when the account has no callback_url. */
+char *account_callback_url(const struct account *acct, const char *kind);
+
 /* ------------------------------------------------------------------------ */
 /* Requests. */
 
@@ -128,6 +134,15 @@ struct codec_call *codec_calls_add(struct codec_calls *calls, enum codec_op op);
 
 /* Frees every request in the list and empties it. */
 void codec_calls_cleanup(struct codec_calls *calls);
+
+/* Frees the calls after the first `n` and keeps those: how an encode() that
+ * fails part-way leaves the list as it found it. */
+void codec_calls_truncate(struct codec_calls *calls, size_t n);
+
+/* Checks that a contact-sync job needing `ncalls` calls fits one job
+ * (CODEC_MAX_CALLS). Returns 0, or -1 with errstr naming `provider`. */
+int codec_check_ncalls(const char *provider, const struct job *job,
+                       size_t ncalls, char *errstr, size_t errstr_size);
 
 /* Frees the strings of a request and zeroes it. */
 void http_request_cleanup(struct http_request *req);

@@ -182,15 +182,6 @@ static struct codec_call *jojka_add_call(struct codec_calls *out,
     return call;
 }
 
-/* Drops the calls appended after `start` (encode appends nothing on
- * error). */
-static void jojka_rollback(struct codec_calls *out, size_t start)
-{
-    for (size_t i = start; i < out->ncalls; i++)
-        http_request_cleanup(&out->calls[i].req);
-    out->ncalls = start;
-}
-
 /* Appends `n` strings joined by ';' as parameter `name`. */
 static void jojka_add_list(struct buf *b, const char *name,
                            const char *const *items, size_t n)
@@ -311,13 +302,7 @@ static int jojka_check_contacts(const struct job *job, char *errstr,
                  job_action_name(job->action));
         return -1;
     }
-    if (calls > CODEC_MAX_CALLS) {
-        snprintf(errstr, errstr_size,
-                 "jojka needs %zu calls for this %s, %d at most in one job",
-                 calls, job_action_name(job->action), CODEC_MAX_CALLS);
-        return -1;
-    }
-    return 0;
+    return codec_check_ncalls("jojka", job, calls, errstr, errstr_size);
 }
 
 static int jojka_check(const struct account *acct, const struct job *job,
@@ -540,7 +525,7 @@ static int jojka_encode(struct codec_calls *out, const struct account *acct,
         break;
     }
     if (ret != 0)
-        jojka_rollback(out, start);
+        codec_calls_truncate(out, start);
     return ret;
 }
 
