@@ -390,7 +390,7 @@ int text_to_latin1(char **out, size_t *out_len, const char *utf8, size_t len,
         abort();
     size_t o = 0;
     for (size_t i = 0; i < len;) {
-        uint32_t cp;
+        uint32_t cp = 0; /* validated above, so always set */
         i += utf8_decode(&cp, s + i, len - i);
         res[o++] = (char)cp;
     }

@@ -12,7 +12,8 @@
 
 #include "codecs/util.h"
 
-#define FIXTURE_NOW 1700000000
+#define FIXTURE_NOW      1700000000
+#define FIXTURE_PATH_MAX 4096
 
 static const char *const outcome_names[] = {
     [CALL_ACCEPTED] = "accepted", [CALL_RETRY] = "retry",
@@ -23,14 +24,26 @@ static const char *const outcome_names[] = {
 /* ------------------------------------------------------------------------ */
 /* Files. */
 
+/* Joins dir and name into path; a path that does not fit is a broken
+ * checkout, not a case to skip. */
+static void fixture_path(char path[FIXTURE_PATH_MAX], const char *dir,
+                         const char *name)
+{
+    if (snprintf(path, FIXTURE_PATH_MAX, "%s/%s", dir, name) >=
+        FIXTURE_PATH_MAX) {
+        fprintf(stderr, "fixture path too long: %s/%s\n", dir, name);
+        abort();
+    }
+}
+
 static char *fixture_read(const char *dir, const char *name, size_t *len)
 {
-    char path[1024];
+    char path[FIXTURE_PATH_MAX];
     struct buf b;
     char chunk[4096];
     size_t got;
 
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    fixture_path(path, dir, name);
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return NULL;
@@ -43,10 +56,10 @@ static char *fixture_read(const char *dir, const char *name, size_t *len)
 
 static json_t *fixture_json(const char *dir, const char *name)
 {
-    char path[1024];
+    char path[FIXTURE_PATH_MAX];
     json_error_t jerr;
 
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    fixture_path(path, dir, name);
     struct stat st;
     if (stat(path, &st) != 0)
         return NULL;
@@ -60,9 +73,9 @@ static json_t *fixture_json(const char *dir, const char *name)
 static void fixture_write(const char *dir, const char *name, const char *data,
                           size_t len)
 {
-    char path[1024];
+    char path[FIXTURE_PATH_MAX];
 
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    fixture_path(path, dir, name);
     FILE *f = fopen(path, "wb");
     if (f == NULL)
         return;
@@ -72,9 +85,9 @@ static void fixture_write(const char *dir, const char *name, const char *data,
 
 static void fixture_write_append_newline(const char *dir, const char *name)
 {
-    char path[1024];
+    char path[FIXTURE_PATH_MAX];
 
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    fixture_path(path, dir, name);
     FILE *f = fopen(path, "ab");
     if (f != NULL) {
         fputc('\n', f);
@@ -547,7 +560,7 @@ static json_t *fixture_callback(const struct codec *codec,
 
 int fixture_run_case(const struct codec *codec, const char *dir)
 {
-    char parent[1024];
+    char parent[FIXTURE_PATH_MAX];
     struct account acct;
     struct codec_calls *calls = calloc(1, sizeof(*calls));
     struct job *job = NULL;
@@ -555,7 +568,7 @@ int fixture_run_case(const struct codec *codec, const char *dir)
     int ret = -1;
 
     /* The account: the case's, else the provider directory's. */
-    snprintf(parent, sizeof(parent), "%s/..", dir);
+    fixture_path(parent, dir, "..");
     json_t *aj = fixture_json(dir, "account.json");
     if (aj == NULL)
         aj = fixture_json(parent, "account.json");
@@ -608,11 +621,11 @@ static int fixture_cmp(const void *a, const void *b)
 int fixture_run_provider(const char *provider)
 {
     const char *root = getenv("FIXTURES");
-    char dir[1024];
+    char dir[FIXTURE_PATH_MAX];
     char **names = NULL;
     size_t n = 0;
 
-    snprintf(dir, sizeof(dir), "%s/%s", root ? root : "fixtures", provider);
+    fixture_path(dir, root ? root : "fixtures", provider);
     const struct codec *codec = codec_find(provider);
     DIR *d = opendir(dir);
     if (d == NULL || codec == NULL) {
@@ -624,9 +637,9 @@ int fixture_run_provider(const char *provider)
     }
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        char path[2048];
+        char path[FIXTURE_PATH_MAX];
         struct stat st;
-        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        fixture_path(path, dir, de->d_name);
         if (de->d_name[0] == '.' || stat(path, &st) != 0 ||
             !S_ISDIR(st.st_mode))
             continue;
@@ -642,8 +655,8 @@ int fixture_run_provider(const char *provider)
 
     int failed = 0;
     for (size_t i = 0; i < n; i++) {
-        char path[2048];
-        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        char path[FIXTURE_PATH_MAX];
+        fixture_path(path, dir, names[i]);
         if (fixture_run_case(codec, path) != 0) {
             fprintf(stderr, "FAIL %s/%s\n", provider, names[i]);
             failed++;

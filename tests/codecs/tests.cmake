@@ -11,3 +11,15 @@ add_unit_test(test_jojka codecs/test_jojka.c LIBS codec_fixtures codecs)
 add_unit_test(test_ip1 codecs/test_ip1.c LIBS codec_fixtures codecs)
 add_unit_test(test_intime codecs/test_intime.c LIBS codec_fixtures codecs)
 add_unit_test(test_ip1_legacy codecs/test_ip1_legacy.c LIBS codec_fixtures codecs)
+
+# ns/job for parse, encode and decode per provider; not a test. Measure it in
+# a Release build (see the comment at the top of the file).
+add_executable(bench_codecs ${CMAKE_CURRENT_LIST_DIR}/../bench/bench_codecs.c)
+target_link_libraries(bench_codecs PRIVATE codecs)
+project_warnings(bench_codecs)
+
+# libFuzzer targets: -DFUZZ=ON with CC=clang; tests/fuzz/run does it.
+if(FUZZ)
+    add_subdirectory(${CMAKE_CURRENT_LIST_DIR}/../fuzz
+                     ${CMAKE_CURRENT_BINARY_DIR}/codecs/fuzz)
+endif()
