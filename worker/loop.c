@@ -15,6 +15,11 @@
 #include "worker/log.h"
 #include "worker/task.h"
 
+/* A claimed scheduled send or retry is this replica's for this long; if the
+ * replica dies, another claims it after the lease. Longer than any task
+ * takes: a provider timeout plus rate-limit waits. */
+#define WORKER_LEASE_MS 300000
+
 volatile sig_atomic_t worker_stop;
 
 int64_t worker_now_ms(void)
@@ -45,6 +50,17 @@ int worker_init(struct worker *w, const struct config *cfg, char *errstr,
     w->http = http_new(cfg, errstr, errstr_size);
     if (w->http == NULL)
         goto fail;
+    struct rconn_opts ropts = {.url = cfg->redis_url, .prefix = "kurir"};
+    if (rconn_new(&w->redis, &ropts, errstr, errstr_size) != 0 ||
+        ratelimit_new(&w->ratelimit, w->redis, NULL, errstr,
+                      errstr_size) != 0 ||
+        marker_new(&w->marker, w->redis, errstr, errstr_size) != 0 ||
+        sched_new(&w->sched, w->redis, errstr, errstr_size) != 0)
+        goto fail;
+    char rerr[256];
+    w->redis_ok = rconn_ping(w->redis, rerr, sizeof(rerr)) == 0;
+    if (!w->redis_ok)
+        log_error("redis: %s; waiting for it before taking work", rerr);
     if (kafka_new(&w->kafka, cfg, worker_delivered, w, errstr,
                   errstr_size) != 0)
         goto fail;
@@ -61,6 +77,10 @@ void worker_cleanup(struct worker *w)
     http_free(w->http);
     kafka_free(w->kafka, 0);
     task_free_all(w);
+    sched_free(w->sched);
+    marker_free(w->marker);
+    ratelimit_free(w->ratelimit);
+    rconn_free(w->redis);
     accounts_free(w->accounts);
     memset(w, 0, sizeof(*w));
 }
@@ -83,9 +103,58 @@ static int worker_wait_ms(const struct worker *w)
     return ms < 0 ? 0 : ms > 100 ? 100 : (int)ms;
 }
 
+/* Claims scheduled sends and retries that are due, account by account,
+ * while there is room; at most every 100 ms. */
+static void worker_claim_due(struct worker *w)
+{
+    int64_t now = worker_now_ms();
+    char errstr[256];
+
+    if (now < w->next_claim_ms)
+        return;
+    w->next_claim_ms = now + 100;
+    for (size_t i = 0; i < w->accounts->count; i++) {
+        size_t room = (size_t)w->cfg->max_in_flight - w->tasks;
+        if (w->tasks >= (size_t)w->cfg->max_in_flight)
+            return;
+        const char *account = w->accounts->items[i].name;
+        struct sched_entries due = {0};
+        if (sched_claim(&due, w->sched, account, room, WORKER_LEASE_MS,
+                        errstr, sizeof(errstr)) != 0) {
+            if (w->redis_ok)
+                log_error("redis: claim: %s; not taking new work until it "
+                          "is back",
+                          errstr);
+            w->redis_ok = false;
+            return;
+        }
+        for (size_t j = 0; j < due.n; j++)
+            task_start_entry(w, account, &due.v[j]);
+        sched_entries_cleanup(&due);
+    }
+}
+
+/* While Redis is away no new work is taken (fail closed); this checks
+ * whether it is back. rconn spaces its reconnects, so this is cheap. */
+static void worker_check_redis(struct worker *w)
+{
+    char errstr[256];
+
+    if (w->redis_ok)
+        return;
+    if (rconn_ping(w->redis, errstr, sizeof(errstr)) == 0) {
+        log_info("redis: reachable again; taking work");
+        w->redis_ok = true;
+    }
+}
+
 static void worker_turn(struct worker *w, bool consume)
 {
     kafka_serve(w->kafka);
+    worker_check_redis(w);
+    consume = consume && w->redis_ok;
+    if (consume)
+        worker_claim_due(w);
     while (consume && w->tasks < (size_t)w->cfg->max_in_flight) {
         rd_kafka_message_t *rkm = kafka_consume(w->kafka);
         if (rkm == NULL)

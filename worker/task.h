@@ -22,6 +22,11 @@
 /* Starts a task for a consumed message (ownership of rkm passes). */
 void task_start(struct worker *w, rd_kafka_message_t *rkm);
 
+/* Starts a task for a scheduled send or retry claimed from Redis in
+ * `account` (ownership of the entry's strings passes; *entry is zeroed). */
+void task_start_entry(struct worker *w, const char *account,
+                      struct sched_entry *entry);
+
 /* Resumes a parked task whose wake time has come. */
 void task_resume(struct task *t);
 

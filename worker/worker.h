@@ -15,6 +15,10 @@
 #include "worker/config.h"
 #include "worker/http.h"
 #include "worker/kafka.h"
+#include "ratelimit/marker.h"
+#include "ratelimit/ratelimit.h"
+#include "ratelimit/rconn.h"
+#include "ratelimit/sched.h"
 
 struct task;
 
@@ -33,6 +37,12 @@ struct worker {
     struct accounts *accounts;   /* owned */
     struct kafka *kafka;         /* owned */
     struct http *http;           /* owned */
+    struct rconn *redis;         /* owned: the one Redis connection */
+    struct ratelimit *ratelimit; /* owned: token buckets */
+    struct marker *marker;       /* owned: send-once markers, states */
+    struct sched *sched;         /* owned: scheduled sends, retries */
+    bool redis_ok;               /* the last Redis call worked */
+    int64_t next_claim_ms;       /* when to look for due entries again */
     size_t tasks;                /* tasks alive (consumed, not released) */
     struct task *all;            /* every live task */
     struct task *parked;         /* tasks waiting for a time, by wake_ms */

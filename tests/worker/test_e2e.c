@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -258,4 +259,91 @@ Test(e2e, bad_jobs_go_to_the_dlq_with_a_reason)
     json_decref(seen);
     tk_reader_close(&status);
     tk_reader_close(&dlq);
+}
+
+/* Counts the stand-in's recorded requests whose text contains `needle`. */
+static int standin_count(const char *needle)
+{
+    char url[128];
+    struct support_http r;
+    int n = 0;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_standin/requests",
+             e.standin.port);
+    int ret = support_http(&r, "GET", url, NULL, NULL, 0);
+    cr_assert(eq(int, ret, 0));
+    for (const char *p = r.body; (p = strstr(p, needle)) != NULL;
+         p += strlen(needle))
+        n++;
+    support_http_cleanup(&r);
+    return n;
+}
+
+Test(e2e, a_job_seen_twice_is_sent_once)
+{
+    struct tk_reader status;
+    static const char job[] =
+        "{\"id\": \"twice-1\", \"account\": \"shop\", \"to\": "
+        "[\"46701234567\"], \"text\": \"only once please\"}";
+
+    tk_reader_open(&status, e.brokers, e.topic_status);
+    produce_job(e.topic_send, "twice-1", job);
+    static const char *const want[] = {"job_id", "twice-1", "state",
+                                       "submitted", NULL};
+    json_t *first = tk_reader_wait_json(&status, want, 90000, NULL);
+    if (first == NULL)
+        support_proc_log_dump(&e.kurir);
+    cr_assert(ne(ptr, first, NULL), "no submitted event for twice-1");
+
+    /* The same job again: its known status comes back, nothing is sent. */
+    produce_job(e.topic_send, "twice-1", job);
+    json_t *again = tk_reader_wait_json(&status, want, 60000, NULL);
+    cr_assert(ne(ptr, again, NULL), "the known status was not re-emitted");
+    cr_assert(eq(str,
+                 (char *)json_string_value(
+                     json_object_get(again, "provider_message_id")),
+                 (char *)json_string_value(
+                     json_object_get(first, "provider_message_id"))));
+    int sent = standin_count("only%20once%20please");
+    cr_assert(eq(int, sent, 1), "the provider got the job %d times", sent);
+    json_decref(first);
+    json_decref(again);
+    tk_reader_close(&status);
+}
+
+Test(e2e, a_send_due_later_waits_in_redis)
+{
+    struct tk_reader status;
+    char job[512];
+    time_t due = time(NULL) + 4;
+    struct tm tm;
+    char stamp[32];
+
+    gmtime_r(&due, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(job, sizeof(job),
+             "{\"id\": \"later-1\", \"account\": \"shop\", \"to\": "
+             "[\"46701234567\"], \"text\": \"a bit later\", \"send_at\": "
+             "\"%s\"}",
+             stamp);
+    tk_reader_open(&status, e.brokers, e.topic_status);
+    produce_job(e.topic_send, "later-1", job);
+    static const char *const sched[] = {"job_id", "later-1", "state",
+                                        "scheduled", NULL};
+    json_t *ev = tk_reader_wait_json(&status, sched, 90000, NULL);
+    if (ev == NULL)
+        support_proc_log_dump(&e.kurir);
+    cr_assert(ne(ptr, ev, NULL), "no scheduled event for later-1");
+    json_decref(ev);
+    cr_assert(eq(int, standin_count("a%20bit%20later"), 0),
+              "sent before it was due");
+
+    static const char *const sub[] = {"job_id", "later-1", "state",
+                                      "submitted", NULL};
+    ev = tk_reader_wait_json(&status, sub, 60000, NULL);
+    cr_assert(ne(ptr, ev, NULL), "no submitted event for later-1");
+    json_decref(ev);
+    cr_assert(ge(i64, (int64_t)time(NULL), (int64_t)due), "sent too early");
+    cr_assert(eq(int, standin_count("a%20bit%20later"), 1));
+    tk_reader_close(&status);
 }
