@@ -752,8 +752,9 @@ static int ip1l_soap_answer(struct call_result *out, xmlDoc **doc_out,
                             size_t errstr_size)
 {
     char name[64];
-    xmlDoc *doc = ip1l_xml_read(resp->body ? resp->body : "", resp->body_len,
-                                errstr, errstr_size);
+    xmlDoc *doc =
+        ip1l_xml_read(resp->body ? resp->body : "",
+                      resp->body ? resp->body_len : 0, errstr, errstr_size);
 
     *result = NULL;
     if (doc == NULL) {
@@ -835,14 +836,15 @@ static int ip1l_decode(struct call_result *out, const struct account *acct,
             call_result_spread(out, call->count);
             return 0;
         }
-        size_t len = resp->body_len, off = 0;
-        while (off < len && isspace((unsigned char)resp->body[off]))
+        const char *body = resp->body != NULL ? resp->body : "";
+        size_t len = resp->body != NULL ? resp->body_len : 0, off = 0;
+        while (off < len && isspace((unsigned char)body[off]))
             off++;
-        while (len > off && isspace((unsigned char)resp->body[len - 1]))
+        while (len > off && isspace((unsigned char)body[len - 1]))
             len--;
         if (len - off >= sizeof(value))
             len = off + sizeof(value) - 1;
-        memcpy(value, resp->body + off, len - off);
+        memcpy(value, body + off, len - off);
         value[len - off] = '\0';
     } else {
         if (ip1l_soap_answer(out, &doc, &result, call, resp, errstr,

@@ -209,44 +209,38 @@ Test(ip1_legacy, id_above_1000_is_accepted)
     call_result_cleanup(&res);
 }
 
-Test(ip1_legacy, text_limits_are_160_and_152_per_part)
+/* Runs check() on a send of `n` letters "a"; returns its result. */
+static int check_letters(size_t n, bool flash)
 {
     char json[2000], text[1600];
-    struct job *job;
 
-    memset(text, 'a', 1520); /* 10 parts of 152 */
-    text[1520] = '\0';
+    memset(text, 'a', n);
+    text[n] = '\0';
     snprintf(json, sizeof(json),
              "{\"id\":\"m\",\"account\":\"a\",\"to\":\"46730123456\","
-             "\"text\":\"%s\"}",
-             text);
-    job = legacy_job(json);
+             "\"text\":\"%s\",\"flash\":%s}",
+             text, flash ? "true" : "false");
+    struct job *job = legacy_job(json);
     int ret = codec_ip1_legacy.check(&legacy_acct, job, errstr, sizeof(errstr));
-    cr_assert(eq(int, ret, 0), "%s", errstr);
     job_free(job);
+    return ret;
+}
 
-    text[1520] = 'a';
-    text[1521] = '\0';
-    snprintf(json, sizeof(json),
-             "{\"id\":\"m\",\"account\":\"a\",\"to\":\"46730123456\","
-             "\"text\":\"%s\"}",
-             text);
-    job = legacy_job(json);
-    ret = codec_ip1_legacy.check(&legacy_acct, job, errstr, sizeof(errstr));
+Test(ip1_legacy, text_limits_are_160_and_152_per_part)
+{
+    int ret = check_letters(1520, false); /* 10 parts of 152 */
+    cr_assert(eq(int, ret, 0), "%s", errstr);
+
+    ret = check_letters(1521, false);
     cr_assert(eq(int, ret, -1));
     cr_assert(ne(ptr, strstr(errstr, "needs 11 SMS"), NULL), "%s", errstr);
-    job_free(job);
 
-    text[161] = '\0';
-    snprintf(json, sizeof(json),
-             "{\"id\":\"m\",\"account\":\"a\",\"to\":\"46730123456\","
-             "\"text\":\"%s\",\"flash\":true}",
-             text);
-    job = legacy_job(json);
-    ret = codec_ip1_legacy.check(&legacy_acct, job, errstr, sizeof(errstr));
+    ret = check_letters(160, true);
+    cr_assert(eq(int, ret, 0), "%s", errstr);
+
+    ret = check_letters(161, true);
     cr_assert(eq(int, ret, -1));
     cr_assert(ne(ptr, strstr(errstr, "flash text is 161"), NULL), "%s", errstr);
-    job_free(job);
 }
 
 Test(ip1_legacy, polls_reject_bad_ids_and_unknown_reads)
