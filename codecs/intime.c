@@ -212,6 +212,18 @@ static int intime_set_body(struct http_request *req, struct buf *doc,
     return 0;
 }
 
+/* Returns 0 when the account has both credentials, else -1 with errstr. */
+static int intime_has_creds(const struct account *acct, char *errstr,
+                            size_t errstr_size)
+{
+    if (account_cred(acct, "user") != NULL &&
+        account_cred(acct, "hash") != NULL)
+        return 0;
+    snprintf(errstr, errstr_size,
+             "account %s lacks credential \"user\" or \"hash\"", acct->name);
+    return -1;
+}
+
 /* Fills call->req for an endpoint: POST of `doc` or, for listings, a GET
  * with `extra_query` appended. */
 static int intime_request(struct codec_call *call, const struct account *acct,
@@ -219,16 +231,10 @@ static int intime_request(struct codec_call *call, const struct account *acct,
                           const char *extra_query, char *errstr,
                           size_t errstr_size)
 {
-    const char *user = account_cred(acct, "user");
-    const char *hash = account_cred(acct, "hash");
     struct buf url;
 
-    if (user == NULL || hash == NULL) {
-        snprintf(errstr, errstr_size,
-                 "account %s lacks credential \"user\" or \"hash\"",
-                 acct->name);
+    if (intime_has_creds(acct, errstr, errstr_size) != 0)
         return -1;
-    }
     call->step = (int)ep;
     if (doc != NULL) {
         if (intime_set_body(&call->req, doc, errstr, errstr_size) != 0)
@@ -242,8 +248,8 @@ static int intime_request(struct codec_call *call, const struct account *acct,
     buf_printf(&url, "%s/%s?", acct->base_url, intime_paths[ep]);
     struct buf query;
     buf_init(&query);
-    buf_add_param(&query, "user", user);
-    buf_add_param(&query, "hash", hash);
+    buf_add_param(&query, "user", account_cred(acct, "user"));
+    buf_add_param(&query, "hash", account_cred(acct, "hash"));
     if (extra_query != NULL)
         buf_puts(&query, extra_query);
     buf_append(&url, query.data, query.len);
@@ -710,6 +716,8 @@ static int intime_check(const struct account *acct, const struct job *job,
     enum intime_endpoint ep;
     int ret;
 
+    if (intime_has_creds(acct, errstr, errstr_size) != 0)
+        return -1;
     switch (job->type) {
     case JOB_SEND:
         return intime_check_message(acct, job, &len, errstr, errstr_size);

@@ -22,6 +22,7 @@ static const struct bench_case {
     const char *job;
     long status;
     const char *answer;
+    const char *creds[2]; /* credential names; none: "api_key" */
 } cases[] = {
     {"jojka",
      "{\"id\":\"order-1001-shipped\",\"account\":\"shop\",\"to\":"
@@ -39,6 +40,18 @@ static const struct bench_case {
      "\"Din order har skickats\",\"owner\":\"ip1-12345\",\"direction\":"
      "\"MT\",\"type\":\"SMS\",\"datacoding\":\"GSM\",\"priority\":1,"
      "\"status\":101,\"reference\":\"order-1001-shipped\",\"tags\":[]}"},
+    {"intime",
+     "{\"id\":\"order-1001-shipped\",\"account\":\"shop\",\"to\":"
+     "[\"46701234567\"],\"from\":\"Shop\",\"text\":\"Din order har "
+     "skickats och kommer fram i morgon. Mvh Shop\",\"reference\":"
+     "\"order-1001\"}",
+     200, "4510", {"user", "hash"}},
+    {"ip1-legacy",
+     "{\"id\":\"order-1001-shipped\",\"account\":\"shop\",\"to\":"
+     "[\"46701234567\"],\"from\":\"Shop\",\"text\":\"Din order har "
+     "skickats och kommer fram i morgon. Mvh Shop\",\"reference\":"
+     "\"order-1001\"}",
+     200, "123456789", {"account", "password"}},
 };
 
 static double bench_now(void)
@@ -97,6 +110,11 @@ int main(void)
         acct.creds[0].name = key;
         acct.creds[0].value = secret;
         acct.ncreds = 1;
+        for (size_t k = 0; k < 2 && c->creds[k] != NULL; k++) {
+            acct.creds[k].name = (char *)c->creds[k];
+            acct.creds[k].value = secret;
+            acct.ncreds = k + 1;
+        }
         acct.callback_url = cb;
         acct.webhook_token = tok;
 

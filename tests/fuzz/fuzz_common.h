@@ -33,6 +33,22 @@ static inline void fuzz_account(struct account *acct, const struct codec *codec)
     acct->callback_url = cb;
 }
 
+/* The same for a codec whose credentials are two other names (InTime's
+ * user/hash, iP.1 legacy's account/password); the names must be static. */
+static inline void fuzz_account_creds(struct account *acct,
+                                      const struct codec *codec, char *name1,
+                                      char *name2)
+{
+    static char value[] = "s&cret";
+
+    fuzz_account(acct, codec);
+    acct->creds[0].name = name1;
+    acct->creds[0].value = value;
+    acct->creds[1].name = name2;
+    acct->creds[1].value = value;
+    acct->ncreds = 2;
+}
+
 /* Parses a job from a literal; aborts when the literal is wrong. */
 static inline struct job *fuzz_job(const char *json, enum job_type type)
 {

@@ -8,23 +8,19 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "codecs/codec.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "tests/fuzz/fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const struct account acct = {
-        .name = "fuzz",
-        .base_url = "https://sms.intime.nu/api/1.0",
-        .creds = {{"user", "u"}, {"hash", "h"}},
-        .ncreds = 2,
-    };
+    static char cred1[] = "user", cred2[] = "hash";
+    static struct account acct;
     static const long statuses[] = {200, 200, 200, 500, 429, 403, 404, 0};
     char errstr[256];
     struct call_result res;
     struct callback_result cb;
 
+    if (acct.name == NULL)
+        fuzz_account_creds(&acct, &codec_intime, cred1, cred2);
     if (size < 1)
         return 0;
     uint8_t sel = data[0];
