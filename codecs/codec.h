@@ -20,14 +20,15 @@
 #include "codecs/job.h"
 
 /* ------------------------------------------------------------------------ */
-/* States (CONTRACT §4): the order is the order in which they may follow one
- * another; final states are final. */
+/* States (CONTRACT §4) in the order in which they may follow one another: a
+ * send may be retried before a provider takes it, so retrying comes before
+ * submitted; final states are final. */
 
 enum sms_state {
     STATE_ACCEPTED,
     STATE_SCHEDULED,
-    STATE_SUBMITTED,
     STATE_RETRYING,
+    STATE_SUBMITTED,
     STATE_UNKNOWN,
     STATE_DELIVERED,
     STATE_FAILED,

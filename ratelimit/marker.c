@@ -46,8 +46,8 @@ static struct rconn_script begin_script = {
  * ("k", "d", "c"), outcome, state ("" for none). Returns one 0/1 per item:
  * whether its state advanced. */
 static struct rconn_script update_script = {
-    .src = "local rank = {accepted = 1, scheduled = 2, submitted = 3,\n"
-           "  retrying = 4, unknown = 5, delivered = 6, failed = 6,\n"
+    .src = "local rank = {accepted = 1, scheduled = 2, retrying = 3,\n"
+           "  submitted = 4, unknown = 5, delivered = 6, failed = 6,\n"
            "  rejected = 6, cancelled = 6}\n"
            "for i = 2, #ARGV, 4 do\n"
            "  local st = ARGV[i + 3]\n"
@@ -113,8 +113,8 @@ int marker_state_rank(const char *state)
         const char *name;
         int rank;
     } ranks[] = {
-        {"accepted", 1}, {"scheduled", 2}, {"submitted", 3},
-        {"retrying", 4}, {"unknown", 5},   {"delivered", 6},
+        {"accepted", 1}, {"scheduled", 2}, {"retrying", 3},
+        {"submitted", 4}, {"unknown", 5},  {"delivered", 6},
         {"failed", 6},   {"rejected", 6},  {"cancelled", 6},
     };
 

@@ -18,7 +18,7 @@
  *
  * States: marker_update() can also advance each recipient's last state and
  * accepts only forward moves, in the CONTRACT order
- *     accepted < scheduled < submitted < retrying < unknown < final
+ *     accepted < scheduled < retrying < submitted < unknown < final
  * (final: delivered, failed, rejected, cancelled). Equal moves are refused
  * except retrying -> retrying (a new attempt); nothing follows a final
  * state. Markers and states live MARKER_TTL_MS after their last write.

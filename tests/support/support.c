@@ -136,7 +136,10 @@ int support_spawn(struct proc *out, char *const argv[], char *const env[],
         /* The child sees the test's environment less the variables that
          * only tests know (kurir refuses unknown KURIR_* settings). */
         for (size_t i = 0; environ[i] != NULL;) {
-            if (strncmp(environ[i], "KURIR_TEST_", 11) == 0) {
+            if (strncmp(environ[i], "KURIR_TEST_", 11) == 0 ||
+                strncmp(environ[i], "KURIR_BIN=", 10) == 0 ||
+                strncmp(environ[i], "KURIR_STANDIN=", 14) == 0 ||
+                strncmp(environ[i], "KURIR_SOURCE_DIR=", 17) == 0) {
                 char name[128];
                 size_t n = strcspn(environ[i], "=");
                 snprintf(name, sizeof(name), "%.*s", (int)n, environ[i]);

@@ -220,8 +220,10 @@ Test(e2e, bad_jobs_go_to_the_dlq_with_a_reason)
             bad_json = true;
         if (strstr(why, "unknown account \"nobody\""))
             unknown = true;
-        if (strstr(rkm->payload, "num-1") != NULL)
+        char *body = strndup(rkm->payload, rkm->len);
+        if (strstr(body, "num-1") != NULL)
             bad_number = true;
+        free(body);
         free(why);
         free(topic);
         rd_kafka_message_destroy(rkm);
