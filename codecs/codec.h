@@ -54,17 +54,17 @@ struct account_cred {
 };
 
 struct account {
-    char *name;                 /* the key in the accounts file */
-    const struct codec *codec;  /* from "provider" */
-    char *base_url;             /* no trailing slash */
+    char *name;                /* the key in the accounts file */
+    const struct codec *codec; /* from "provider" */
+    char *base_url;            /* no trailing slash */
     struct account_cred creds[ACCOUNT_MAX_CREDS];
     size_t ncreds;
-    double per_second;          /* token bucket rate, segments per second */
-    double burst;               /* token bucket size, segments */
-    char *default_sender;       /* used when a job has no "from"; may be NULL */
-    char *webhook_token;        /* the ?token= on our callback URLs; may be NULL */
-    char *callback_url;         /* KURIR_PUBLIC_URL/callbacks/<name>, or NULL
-                                   when no public URL is configured */
+    double per_second;    /* token bucket rate, segments per second */
+    double burst;         /* token bucket size, segments */
+    char *default_sender; /* used when a job has no "from"; may be NULL */
+    char *webhook_token;  /* the ?token= on our callback URLs; may be NULL */
+    char *callback_url;   /* KURIR_PUBLIC_URL/callbacks/<name>, or NULL
+                             when no public URL is configured */
 };
 
 /* Returns the value of credential `name`, or NULL when the account has none.
@@ -91,24 +91,24 @@ struct http_header {
  * the strings. `body` may hold bytes that are not UTF-8 (InTime's
  * ISO-8859-1), so its length is explicit. */
 struct http_request {
-    const char *method;                 /* static: "GET", "POST", ... */
-    char *url;                          /* absolute, query included */
+    const char *method; /* static: "GET", "POST", ... */
+    char *url;          /* absolute, query included */
     struct http_header headers[HTTP_MAX_HEADERS];
     size_t nheaders;
-    char *body;                         /* NULL for no body */
+    char *body; /* NULL for no body */
     size_t body_len;
 };
 
 /* What a call is for; decode() switches on it. Codecs may use any value. */
 enum codec_op {
-    OP_SEND,               /* a send to job->to[first .. first+count) */
+    OP_SEND, /* a send to job->to[first .. first+count) */
     OP_CAMPAIGN_CREATE,
     OP_CAMPAIGN_CANCEL,
-    OP_CANCEL,             /* cancel one scheduled provider message/batch */
-    OP_CONTACTS,           /* any contact-sync action */
-    OP_POLL_STATUS,        /* poll the status of one provider message */
-    OP_POLL_REPLIES,       /* poll incoming messages */
-    OP_READ,               /* any other read (lists, balances) */
+    OP_CANCEL,       /* cancel one scheduled provider message/batch */
+    OP_CONTACTS,     /* any contact-sync action */
+    OP_POLL_STATUS,  /* poll the status of one provider message */
+    OP_POLL_REPLIES, /* poll incoming messages */
+    OP_READ,         /* any other read (lists, balances) */
 };
 
 /* One HTTP exchange a job needs. A job may need several: one per chunk of
@@ -117,9 +117,9 @@ enum codec_op {
 struct codec_call {
     struct http_request req;
     enum codec_op op;
-    int step;              /* codec-private: which step of an action */
-    size_t first;          /* OP_SEND, OP_CAMPAIGN_CREATE: the recipients */
-    size_t count;          /* carried, as indexes into job->to */
+    int step;     /* codec-private: which step of an action */
+    size_t first; /* OP_SEND, OP_CAMPAIGN_CREATE: the recipients */
+    size_t count; /* carried, as indexes into job->to */
 };
 
 #define CODEC_MAX_CALLS 64
@@ -157,20 +157,20 @@ void http_request_add_header(struct http_request *req, const char *name,
 
 /* A provider's answer: the worker fills it from curl, tests from files. */
 struct http_response {
-    long status;               /* HTTP status; 0 when there was no answer */
-    const char *content_type;  /* may be NULL */
-    const char *retry_after;   /* the Retry-After header, or NULL */
-    const char *body;          /* not NUL-terminated in general */
+    long status;              /* HTTP status; 0 when there was no answer */
+    const char *content_type; /* may be NULL */
+    const char *retry_after;  /* the Retry-After header, or NULL */
+    const char *body;         /* not NUL-terminated in general */
     size_t body_len;
 };
 
 /* How a call went. Outcomes are values, not errors (STYLE §4.3). */
 enum call_outcome {
-    CALL_ACCEPTED,   /* the provider took it */
-    CALL_RETRY,      /* try again later: 5xx, 429, timeouts, "try later" */
-    CALL_REJECTED,   /* the request is wrong and will stay wrong */
-    CALL_FAILED,     /* the provider refused for good (funds, delivery) */
-    CALL_AUTH,       /* credentials refused: an operator must act */
+    CALL_ACCEPTED, /* the provider took it */
+    CALL_RETRY,    /* try again later: 5xx, 429, timeouts, "try later" */
+    CALL_REJECTED, /* the request is wrong and will stay wrong */
+    CALL_FAILED,   /* the provider refused for good (funds, delivery) */
+    CALL_AUTH,     /* credentials refused: an operator must act */
 };
 
 #define CODEC_ID_MAX     80
@@ -194,14 +194,14 @@ struct recipient_result {
  * its entry. `data` holds what a read returned (lists, statuses), owned. */
 struct call_result {
     enum call_outcome outcome;
-    int retry_after_ms;                     /* a hint for CALL_RETRY; 0: none */
+    int retry_after_ms; /* a hint for CALL_RETRY; 0: none */
     char provider_id[CODEC_ID_MAX];
     char provider_status[CODEC_STATUS_MAX];
     char error_code[CODEC_CODE_MAX];
     char error_message[CODEC_TEXT_MAX];
-    struct recipient_result *recipients;    /* owned; NULL when count is 0 */
+    struct recipient_result *recipients; /* owned; NULL when count is 0 */
     size_t nrecipients;
-    json_t *data;                           /* owned; NULL when none */
+    json_t *data; /* owned; NULL when none */
 };
 
 /* Frees what a call_result owns and zeroes it. */
@@ -227,15 +227,15 @@ void call_result_spread(struct call_result *res, size_t n);
 /* Callbacks (provider -> us) and polled events. */
 
 enum callback_kind {
-    CALLBACK_STATUS,   /* /callbacks/<account>/status */
-    CALLBACK_INBOUND,  /* /callbacks/<account>/inbound */
+    CALLBACK_STATUS,  /* /callbacks/<account>/status */
+    CALLBACK_INBOUND, /* /callbacks/<account>/inbound */
 };
 
 /* An HTTP request a provider made to us. */
 struct http_inbound {
     const char *method;
-    const char *query;         /* raw, without '?'; may be NULL */
-    const char *content_type;  /* may be NULL */
+    const char *query;        /* raw, without '?'; may be NULL */
+    const char *content_type; /* may be NULL */
     const char *body;
     size_t body_len;
 };
@@ -245,8 +245,8 @@ struct status_update {
     char provider_id[CODEC_ID_MAX];
     char provider_status[CODEC_STATUS_MAX];
     enum sms_state state;
-    char recipient[24];            /* where the provider says; else "" */
-    char transid[CODEC_ID_MAX];    /* our own id echoed back; else "" */
+    char recipient[24];         /* where the provider says; else "" */
+    char transid[CODEC_ID_MAX]; /* our own id echoed back; else "" */
     char error_code[CODEC_CODE_MAX];
     char error_message[CODEC_TEXT_MAX];
 };
@@ -256,21 +256,21 @@ struct inbound_sms {
     char provider_id[CODEC_ID_MAX];
     char from[24];
     char to[24];
-    char received_at[40];          /* RFC 3339 UTC, or "" when unknown */
-    char *text;                    /* owned, UTF-8 */
+    char received_at[40]; /* RFC 3339 UTC, or "" when unknown */
+    char *text;           /* owned, UTF-8 */
 };
 
 #define CODEC_MAX_EVENTS 256
 
 /* What a callback or a poll carried, and what to answer the provider. */
 struct callback_result {
-    struct status_update *updates;     /* owned */
+    struct status_update *updates; /* owned */
     size_t nupdates;
-    struct inbound_sms *replies;       /* owned */
+    struct inbound_sms *replies; /* owned */
     size_t nreplies;
-    int answer_status;                 /* HTTP status to answer with */
-    char answer_body[CODEC_ID_MAX];    /* body to answer with */
-    const char *answer_content_type;   /* static */
+    int answer_status;               /* HTTP status to answer with */
+    char answer_body[CODEC_ID_MAX];  /* body to answer with */
+    const char *answer_content_type; /* static */
 };
 
 /* Frees what a callback_result owns and zeroes it. */
@@ -280,12 +280,12 @@ void callback_result_cleanup(struct callback_result *res);
 /* The codec. */
 
 struct codec {
-    const char *name;              /* the accounts file's "provider" */
-    const char *const *creds;      /* required credential names, NULL-ended */
-    size_t send_max_recipients;    /* recipients one send call may carry */
-    size_t campaign_max_recipients;/* the same for a campaign create */
-    bool has_callbacks;            /* provider pushes status or inbound */
-    bool polls;                    /* statuses and replies must be polled */
+    const char *name;               /* the accounts file's "provider" */
+    const char *const *creds;       /* required credential names, NULL-ended */
+    size_t send_max_recipients;     /* recipients one send call may carry */
+    size_t campaign_max_recipients; /* the same for a campaign create */
+    bool has_callbacks;             /* provider pushes status or inbound */
+    bool polls;                     /* statuses and replies must be polled */
 
     /* Checks a job against the provider's rules (sender id, text length and
      * alphabet, supported actions). Returns 0 when it can be sent; on error
@@ -322,12 +322,11 @@ struct codec {
      * or replies since `since` (Unix seconds, OP_POLL_REPLIES). NULL when
      * the provider pushes instead. */
     int (*encode_poll)(struct codec_calls *out, const struct account *acct,
-                       enum codec_op op, const char *provider_id,
-                       int64_t since, char *errstr, size_t errstr_size);
+                       enum codec_op op, const char *provider_id, int64_t since,
+                       char *errstr, size_t errstr_size);
 
     /* Reads a poll answer into status updates or replies. */
-    int (*decode_poll)(struct callback_result *out,
-                       const struct account *acct,
+    int (*decode_poll)(struct callback_result *out, const struct account *acct,
                        const struct codec_call *call,
                        const struct http_response *resp, char *errstr,
                        size_t errstr_size);

@@ -23,9 +23,9 @@ enum job_type {
 };
 
 enum job_action {
-    ACTION_NONE,               /* sends have no action */
-    ACTION_CREATE,             /* campaign */
-    ACTION_CANCEL,             /* campaign */
+    ACTION_NONE,   /* sends have no action */
+    ACTION_CREATE, /* campaign */
+    ACTION_CANCEL, /* campaign */
     ACTION_CONTACT_UPSERT,
     ACTION_CONTACT_DELETE,
     ACTION_GROUP_CREATE,
@@ -39,13 +39,13 @@ enum job_action {
 };
 
 struct contact {
-    const char *msisdn;        /* normalised digits */
-    const char *first_name;    /* may be NULL */
-    const char *last_name;     /* may be NULL */
-    const char *email;         /* may be NULL */
-    const char **groups;       /* owned array of borrowed strings */
+    const char *msisdn;     /* normalised digits */
+    const char *first_name; /* may be NULL */
+    const char *last_name;  /* may be NULL */
+    const char *email;      /* may be NULL */
+    const char **groups;    /* owned array of borrowed strings */
     size_t ngroups;
-    json_t *extra;             /* borrowed object or NULL */
+    json_t *extra; /* borrowed object or NULL */
 };
 
 /* A parsed job. Strings are borrowed from `root` (owned by the job) except
@@ -53,28 +53,28 @@ struct contact {
 struct job {
     enum job_type type;
     enum job_action action;
-    const char *id;            /* required; the idempotency key */
-    const char *account;       /* required */
-    char **to;                 /* normalised MSISDNs (digits only), owned */
+    const char *id;      /* required; the idempotency key */
+    const char *account; /* required */
+    char **to;           /* normalised MSISDNs (digits only), owned */
     size_t nto;
-    const char *from;          /* may be NULL: the account's default */
-    const char *text;          /* may be NULL for contact-sync and cancel */
+    const char *from; /* may be NULL: the account's default */
+    const char *text; /* may be NULL for contact-sync and cancel */
     size_t text_len;
-    struct text_info text_info;/* of text; zero when there is none */
-    int64_t send_at_ms;        /* Unix ms; 0 when not given */
+    struct text_info text_info; /* of text; zero when there is none */
+    int64_t send_at_ms;         /* Unix ms; 0 when not given */
     bool flash;
-    int priority;              /* 0 when not given */
-    const char *reference;     /* may be NULL */
-    const char *name;          /* campaign name; may be NULL */
-    const char *campaign_id;   /* campaign cancel: the create job's id */
-    const char **groups;       /* owned array of borrowed strings */
+    int priority;            /* 0 when not given */
+    const char *reference;   /* may be NULL */
+    const char *name;        /* campaign name; may be NULL */
+    const char *campaign_id; /* campaign cancel: the create job's id */
+    const char **groups;     /* owned array of borrowed strings */
     size_t ngroups;
-    char **msisdns;            /* normalised, owned (blocklist actions) */
+    char **msisdns; /* normalised, owned (blocklist actions) */
     size_t nmsisdns;
-    struct contact *contacts;  /* owned */
+    struct contact *contacts; /* owned */
     size_t ncontacts;
-    json_t *reminders;         /* borrowed array or NULL (InTime) */
-    json_t *root;              /* owned: the parsed document */
+    json_t *reminders; /* borrowed array or NULL (InTime) */
+    json_t *root;      /* owned: the parsed document */
 };
 
 /* Parses a job from `len` bytes of JSON. `topic_type` is the type of the

@@ -33,8 +33,8 @@ int text_analyse(struct text_info *out, const char *utf8, size_t len,
 /* Normalises a phone number to MSISDN digits: a leading "+" or "00" is
  * removed; what remains must be 8 to 15 digits not starting with 0. Writes
  * it NUL-terminated to out. Returns 0, or -1 with errstr naming the reason. */
-int msisdn_normalise(char out[MSISDN_MAX + 1], const char *in,
-                     char *errstr, size_t errstr_size);
+int msisdn_normalise(char out[MSISDN_MAX + 1], const char *in, char *errstr,
+                     size_t errstr_size);
 
 /* Converts UTF-8 to ISO-8859-1 bytes. Returns 0 and sets *out (malloc'd,
  * NUL-terminated, caller frees) and *out_len. On error returns -1 with errstr

@@ -206,8 +206,8 @@ static size_t form_decode(char *out, const char *v, size_t len)
             out[n++] = ' ';
         } else if (v[i] == '%' && i + 2 < len && util_hexval(v[i + 1]) >= 0 &&
                    util_hexval(v[i + 2]) >= 0) {
-            out[n++] = (char)(util_hexval(v[i + 1]) * 16 +
-                              util_hexval(v[i + 2]));
+            out[n++] =
+                (char)(util_hexval(v[i + 1]) * 16 + util_hexval(v[i + 2]));
             i += 2;
         } else {
             out[n++] = v[i];
@@ -259,8 +259,8 @@ void util_xml_errstr(char *errstr, size_t errstr_size)
         snprintf(errstr, errstr_size, "bad XML");
         return;
     }
-    int n = snprintf(errstr, errstr_size, "bad XML at line %d: %s",
-                     xerr->line, xerr->message);
+    int n = snprintf(errstr, errstr_size, "bad XML at line %d: %s", xerr->line,
+                     xerr->message);
     /* libxml2 ends its messages with a newline; one line is the rule. */
     if (n > 0) {
         size_t len = strlen(errstr);

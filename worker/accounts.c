@@ -32,8 +32,7 @@ static char *accounts_read_secret_file(const char *path, char *errstr,
 
 /* Resolves a credential reference; returns a malloc'd value or NULL with
  * errstr set (the message names the variable or file, never the value). */
-static char *accounts_resolve(const char *ref, char *errstr,
-                              size_t errstr_size)
+static char *accounts_resolve(const char *ref, char *errstr, size_t errstr_size)
 {
     if (strncmp(ref, "env:", 4) == 0) {
         const char *v = getenv(ref + 4);
@@ -66,9 +65,9 @@ static void account_cleanup(struct account *a)
     free(a->callback_url);
 }
 
-static int accounts_parse_one(struct account *a, const char *name,
-                              json_t *obj, const char *public_url,
-                              char *errstr, size_t errstr_size)
+static int accounts_parse_one(struct account *a, const char *name, json_t *obj,
+                              const char *public_url, char *errstr,
+                              size_t errstr_size)
 {
     static const char *const known[] = {
         "provider",       "base_url",      "credentials", "rate_limit",
@@ -206,8 +205,8 @@ static int accounts_parse_one(struct account *a, const char *name,
         a->webhook_token =
             accounts_resolve(json_string_value(token), err, sizeof(err));
         if (a->webhook_token == NULL) {
-            snprintf(errstr, errstr_size, "account %s: webhook_token: %s",
-                     name, err);
+            snprintf(errstr, errstr_size, "account %s: webhook_token: %s", name,
+                     err);
             return -1;
         }
     }
@@ -238,8 +237,8 @@ int accounts_parse(struct accounts **out, const char *json, size_t len,
         snprintf(errstr, errstr_size, "no \"accounts\" object");
         goto out;
     }
-    accounts->items = xcalloc(json_object_size(obj) + 1,
-                              sizeof(*accounts->items));
+    accounts->items =
+        xcalloc(json_object_size(obj) + 1, sizeof(*accounts->items));
     const char *name;
     json_t *value;
     json_object_foreach(obj, name, value)

@@ -15,8 +15,8 @@ enum config_type {
 };
 
 enum config_flags {
-    CONF_SECRET = 1 << 0,  /* printed as *** */
-    CONF_URL = 1 << 1,     /* a URL whose password part is masked */
+    CONF_SECRET = 1 << 0, /* printed as *** */
+    CONF_URL = 1 << 1,    /* a URL whose password part is masked */
 };
 
 struct config_entry {
@@ -25,7 +25,7 @@ struct config_entry {
     int flags;
     size_t offset;
     const char *def;
-    long min, max;         /* CONF_INT range */
+    long min, max; /* CONF_INT range */
     const char *help;
 };
 
@@ -107,8 +107,8 @@ static int config_set(struct config *cfg, const struct config_entry *e,
         return -1;
     }
     if (v < e->min || v > e->max) {
-        snprintf(errstr, errstr_size, "%s: %ld is outside %ld..%ld", e->name,
-                 v, e->min, e->max);
+        snprintf(errstr, errstr_size, "%s: %ld is outside %ld..%ld", e->name, v,
+                 e->min, e->max);
         return -1;
     }
     *(long *)(void *)(base + e->offset) = v;
@@ -116,8 +116,7 @@ static int config_set(struct config *cfg, const struct config_entry *e,
 }
 
 static int config_add_prop(struct config *cfg, const char *name, size_t len,
-                           const char *value, char *errstr,
-                           size_t errstr_size)
+                           const char *value, char *errstr, size_t errstr_size)
 {
     if (len == 0) {
         snprintf(errstr, errstr_size, "%s: names no property", PROP_PREFIX);
@@ -129,8 +128,8 @@ static int config_add_prop(struct config *cfg, const char *name, size_t len,
         prop[i] = c == '_' ? '.' : (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
     }
     prop[len] = '\0';
-    cfg->kafka_props = xrealloc(cfg->kafka_props, (cfg->nkafka_props + 1) *
-                                                      sizeof(*cfg->kafka_props));
+    cfg->kafka_props = xrealloc(
+        cfg->kafka_props, (cfg->nkafka_props + 1) * sizeof(*cfg->kafka_props));
     cfg->kafka_props[cfg->nkafka_props].name = prop;
     cfg->kafka_props[cfg->nkafka_props].value = xstrdup(value);
     cfg->nkafka_props++;
@@ -142,8 +141,8 @@ int config_load(struct config *cfg, char *const *envp, char *errstr,
 {
     memset(cfg, 0, sizeof(*cfg));
     for (size_t i = 0; i < NENTRIES; i++)
-        if (config_set(cfg, &entries[i], entries[i].def, errstr,
-                       errstr_size) != 0)
+        if (config_set(cfg, &entries[i], entries[i].def, errstr, errstr_size) !=
+            0)
             return -1;
 
     for (size_t i = 0; envp[i] != NULL; i++) {

@@ -86,8 +86,8 @@ int encode_job(FILE *out, FILE *err, const struct account *acct,
         goto out;
     }
     bool chunked = job->nto > 0 &&
-                   (job->type == JOB_SEND ||
-                    (job->type == JOB_CAMPAIGN && job->action == ACTION_CREATE));
+                   (job->type == JOB_SEND || (job->type == JOB_CAMPAIGN &&
+                                              job->action == ACTION_CREATE));
     size_t per_call = job->type == JOB_SEND ? codec->send_max_recipients
                                             : codec->campaign_max_recipients;
     if (per_call == 0)

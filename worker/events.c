@@ -53,19 +53,18 @@ char *event_status_json(const struct status_event *ev, size_t *len_out)
                         event_str(ev->provider_message_id));
     json_object_set_new(root, "provider_status",
                         event_str(ev->provider_status));
-    json_object_set_new(root, "segments", ev->segments > 0
-                                              ? json_integer(ev->segments)
-                                              : json_null());
-    json_object_set_new(root, "attempt", ev->attempt > 0
-                                             ? json_integer(ev->attempt)
-                                             : json_null());
+    json_object_set_new(root, "segments",
+                        ev->segments > 0 ? json_integer(ev->segments)
+                                         : json_null());
+    json_object_set_new(root, "attempt",
+                        ev->attempt > 0 ? json_integer(ev->attempt)
+                                        : json_null());
     json_object_set_new(root, "reference", event_str(ev->reference));
     if (ev->error_code != NULL && *ev->error_code != '\0')
-        json_object_set_new(root, "error",
-                            json_pack("{s:s, s:s}", "code", ev->error_code,
-                                      "message", ev->error_message
-                                                     ? ev->error_message
-                                                     : ""));
+        json_object_set_new(
+            root, "error",
+            json_pack("{s:s, s:s}", "code", ev->error_code, "message",
+                      ev->error_message ? ev->error_message : ""));
     else
         json_object_set_new(root, "error", json_null());
     json_object_set_new(root, "at", json_string(at));
@@ -84,11 +83,11 @@ char *event_reply_json(const char *account, const char *provider,
     json_object_set_new(root, "provider", event_str(provider));
     json_object_set_new(root, "from", event_str(reply->from));
     json_object_set_new(root, "to", event_str(reply->to));
-    json_object_set_new(root, "text", json_string(reply->text ? reply->text
-                                                              : ""));
-    json_object_set_new(root, "received_at",
-                        json_string(reply->received_at[0] ? reply->received_at
-                                                          : at));
+    json_object_set_new(root, "text",
+                        json_string(reply->text ? reply->text : ""));
+    json_object_set_new(
+        root, "received_at",
+        json_string(reply->received_at[0] ? reply->received_at : at));
     json_object_set_new(root, "provider_message_id",
                         event_str(reply->provider_id));
     return event_dump(root, len_out);

@@ -10,17 +10,17 @@
  * Strings may be NULL (written as null) or "" (also null). */
 struct status_event {
     const char *job_id;
-    const char *type;                /* "send", "campaign", "contact-sync" */
+    const char *type; /* "send", "campaign", "contact-sync" */
     const char *account;
     const char *provider;
     const char *recipient;
     enum sms_state state;
     const char *provider_message_id;
     const char *provider_status;
-    int segments;                    /* 0: not written */
-    int attempt;                     /* 0: not written */
+    int segments; /* 0: not written */
+    int attempt;  /* 0: not written */
     const char *reference;
-    const char *error_code;          /* set for error states */
+    const char *error_code; /* set for error states */
     const char *error_message;
 };
 

@@ -13,18 +13,18 @@
 
 struct http {
     CURLM *multi;
-    CURLSH *share;          /* DNS cache shared by every handle */
+    CURLSH *share; /* DNS cache shared by every handle */
     long timeout_ms;
     size_t in_flight;
-    struct http_xfer *xfers;  /* in flight, for http_free() */
+    struct http_xfer *xfers; /* in flight, for http_free() */
 };
 
 /* One transfer; owns everything curl needs to outlive http_submit(). */
 struct http_xfer {
     CURL *easy;
     struct curl_slist *headers;
-    char *body;             /* request body copy */
-    char *resp;             /* response body, bounded */
+    char *body; /* request body copy */
+    char *resp; /* response body, bounded */
     size_t resp_len;
     size_t resp_cap;
     bool too_big;
@@ -85,8 +85,7 @@ void http_free(struct http *http)
     free(http);
 }
 
-static size_t http_write_cb(char *ptr, size_t size, size_t nmemb,
-                            void *opaque)
+static size_t http_write_cb(char *ptr, size_t size, size_t nmemb, void *opaque)
 {
     struct http_xfer *x = opaque;
     size_t n = size * nmemb;
@@ -148,8 +147,8 @@ int http_submit(struct http *http, const struct http_request *req,
     x->done = done;
     x->opaque = opaque;
     for (size_t i = 0; i < req->nheaders; i++) {
-        size_t n = strlen(req->headers[i].name) +
-                   strlen(req->headers[i].value) + 3;
+        size_t n =
+            strlen(req->headers[i].name) + strlen(req->headers[i].value) + 3;
         char *line = xmalloc(n);
         snprintf(line, n, "%s: %s", req->headers[i].name,
                  req->headers[i].value);
@@ -191,8 +190,7 @@ int http_submit(struct http *http, const struct http_request *req,
 
     CURLMcode mresult = curl_multi_add_handle(http->multi, easy);
     if (mresult != CURLM_OK) {
-        snprintf(errstr, errstr_size, "curl: %s",
-                 curl_multi_strerror(mresult));
+        snprintf(errstr, errstr_size, "curl: %s", curl_multi_strerror(mresult));
         http_xfer_free(x);
         return -1;
     }

@@ -16,10 +16,10 @@
 struct kafka {
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
-    rd_kafka_queue_t *cqueue;      /* the consumer's single queue */
-    rd_kafka_queue_t *pqueue;      /* the producer's main queue */
-    rd_kafka_topic_t *topics[3];   /* by enum kafka_topic */
-    int pipefd[2];                 /* wake-up pipe: [0] read, [1] write */
+    rd_kafka_queue_t *cqueue;    /* the consumer's single queue */
+    rd_kafka_queue_t *pqueue;    /* the producer's main queue */
+    rd_kafka_topic_t *topics[3]; /* by enum kafka_topic */
+    int pipefd[2];               /* wake-up pipe: [0] read, [1] write */
     struct offsets *offsets;
     kafka_delivered_fn *delivered;
     void *opaque;
@@ -75,8 +75,8 @@ static void kafka_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                void *opaque)
 {
     struct kafka *k = opaque;
-    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") ==
-                       0;
+    bool cooperative =
+        strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         for (int i = 0; i < parts->cnt; i++)
@@ -143,8 +143,7 @@ static rd_kafka_conf_t *kafka_conf(struct kafka *k, const struct config *cfg,
             goto fail;
     for (size_t i = 0; i < cfg->nkafka_props; i++)
         if (kafka_conf_set(conf, cfg->kafka_props[i].name,
-                           cfg->kafka_props[i].value, errstr,
-                           errstr_size) != 0)
+                           cfg->kafka_props[i].value, errstr, errstr_size) != 0)
             goto fail;
     rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
     rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
@@ -161,24 +160,39 @@ int kafka_new(struct kafka **out, const struct config *cfg,
               size_t errstr_size)
 {
     static const char *const consumer_defaults[] = {
-        "enable.auto.offset.store", "false",
-        "enable.auto.commit", "true",
-        "auto.commit.interval.ms", "1000",
-        "auto.offset.reset", "earliest",
-        "allow.auto.create.topics", "true",
-        "partition.assignment.strategy", "cooperative-sticky",
-        "enable.partition.eof", "false",
-        "queued.max.messages.kbytes", "65536",
-        "client.id", "kurir",
+        "enable.auto.offset.store",
+        "false",
+        "enable.auto.commit",
+        "true",
+        "auto.commit.interval.ms",
+        "1000",
+        "auto.offset.reset",
+        "earliest",
+        "allow.auto.create.topics",
+        "true",
+        "partition.assignment.strategy",
+        "cooperative-sticky",
+        "enable.partition.eof",
+        "false",
+        "queued.max.messages.kbytes",
+        "65536",
+        "client.id",
+        "kurir",
         NULL,
     };
     static const char *const producer_defaults[] = {
-        "enable.idempotence", "true",
-        "acks", "all",
-        "linger.ms", "5",
-        "message.timeout.ms", "0",
-        "compression.type", "lz4",
-        "client.id", "kurir",
+        "enable.idempotence",
+        "true",
+        "acks",
+        "all",
+        "linger.ms",
+        "5",
+        "message.timeout.ms",
+        "0",
+        "compression.type",
+        "lz4",
+        "client.id",
+        "kurir",
         NULL,
     };
     struct kafka *k = xcalloc(1, sizeof(*k));
@@ -315,10 +329,9 @@ int kafka_produce(struct kafka *k, enum kafka_topic topic, const char *key,
 {
     rd_kafka_resp_err_t err = rd_kafka_producev(
         k->producer, RD_KAFKA_V_RKT(k->topics[topic]),
-        RD_KAFKA_V_KEY(key, key_len),
-        RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(msg_opaque),
-        RD_KAFKA_V_END);
+        RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
+        RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
 
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         /* On failure the headers were not taken. */

@@ -28,20 +28,20 @@ void log_msg(enum log_level level, const char *fmt, ...)
 void log_errno(enum log_level level, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define log_debug(...)                                                        \
-    do {                                                                      \
-        if (log_level <= LL_DEBUG)                                            \
-            log_msg(LL_DEBUG, __VA_ARGS__);                                   \
+#define log_debug(...)                      \
+    do {                                    \
+        if (log_level <= LL_DEBUG)          \
+            log_msg(LL_DEBUG, __VA_ARGS__); \
     } while (0)
-#define log_info(...)                                                         \
-    do {                                                                      \
-        if (log_level <= LL_INFO)                                             \
-            log_msg(LL_INFO, __VA_ARGS__);                                    \
+#define log_info(...)                      \
+    do {                                   \
+        if (log_level <= LL_INFO)          \
+            log_msg(LL_INFO, __VA_ARGS__); \
     } while (0)
-#define log_warn(...)                                                         \
-    do {                                                                      \
-        if (log_level <= LL_WARN)                                             \
-            log_msg(LL_WARN, __VA_ARGS__);                                    \
+#define log_warn(...)                      \
+    do {                                   \
+        if (log_level <= LL_WARN)          \
+            log_msg(LL_WARN, __VA_ARGS__); \
     } while (0)
 #define log_error(...) log_msg(LL_ERROR, __VA_ARGS__)
 

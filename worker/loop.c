@@ -44,16 +44,16 @@ int worker_init(struct worker *w, const struct config *cfg, char *errstr,
 {
     memset(w, 0, sizeof(*w));
     w->cfg = cfg;
-    if (accounts_load(&w->accounts, cfg->accounts_path, cfg->public_url,
-                      errstr, errstr_size) != 0)
+    if (accounts_load(&w->accounts, cfg->accounts_path, cfg->public_url, errstr,
+                      errstr_size) != 0)
         goto fail;
     w->http = http_new(cfg, errstr, errstr_size);
     if (w->http == NULL)
         goto fail;
     struct rconn_opts ropts = {.url = cfg->redis_url, .prefix = "kurir"};
     if (rconn_new(&w->redis, &ropts, errstr, errstr_size) != 0 ||
-        ratelimit_new(&w->ratelimit, w->redis, NULL, errstr,
-                      errstr_size) != 0 ||
+        ratelimit_new(&w->ratelimit, w->redis, NULL, errstr, errstr_size) !=
+            0 ||
         marker_new(&w->marker, w->redis, errstr, errstr_size) != 0 ||
         sched_new(&w->sched, w->redis, errstr, errstr_size) != 0)
         goto fail;
@@ -61,8 +61,8 @@ int worker_init(struct worker *w, const struct config *cfg, char *errstr,
     w->redis_ok = rconn_ping(w->redis, rerr, sizeof(rerr)) == 0;
     if (!w->redis_ok)
         log_error("redis: %s; waiting for it before taking work", rerr);
-    if (kafka_new(&w->kafka, cfg, worker_delivered, w, errstr,
-                  errstr_size) != 0)
+    if (kafka_new(&w->kafka, cfg, worker_delivered, w, errstr, errstr_size) !=
+        0)
         goto fail;
     return 0;
 
@@ -119,8 +119,8 @@ static void worker_claim_due(struct worker *w)
             return;
         const char *account = w->accounts->items[i].name;
         struct sched_entries due = {0};
-        if (sched_claim(&due, w->sched, account, room, WORKER_LEASE_MS,
-                        errstr, sizeof(errstr)) != 0) {
+        if (sched_claim(&due, w->sched, account, room, WORKER_LEASE_MS, errstr,
+                        sizeof(errstr)) != 0) {
             if (w->redis_ok)
                 log_error("redis: claim: %s; not taking new work until it "
                           "is back",

@@ -117,8 +117,7 @@ static int cmd_encode(int argc, char **argv)
     }
     const struct account *acct = accounts_find(accounts, account);
     if (acct == NULL) {
-        fprintf(stderr, "kurir: unknown account \"%s\" in %s\n", account,
-                path);
+        fprintf(stderr, "kurir: unknown account \"%s\" in %s\n", account, path);
         accounts_free(accounts);
         return 2;
     }

@@ -44,26 +44,26 @@ enum task_stage {
 
 struct task {
     struct worker *w;
-    rd_kafka_message_t *rkm;     /* Kafka source (owned), or NULL */
-    struct sched_entry entry;    /* Redis source (owned) when rkm is NULL */
-    const char *entry_account;   /* the account the entry was claimed in */
-    struct job *job;             /* owned; NULL when it did not parse */
-    const struct account *acct;  /* borrowed from w->accounts */
-    enum task_stage stage;       /* what task_next() does */
-    int attempt;                 /* 1 for the first try */
-    int64_t first_ms;            /* wall clock of the first try */
-    struct codec_calls calls;    /* the calls of the current chunk */
-    size_t next_call;            /* index into calls of the next call */
-    size_t next_recipient;       /* first recipient not yet encoded */
-    size_t sent_upto;            /* recipients before this were submitted */
-    int64_t charge_left;         /* tokens still to take for the next call */
-    bool in_call;                /* a provider request is in flight */
-    int pending_events;          /* produced, not yet acknowledged */
-    bool ended;                  /* no more events will be produced */
-    bool abandoned;              /* leave the source unacknowledged */
-    int64_t wake_ms;             /* parked: when to resume */
+    rd_kafka_message_t *rkm;    /* Kafka source (owned), or NULL */
+    struct sched_entry entry;   /* Redis source (owned) when rkm is NULL */
+    const char *entry_account;  /* the account the entry was claimed in */
+    struct job *job;            /* owned; NULL when it did not parse */
+    const struct account *acct; /* borrowed from w->accounts */
+    enum task_stage stage;      /* what task_next() does */
+    int attempt;                /* 1 for the first try */
+    int64_t first_ms;           /* wall clock of the first try */
+    struct codec_calls calls;   /* the calls of the current chunk */
+    size_t next_call;           /* index into calls of the next call */
+    size_t next_recipient;      /* first recipient not yet encoded */
+    size_t sent_upto;           /* recipients before this were submitted */
+    int64_t charge_left;        /* tokens still to take for the next call */
+    bool in_call;               /* a provider request is in flight */
+    int pending_events;         /* produced, not yet acknowledged */
+    bool ended;                 /* no more events will be produced */
+    bool abandoned;             /* leave the source unacknowledged */
+    int64_t wake_ms;            /* parked: when to resume */
     struct task *next_parked;
-    struct task *prev, *next;    /* w->all: every live task */
+    struct task *prev, *next; /* w->all: every live task */
 };
 
 static void task_next(struct task *t);
@@ -90,8 +90,8 @@ static void task_redis_down(struct task *t, const char *what,
                             const char *errstr)
 {
     if (t->w->redis_ok)
-        log_error("redis: %s: %s; not taking new work until it is back",
-                  what, errstr);
+        log_error("redis: %s: %s; not taking new work until it is back", what,
+                  errstr);
     t->w->redis_ok = false;
 }
 
@@ -221,8 +221,7 @@ static void task_produce(struct task *t, enum kafka_topic topic,
                       len, headers, t, errstr, sizeof(errstr)) != 0) {
         /* Only a full local queue or a fatal error get here; the job's
          * source then stays unacknowledged and it comes back. */
-        log_error("task: %s job=%s", errstr,
-                  t->job != NULL ? t->job->id : "-");
+        log_error("task: %s job=%s", errstr, t->job != NULL ? t->job->id : "-");
         t->abandoned = true;
     } else {
         t->pending_events++;
@@ -235,8 +234,8 @@ static char *task_status_json(struct task *t, const char *job_id,
                               const char *recipient, enum sms_state state,
                               const char *provider_id,
                               const char *provider_status,
-                              const char *error_code,
-                              const char *error_message, size_t *len)
+                              const char *error_code, const char *error_message,
+                              size_t *len)
 {
     const struct job *job = t->job;
     struct status_event ev = {
@@ -273,7 +272,7 @@ static void task_status(struct task *t, const char *job_id,
 
 /* One recipient's new state, to be recorded in Redis and then emitted. */
 struct task_outcome {
-    const char *recipient;     /* job->to[i], or TASK_JOB_LEVEL */
+    const char *recipient; /* job->to[i], or TASK_JOB_LEVEL */
     enum sms_state state;
     enum marker_op op;
     const char *provider_id;
@@ -299,11 +298,10 @@ static int task_record(struct task *t, const struct task_outcome *outs,
     for (size_t i = 0; i < n; i++) {
         const struct task_outcome *o = &outs[i];
         bool job_level = strcmp(o->recipient, TASK_JOB_LEVEL) == 0;
-        values[i] = task_status_json(t, job->id, job_level ? NULL
-                                                           : o->recipient,
-                                     o->state, o->provider_id,
-                                     o->provider_status, o->error_code,
-                                     o->error_message, &lens[i]);
+        values[i] =
+            task_status_json(t, job->id, job_level ? NULL : o->recipient,
+                             o->state, o->provider_id, o->provider_status,
+                             o->error_code, o->error_message, &lens[i]);
         items[i].recipient = o->recipient;
         items[i].op = o->op;
         items[i].outcome = values[i];
@@ -477,16 +475,15 @@ static int task_store_retry(struct task *t, char **to, size_t nto,
 
     *stored = false;
     if (!sched_backoff_next(&due, &policy, t->first_ms, task_wall_ms(),
-                            (unsigned)t->attempt, hint_ms,
-                            (uint32_t)rand()))
+                            (unsigned)t->attempt, hint_ms, (uint32_t)rand()))
         return 0;
     snprintf(id, sizeof(id), "%s#%d#%s", job->id, t->attempt + 1,
              to != NULL ? to[0] : TASK_JOB_LEVEL);
     size_t len;
     char *payload = task_entry_payload(t, to, nto, t->attempt + 1, &len);
     int r = sched_add(&added, t->w->sched, job->account, id, job->id,
-                      job->type == JOB_CAMPAIGN ? job->id : NULL, due,
-                      payload, len, errstr, sizeof(errstr));
+                      job->type == JOB_CAMPAIGN ? job->id : NULL, due, payload,
+                      len, errstr, sizeof(errstr));
     free(payload);
     if (r != 0) {
         task_redis_down(t, "store retry", errstr);
@@ -697,14 +694,14 @@ static void task_result(struct task *t, const struct codec_call *call,
             o->recipient = job->to[call->first + i];
             o->state = task_outcome_state(outcome);
             o->op = MARKER_OP_DONE;
-            o->provider_id = r && r->provider_id[0] ? r->provider_id
-                                                    : res->provider_id;
+            o->provider_id =
+                r && r->provider_id[0] ? r->provider_id : res->provider_id;
             o->provider_status = r && r->provider_status[0]
                                      ? r->provider_status
                                      : res->provider_status;
             if (o->state != STATE_SUBMITTED) {
-                o->error_code = r && r->error_code[0] ? r->error_code
-                                                      : res->error_code;
+                o->error_code =
+                    r && r->error_code[0] ? r->error_code : res->error_code;
                 o->error_message = r && r->error_message[0]
                                        ? r->error_message
                                        : res->error_message;
@@ -731,11 +728,10 @@ static void task_result(struct task *t, const struct codec_call *call,
             .op = MARKER_OP_DONE,
             .provider_id = res->provider_id,
             .provider_status = res->provider_status,
-            .error_code = res->outcome == CALL_ACCEPTED ? NULL
-                                                        : res->error_code,
-            .error_message = res->outcome == CALL_ACCEPTED
-                                 ? NULL
-                                 : res->error_message,
+            .error_code =
+                res->outcome == CALL_ACCEPTED ? NULL : res->error_code,
+            .error_message =
+                res->outcome == CALL_ACCEPTED ? NULL : res->error_message,
         };
         if (task_record(t, &o, 1) != 0) {
             task_park(t, TASK_REDIS_RETRY_MS);
@@ -750,8 +746,8 @@ static void task_result(struct task *t, const struct codec_call *call,
     task_next(t);
 }
 
-static void task_http_done(const struct http_response *resp,
-                           const char *error, bool maybe_sent, void *opaque)
+static void task_http_done(const struct http_response *resp, const char *error,
+                           bool maybe_sent, void *opaque)
 {
     struct task *t = opaque;
     const struct codec_call *call = &t->calls.calls[t->next_call];
@@ -765,8 +761,7 @@ static void task_http_done(const struct http_response *resp,
         if (maybe_sent && task_is_bulk(t->job)) {
             /* The provider may have the message: sending again could send
              * it twice, so its state is unknown (CONTRACT §6). */
-            call_result_set_error(&res, CALL_FAILED, "no_answer", "%s",
-                                  error);
+            call_result_set_error(&res, CALL_FAILED, "no_answer", "%s", error);
             struct task_outcome *outs = xcalloc(call->count, sizeof(*outs));
             for (size_t i = 0; i < call->count; i++)
                 outs[i] = (struct task_outcome){
@@ -785,8 +780,8 @@ static void task_http_done(const struct http_response *resp,
             return;
         }
         call_result_set_error(&res, CALL_RETRY, "no_answer", "%s", error);
-    } else if (t->acct->codec->decode(&res, t->acct, t->job, call, resp,
-                                      errstr, sizeof(errstr)) != 0) {
+    } else if (t->acct->codec->decode(&res, t->acct, t->job, call, resp, errstr,
+                                      sizeof(errstr)) != 0) {
         log_warn("task: %s answer for job %s (HTTP %ld): %s",
                  t->acct->codec->name, t->job->id, resp->status, errstr);
         call_result_cleanup(&res);
@@ -819,8 +814,9 @@ static int task_encode(struct task *t)
     if (task_is_bulk(job)) {
         if (first >= job->nto)
             return 1;
-        size_t per_call = job->type == JOB_SEND ? codec->send_max_recipients
-                                                : codec->campaign_max_recipients;
+        size_t per_call = job->type == JOB_SEND
+                              ? codec->send_max_recipients
+                              : codec->campaign_max_recipients;
         if (per_call == 0)
             per_call = 1;
         count = per_call * (CODEC_MAX_CALLS / 2);
@@ -1000,10 +996,9 @@ void task_start(struct worker *w, rd_kafka_message_t *rkm)
 
     t->rkm = rkm;
     w->stats.jobs++;
-    enum job_type type =
-        task_topic_type(w->cfg, rd_kafka_topic_name(rkm->rkt));
-    if (job_parse(&t->job, rkm->payload, rkm->len, type, id, sizeof(id),
-                  errstr, sizeof(errstr)) != 0) {
+    enum job_type type = task_topic_type(w->cfg, rd_kafka_topic_name(rkm->rkt));
+    if (job_parse(&t->job, rkm->payload, rkm->len, type, id, sizeof(id), errstr,
+                  sizeof(errstr)) != 0) {
         task_reject(t, id, errstr);
         return;
     }

@@ -24,12 +24,12 @@ struct task;
 
 /* Counters for /metrics and the shutdown summary. */
 struct worker_stats {
-    uint64_t jobs;           /* messages consumed */
-    uint64_t dlq;            /* sent to the DLQ */
-    uint64_t requests;       /* provider requests made */
-    uint64_t events;         /* events produced */
-    uint64_t submitted;      /* recipients a provider accepted */
-    uint64_t failed;         /* recipients failed or rejected */
+    uint64_t jobs;      /* messages consumed */
+    uint64_t dlq;       /* sent to the DLQ */
+    uint64_t requests;  /* provider requests made */
+    uint64_t events;    /* events produced */
+    uint64_t submitted; /* recipients a provider accepted */
+    uint64_t failed;    /* recipients failed or rejected */
 };
 
 struct worker {

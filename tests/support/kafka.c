@@ -18,7 +18,8 @@ void tk_unique(char *out, size_t out_size)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(out, out_size, "t%dx%lx%u", (int)getpid(),
-             (unsigned long)(ts.tv_sec * 1000 + ts.tv_nsec / 1000000) & 0xffffff,
+             (unsigned long)(ts.tv_sec * 1000 + ts.tv_nsec / 1000000) &
+                 0xffffff,
              seq++);
 }
 
@@ -37,13 +38,12 @@ void tk_produce(const char *brokers, const char *topic, const char *key,
                 const void *value, size_t len)
 {
     char err[256];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, tk_conf(brokers), err,
-                                  sizeof(err));
+    rd_kafka_t *rk =
+        rd_kafka_new(RD_KAFKA_PRODUCER, tk_conf(brokers), err, sizeof(err));
 
     cr_assert(rk != NULL, "producer: %s", err);
     rd_kafka_resp_err_t kerr = rd_kafka_producev(
-        rk, RD_KAFKA_V_TOPIC(topic),
-        RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+        rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
         RD_KAFKA_V_VALUE((void *)value, len),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     cr_assert(kerr == RD_KAFKA_RESP_ERR_NO_ERROR, "produce: %s",
@@ -54,8 +54,7 @@ void tk_produce(const char *brokers, const char *topic, const char *key,
     rd_kafka_destroy(rk);
 }
 
-void tk_reader_open(struct tk_reader *r, const char *brokers,
-                    const char *topic)
+void tk_reader_open(struct tk_reader *r, const char *brokers, const char *topic)
 {
     rd_kafka_conf_t *conf = tk_conf(brokers);
     char err[256];

@@ -242,9 +242,8 @@ static size_t support_write_cb(char *ptr, size_t size, size_t nmemb,
     return n;
 }
 
-int support_http(struct support_http *out, const char *method,
-                 const char *url, char *const headers[], const char *body,
-                 size_t body_len)
+int support_http(struct support_http *out, const char *method, const char *url,
+                 char *const headers[], const char *body, size_t body_len)
 {
     CURL *easy = curl_easy_init();
     struct curl_slist *hdrs = NULL;

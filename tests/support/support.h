@@ -34,20 +34,20 @@ int64_t support_now_ms(void);
  *     bool ok;
  *     POLL_UNTIL(ok, count_events() == 3, 5000);
  *     cr_assert(ok, "...");                                               */
-#define POLL_UNTIL(ok, cond, timeout_ms)                                      \
-    do {                                                                      \
-        int64_t poll_deadline_ = support_now_ms() + (timeout_ms);             \
-        for (;;) {                                                            \
-            if (cond) {                                                       \
-                (ok) = true;                                                  \
-                break;                                                        \
-            }                                                                 \
-            if (support_now_ms() >= poll_deadline_) {                         \
-                (ok) = false;                                                 \
-                break;                                                        \
-            }                                                                 \
-            support_sleep_ms(10);                                             \
-        }                                                                     \
+#define POLL_UNTIL(ok, cond, timeout_ms)                          \
+    do {                                                          \
+        int64_t poll_deadline_ = support_now_ms() + (timeout_ms); \
+        for (;;) {                                                \
+            if (cond) {                                           \
+                (ok) = true;                                      \
+                break;                                            \
+            }                                                     \
+            if (support_now_ms() >= poll_deadline_) {             \
+                (ok) = false;                                     \
+                break;                                            \
+            }                                                     \
+            support_sleep_ms(10);                                 \
+        }                                                         \
     } while (0)
 
 /* Sleeps; only POLL_UNTIL uses it, between checks. */
@@ -57,7 +57,7 @@ void support_sleep_ms(int ms);
  * support_proc_log() returns. */
 struct proc {
     pid_t pid;
-    int port;              /* from its "listening on HOST:PORT" line */
+    int port; /* from its "listening on HOST:PORT" line */
     char log_path[256];
 };
 
@@ -91,9 +91,8 @@ struct support_http {
 /* Makes one request. `headers` is NULL or a NULL-ended list of "Name: v".
  * Returns 0 with *out filled (free with support_http_cleanup), or -1 when
  * no answer came. */
-int support_http(struct support_http *out, const char *method,
-                 const char *url, char *const headers[], const char *body,
-                 size_t body_len);
+int support_http(struct support_http *out, const char *method, const char *url,
+                 char *const headers[], const char *body, size_t body_len);
 void support_http_cleanup(struct support_http *r);
 
 /* Reads a whole file (fixtures); returns malloc'd NUL-terminated bytes and

@@ -38,8 +38,8 @@ Test(accounts, contract_example_loads_with_env_secrets)
     cr_assert(eq(str, a->base_url, "https://www.jojka.nu/websms/api"));
     cr_assert(eq(str, (char *)account_cred(a, "api_key"), "k-123"));
     cr_assert(eq(str, a->webhook_token, "h-456"));
-    cr_assert(eq(str, a->callback_url,
-                 "https://hooks.example/callbacks/shop-jojka"));
+    cr_assert(
+        eq(str, a->callback_url, "https://hooks.example/callbacks/shop-jojka"));
     cr_assert(eq(dbl, a->per_second, 10.0));
     cr_assert(eq(dbl, a->burst, 20.0));
     cr_assert(eq(ptr, (void *)accounts_find(accounts, "other"), NULL));
@@ -102,8 +102,8 @@ Test(accounts, errors_name_account_and_field_never_the_secret)
         char errstr[256];
         int ret = parse(&accounts, cases[i][0], errstr, sizeof(errstr));
         cr_assert(eq(int, ret, -1), "case %zu accepted", i);
-        cr_assert(ne(ptr, strstr(errstr, cases[i][1]), NULL),
-                  "case %zu: %s", i, errstr);
+        cr_assert(ne(ptr, strstr(errstr, cases[i][1]), NULL), "case %zu: %s", i,
+                  errstr);
         cr_assert(eq(ptr, strstr(errstr, "hunter2"), NULL), "%s", errstr);
     }
 }

@@ -63,10 +63,8 @@ static void start_stack(void)
     e.brokers = support_kafka();
     tk_unique(e.uniq, sizeof(e.uniq));
     snprintf(e.topic_send, sizeof(e.topic_send), "%s.send", e.uniq);
-    snprintf(e.topic_campaign, sizeof(e.topic_campaign), "%s.campaign",
-             e.uniq);
-    snprintf(e.topic_contacts, sizeof(e.topic_contacts), "%s.contacts",
-             e.uniq);
+    snprintf(e.topic_campaign, sizeof(e.topic_campaign), "%s.campaign", e.uniq);
+    snprintf(e.topic_contacts, sizeof(e.topic_contacts), "%s.contacts", e.uniq);
     snprintf(e.topic_status, sizeof(e.topic_status), "%s.status", e.uniq);
     snprintf(e.topic_replies, sizeof(e.topic_replies), "%s.replies", e.uniq);
     snprintf(e.topic_dlq, sizeof(e.topic_dlq), "%s.dlq", e.uniq);
@@ -79,8 +77,11 @@ static void start_stack(void)
                " \"base_url\": \"http://127.0.0.1/websms/api\","
                " \"credentials\": {\"api_key\": \"e2e-key\"},"
                " \"rate_limit\": {\"per_second\": 100}}}}");
-    char *standin_argv[] = {(char *)support_env("KURIR_STANDIN"), "--listen",
-                            "127.0.0.1:0", "--accounts", e.standin_accounts,
+    char *standin_argv[] = {(char *)support_env("KURIR_STANDIN"),
+                            "--listen",
+                            "127.0.0.1:0",
+                            "--accounts",
+                            e.standin_accounts,
                             NULL};
     int ret = support_spawn(&e.standin, standin_argv, NULL, true, 10000);
     cr_assert(eq(int, ret, 0), "stand-in did not start");
@@ -92,7 +93,8 @@ static void start_stack(void)
     static char env[16][160];
     char *envp[17];
     size_t n = 0;
-#define ENV(...) snprintf(env[n], sizeof(env[n]), __VA_ARGS__), envp[n] = env[n], n++
+#define ENV(...) \
+    snprintf(env[n], sizeof(env[n]), __VA_ARGS__), envp[n] = env[n], n++
     ENV("KURIR_KAFKA_BROKERS=%s", e.brokers);
     ENV("KURIR_KAFKA_GROUP=%s-group", e.uniq);
     ENV("KURIR_ACCOUNTS=%s", e.kurir_accounts);
@@ -145,18 +147,21 @@ Test(e2e, send_job_is_submitted_and_provider_error_fails)
     if (ev == NULL)
         support_proc_log_dump(&e.kurir);
     cr_assert(ne(ptr, ev, NULL), "no submitted event for order-1001");
-    cr_assert(eq(str, (char *)json_string_value(json_object_get(ev, "recipient")),
+    cr_assert(eq(str,
+                 (char *)json_string_value(json_object_get(ev, "recipient")),
                  "46701234567"));
-    cr_assert(eq(str, (char *)json_string_value(json_object_get(ev, "provider")),
+    cr_assert(eq(str,
+                 (char *)json_string_value(json_object_get(ev, "provider")),
                  "jojka"));
-    cr_assert(eq(str, (char *)json_string_value(json_object_get(ev, "reference")),
+    cr_assert(eq(str,
+                 (char *)json_string_value(json_object_get(ev, "reference")),
                  "ref-1001"));
     const char *pid =
         json_string_value(json_object_get(ev, "provider_message_id"));
     cr_assert(ne(ptr, (void *)pid, NULL));
     cr_assert(gt(sz, strlen(pid), 0));
-    cr_assert(eq(int, (int)json_integer_value(json_object_get(ev, "segments")),
-                 1));
+    cr_assert(
+        eq(int, (int)json_integer_value(json_object_get(ev, "segments")), 1));
     json_decref(ev);
 
     /* The stand-in saw exactly the documented form request. */
@@ -180,7 +185,8 @@ Test(e2e, send_job_is_submitted_and_provider_error_fails)
     json_t *error = json_object_get(ev, "error");
     bool is_obj = json_is_object(error);
     cr_assert(is_obj, "error is not an object");
-    cr_assert(ne(ptr, (void *)json_string_value(json_object_get(error, "message")),
+    cr_assert(ne(ptr,
+                 (void *)json_string_value(json_object_get(error, "message")),
                  NULL));
     json_decref(ev);
     tk_reader_close(&status);
@@ -240,8 +246,8 @@ Test(e2e, bad_jobs_go_to_the_dlq_with_a_reason)
     json_t *ev = tk_reader_wait_json(&status, want, 30000, seen);
     cr_assert(ne(ptr, ev, NULL), "no rejected event for who-1");
     json_decref(ev);
-    static const char *const want2[] = {"job_id", "num-1", "state",
-                                        "rejected", NULL};
+    static const char *const want2[] = {"job_id", "num-1", "state", "rejected",
+                                        NULL};
     bool num_seen = false;
     size_t i;
     json_t *old;
@@ -340,8 +346,8 @@ Test(e2e, a_send_due_later_waits_in_redis)
     cr_assert(eq(int, standin_count("a%20bit%20later"), 0),
               "sent before it was due");
 
-    static const char *const sub[] = {"job_id", "later-1", "state",
-                                      "submitted", NULL};
+    static const char *const sub[] = {"job_id", "later-1", "state", "submitted",
+                                      NULL};
     ev = tk_reader_wait_json(&status, sub, 60000, NULL);
     cr_assert(ne(ptr, ev, NULL), "no submitted event for later-1");
     json_decref(ev);

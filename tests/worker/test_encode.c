@@ -48,12 +48,15 @@ Test(encode, jojka_document_example_with_key_masked)
                               "\"text\": \"hello world\"}");
 
     cr_assert(eq(int, r.ret, 0), "%s", r.err);
-    cr_assert(ne(ptr, strstr(r.out, "POST https://www.jojka.nu/websms/api/send\n"),
+    cr_assert(ne(ptr,
+                 strstr(r.out, "POST https://www.jojka.nu/websms/api/send\n"),
                  NULL),
               "%s", r.out);
-    cr_assert(ne(ptr, strstr(r.out, "\n\nAPI_key=***&to=46709771337&msg=hello%20world\n"),
-                 NULL),
-              "%s", r.out);
+    cr_assert(
+        ne(ptr,
+           strstr(r.out, "\n\nAPI_key=***&to=46709771337&msg=hello%20world\n"),
+           NULL),
+        "%s", r.out);
     cr_assert(eq(ptr, strstr(r.out, "foobar"), NULL), "secret printed");
     free(r.out);
     free(r.err);
