@@ -202,13 +202,17 @@ int http_submit(struct http *http, const struct http_request *req,
     return 0;
 }
 
-void http_wait(struct http *http, int extra_fd, int timeout_ms)
+void http_wait(struct http *http, const int *fds, unsigned nfds, int timeout_ms)
 {
-    struct curl_waitfd wfd = {.fd = extra_fd, .events = CURL_WAIT_POLLIN};
+    struct curl_waitfd wfds[4];
     int numfds;
 
-    curl_multi_poll(http->multi, &wfd, extra_fd >= 0 ? 1 : 0, timeout_ms,
-                    &numfds);
+    if (nfds > 4)
+        nfds = 4;
+    for (unsigned i = 0; i < nfds; i++)
+        wfds[i] =
+            (struct curl_waitfd){.fd = fds[i], .events = CURL_WAIT_POLLIN};
+    curl_multi_poll(http->multi, wfds, nfds, timeout_ms, &numfds);
 }
 
 void http_perform(struct http *http)

@@ -42,9 +42,10 @@ int http_submit(struct http *http, const struct http_request *req,
                 http_done_fn *done, void *opaque, char *errstr,
                 size_t errstr_size);
 
-/* Waits up to timeout_ms for transfer activity or for `extra_fd` to be
- * readable. */
-void http_wait(struct http *http, int extra_fd, int timeout_ms);
+/* Waits up to timeout_ms for transfer activity or for one of the `nfds`
+ * descriptors in `fds` to be readable. */
+void http_wait(struct http *http, const int *fds, unsigned nfds,
+               int timeout_ms);
 
 /* Drives transfers and calls the callbacks of those that ended. */
 void http_perform(struct http *http);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "worker/hooks.h"
 #include "worker/log.h"
 #include "worker/task.h"
 
@@ -34,9 +35,21 @@ static void worker_delivered(void *msg_opaque, rd_kafka_resp_err_t err,
                              void *opaque)
 {
     struct worker *w = opaque;
+    const enum event_owner *owner = msg_opaque;
 
-    if (msg_opaque != NULL && !w->closing)
+    if (owner == NULL || w->closing)
+        return;
+    if (*owner == OWNER_TASK)
         task_event_delivered(msg_opaque, err);
+    else
+        hook_event_delivered(w, msg_opaque, err);
+}
+
+/* Called from the listener's thread: librdkafka's metadata call is
+ * thread-safe. */
+static bool worker_kafka_ready(void *opaque)
+{
+    return kafka_is_ready(opaque);
 }
 
 int worker_init(struct worker *w, const struct config *cfg, char *errstr,
@@ -64,6 +77,9 @@ int worker_init(struct worker *w, const struct config *cfg, char *errstr,
     if (kafka_new(&w->kafka, cfg, worker_delivered, w, errstr, errstr_size) !=
         0)
         goto fail;
+    if (listener_start(&w->listener, cfg, w->accounts, worker_kafka_ready,
+                       w->kafka, errstr, errstr_size) != 0)
+        goto fail;
     return 0;
 
 fail:
@@ -76,6 +92,7 @@ void worker_cleanup(struct worker *w)
     w->closing = true;
     http_free(w->http);
     kafka_free(w->kafka, 0);
+    listener_stop(w->listener);
     task_free_all(w);
     sched_free(w->sched);
     marker_free(w->marker);
@@ -148,6 +165,45 @@ static void worker_check_redis(struct worker *w)
     }
 }
 
+/* Publishes health and metrics for the listener, once a second. */
+static void worker_publish(struct worker *w)
+{
+    int64_t now = worker_now_ms();
+    char text[2048];
+
+    if (now < w->next_publish_ms)
+        return;
+    w->next_publish_ms = now + 1000;
+    const struct worker_stats *s = &w->stats;
+    snprintf(text, sizeof(text),
+             "# TYPE kurir_jobs_total counter\n"
+             "kurir_jobs_total %llu\n"
+             "# TYPE kurir_dlq_total counter\n"
+             "kurir_dlq_total %llu\n"
+             "# TYPE kurir_provider_requests_total counter\n"
+             "kurir_provider_requests_total %llu\n"
+             "# TYPE kurir_submitted_total counter\n"
+             "kurir_submitted_total %llu\n"
+             "# TYPE kurir_failed_total counter\n"
+             "kurir_failed_total %llu\n"
+             "# TYPE kurir_events_total counter\n"
+             "kurir_events_total %llu\n"
+             "# TYPE kurir_callbacks_total counter\n"
+             "kurir_callbacks_total %llu\n"
+             "# TYPE kurir_tasks gauge\n"
+             "kurir_tasks %zu\n"
+             "# TYPE kurir_http_in_flight gauge\n"
+             "kurir_http_in_flight %zu\n"
+             "# TYPE kurir_redis_up gauge\n"
+             "kurir_redis_up %d\n",
+             (unsigned long long)s->jobs, (unsigned long long)s->dlq,
+             (unsigned long long)s->requests, (unsigned long long)s->submitted,
+             (unsigned long long)s->failed, (unsigned long long)s->events,
+             (unsigned long long)s->callbacks, w->tasks,
+             http_in_flight(w->http), w->redis_ok ? 1 : 0);
+    listener_publish(w->listener, w->redis_ok, text);
+}
+
 static void worker_turn(struct worker *w, bool consume)
 {
     kafka_serve(w->kafka);
@@ -161,9 +217,12 @@ static void worker_turn(struct worker *w, bool consume)
             break;
         task_start(w, rkm);
     }
+    hooks_serve(w);
     worker_resume_due(w);
+    worker_publish(w);
     http_perform(w->http);
-    http_wait(w->http, kafka_wake_fd(w->kafka), worker_wait_ms(w));
+    int fds[2] = {kafka_wake_fd(w->kafka), listener_wake_fd(w->listener)};
+    http_wait(w->http, fds, 2, worker_wait_ms(w));
     http_perform(w->http);
 }
 

@@ -43,6 +43,7 @@ enum task_stage {
 };
 
 struct task {
+    enum event_owner owner; /* OWNER_TASK; must stay first */
     struct worker *w;
     rd_kafka_message_t *rkm;    /* Kafka source (owned), or NULL */
     struct sched_entry entry;   /* Redis source (owned) when rkm is NULL */
@@ -943,6 +944,7 @@ static struct task *task_new(struct worker *w)
 {
     struct task *t = xcalloc(1, sizeof(*t));
 
+    t->owner = OWNER_TASK;
     t->w = w;
     t->attempt = 1;
     t->next = w->all;

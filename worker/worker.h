@@ -15,6 +15,7 @@
 #include "worker/config.h"
 #include "worker/http.h"
 #include "worker/kafka.h"
+#include "worker/listener.h"
 #include "ratelimit/marker.h"
 #include "ratelimit/ratelimit.h"
 #include "ratelimit/rconn.h"
@@ -30,6 +31,7 @@ struct worker_stats {
     uint64_t events;    /* events produced */
     uint64_t submitted; /* recipients a provider accepted */
     uint64_t failed;    /* recipients failed or rejected */
+    uint64_t callbacks; /* provider callbacks read */
 };
 
 struct worker {
@@ -37,6 +39,8 @@ struct worker {
     struct accounts *accounts;   /* owned */
     struct kafka *kafka;         /* owned */
     struct http *http;           /* owned */
+    struct listener *listener;   /* owned: callbacks, health, metrics */
+    int64_t next_publish_ms;     /* when to publish metrics again */
     struct rconn *redis;         /* owned: the one Redis connection */
     struct ratelimit *ratelimit; /* owned: token buckets */
     struct marker *marker;       /* owned: send-once markers, states */

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +52,21 @@ const char *support_env(const char *name)
     if (v == NULL || *v == '\0')
         cr_fatal("%s is not set (CTest sets it)", name);
     return v;
+}
+
+int support_free_port(void)
+{
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    socklen_t len = sizeof(addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    cr_assert(fd >= 0, "socket: %s", strerror(errno));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int r = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
+    cr_assert(r == 0, "bind: %s", strerror(errno));
+    getsockname(fd, (struct sockaddr *)&addr, &len);
+    close(fd);
+    return ntohs(addr.sin_port);
 }
 
 int64_t support_now_ms(void)

@@ -24,6 +24,9 @@ const char *support_kafka(void);
  * KURIR_BIN, KURIR_STANDIN, FIXTURES); fails the test when unset. */
 const char *support_env(const char *name);
 
+/* Returns a TCP port on 127.0.0.1 that nothing listened on a moment ago. */
+int support_free_port(void);
+
 /* Monotonic milliseconds. */
 int64_t support_now_ms(void);
 

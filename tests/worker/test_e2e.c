@@ -21,6 +21,8 @@ struct e2e {
     char topic_status[96], topic_replies[96], topic_dlq[96];
     char standin_accounts[128];
     char kurir_accounts[128];
+    int standin_port;
+    int kurir_port;
     struct proc standin;
     struct proc kurir;
     const char *brokers;
@@ -37,10 +39,14 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
-/* Two Jojka accounts: one the stand-in knows, one whose key it refuses. */
-static void write_accounts(const char *path, int port)
+/* The accounts: Jojka "shop" (the stand-in knows its key), Jojka "stale"
+ * (it does not: the provider refuses), InTime "hooks-intime" (status
+ * callbacks) and iP.1 "hooks-ip1" (delivery reports and incoming SMS). The
+ * stand-in's own file lacks "stale". */
+static void write_accounts(const char *path, bool for_standin)
 {
-    char json[1024];
+    char json[4096];
+    int sp = e.standin_port, kp = e.kurir_port;
 
     snprintf(json, sizeof(json),
              "{\"accounts\": {\n"
@@ -49,12 +55,37 @@ static void write_accounts(const char *path, int port)
              "  \"credentials\": {\"api_key\": \"e2e-key\"},\n"
              "  \"rate_limit\": {\"per_second\": 100, \"burst\": 100},\n"
              "  \"default_sender\": \"Shop\"},\n"
-             " \"stale\": {\"provider\": \"jojka\",\n"
-             "  \"base_url\": \"http://127.0.0.1:%d/websms/api\",\n"
-             "  \"credentials\": {\"api_key\": \"revoked-key\"},\n"
-             "  \"rate_limit\": {\"per_second\": 100}}\n"
+             "%s"
+             " \"hooks-intime\": {\"provider\": \"intime\",\n"
+             "  \"base_url\": \"http://127.0.0.1:%d/api/1.0\",\n"
+             "  \"credentials\": {\"user\": \"e2e\", \"hash\": \"h-1\"},\n"
+             "  \"rate_limit\": {\"per_second\": 100},\n"
+             "  \"default_sender\": \"Shop\", \"webhook_token\": \"tok-i\"},\n"
+             " \"hooks-ip1\": {\"provider\": \"ip1\",\n"
+             "  \"base_url\": \"http://127.0.0.1:%d\",\n"
+             "  \"credentials\": {\"api_key\": \"k-ip1\"},\n"
+             "  \"rate_limit\": {\"per_second\": 100},\n"
+             "  \"default_sender\": \"iP1\", \"webhook_token\": \"tok-p\",\n"
+             "  \"standin\": {\"inbound_url\": \"http://127.0.0.1:%d/callbacks/"
+             "hooks-ip1/inbound?token=tok-p\"}}\n"
              "}}\n",
-             port, port);
+             sp,
+             for_standin
+                 ? ""
+                 : " \"stale\": {\"provider\": \"jojka\",\n"
+                   "  \"base_url\": \"http://127.0.0.1:0/websms/api\",\n"
+                   "  \"credentials\": {\"api_key\": \"revoked-key\"},\n"
+                   "  \"rate_limit\": {\"per_second\": 100}},\n",
+             sp, sp, kp);
+    if (!for_standin) {
+        /* "stale" talks to the same stand-in. */
+        char *p = strstr(json, "127.0.0.1:0/");
+        char port[8];
+        snprintf(port, sizeof(port), "%d", sp);
+        cr_assert(p != NULL);
+        memmove(p + 10 + strlen(port), p + 11, strlen(p + 11) + 1);
+        memcpy(p + 10, port, strlen(port));
+    }
     write_file(path, json);
 }
 
@@ -68,27 +99,27 @@ static void start_stack(void)
     snprintf(e.topic_status, sizeof(e.topic_status), "%s.status", e.uniq);
     snprintf(e.topic_replies, sizeof(e.topic_replies), "%s.replies", e.uniq);
     snprintf(e.topic_dlq, sizeof(e.topic_dlq), "%s.dlq", e.uniq);
+    e.standin_port = support_free_port();
+    e.kurir_port = support_free_port();
+    cr_assert(e.standin_port != e.kurir_port);
 
-    /* The stand-in knows only the "shop" key. */
     snprintf(e.standin_accounts, sizeof(e.standin_accounts),
              "/tmp/%s-standin.json", e.uniq);
-    write_file(e.standin_accounts,
-               "{\"accounts\": {\"shop\": {\"provider\": \"jojka\","
-               " \"base_url\": \"http://127.0.0.1/websms/api\","
-               " \"credentials\": {\"api_key\": \"e2e-key\"},"
-               " \"rate_limit\": {\"per_second\": 100}}}}");
+    write_accounts(e.standin_accounts, true);
+    snprintf(e.kurir_accounts, sizeof(e.kurir_accounts), "/tmp/%s-kurir.json",
+             e.uniq);
+    write_accounts(e.kurir_accounts, false);
+
+    char listen[32];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", e.standin_port);
     char *standin_argv[] = {(char *)support_env("KURIR_STANDIN"),
                             "--listen",
-                            "127.0.0.1:0",
+                            listen,
                             "--accounts",
                             e.standin_accounts,
                             NULL};
     int ret = support_spawn(&e.standin, standin_argv, NULL, true, 10000);
     cr_assert(eq(int, ret, 0), "stand-in did not start");
-
-    snprintf(e.kurir_accounts, sizeof(e.kurir_accounts), "/tmp/%s-kurir.json",
-             e.uniq);
-    write_accounts(e.kurir_accounts, e.standin.port);
 
     static char env[16][160];
     char *envp[17];
@@ -98,7 +129,8 @@ static void start_stack(void)
     ENV("KURIR_KAFKA_BROKERS=%s", e.brokers);
     ENV("KURIR_KAFKA_GROUP=%s-group", e.uniq);
     ENV("KURIR_ACCOUNTS=%s", e.kurir_accounts);
-    ENV("KURIR_HTTP_LISTEN=127.0.0.1:0");
+    ENV("KURIR_HTTP_LISTEN=127.0.0.1:%d", e.kurir_port);
+    ENV("KURIR_PUBLIC_URL=http://127.0.0.1:%d", e.kurir_port);
     ENV("KURIR_TOPIC_SEND=%s", e.topic_send);
     ENV("KURIR_TOPIC_CAMPAIGN=%s", e.topic_campaign);
     ENV("KURIR_TOPIC_CONTACTS=%s", e.topic_contacts);
@@ -110,7 +142,7 @@ static void start_stack(void)
 #undef ENV
     envp[n] = NULL;
     char *kurir_argv[] = {(char *)support_env("KURIR_BIN"), "run", NULL};
-    ret = support_spawn(&e.kurir, kurir_argv, envp, false, 0);
+    ret = support_spawn(&e.kurir, kurir_argv, envp, true, 30000);
     cr_assert(eq(int, ret, 0), "kurir did not start");
 }
 
@@ -354,4 +386,111 @@ Test(e2e, a_send_due_later_waits_in_redis)
     cr_assert(ge(i64, (int64_t)time(NULL), (int64_t)due), "sent too early");
     cr_assert(eq(int, standin_count("a%20bit%20later"), 1));
     tk_reader_close(&status);
+}
+
+Test(e2e, delivery_callback_makes_the_send_delivered)
+{
+    struct tk_reader status;
+
+    tk_reader_open(&status, e.brokers, e.topic_status);
+    produce_job(e.topic_send, "cb-1",
+                "{\"id\": \"cb-1\", \"account\": \"hooks-intime\", "
+                "\"to\": [\"46701234567\"], \"text\": \"Hej åäö\"}");
+    static const char *const want[] = {"job_id", "cb-1", "state", "delivered",
+                                       NULL};
+    json_t *ev = tk_reader_wait_json(&status, want, 90000, NULL);
+    if (ev == NULL) {
+        support_proc_log_dump(&e.kurir);
+        support_proc_log_dump(&e.standin);
+    }
+    cr_assert(ne(ptr, ev, NULL), "no delivered event for cb-1");
+    cr_assert(eq(str,
+                 (char *)json_string_value(json_object_get(ev, "provider")),
+                 "intime"));
+    cr_assert(eq(str,
+                 (char *)json_string_value(json_object_get(ev, "recipient")),
+                 "46701234567"));
+    json_decref(ev);
+    tk_reader_close(&status);
+}
+
+Test(e2e, incoming_sms_becomes_a_reply_event)
+{
+    struct tk_reader replies;
+    char url[128];
+    struct support_http r;
+    static const char inbound[] =
+        "{\"account\": \"hooks-ip1\", \"from\": "
+        "\"46701112233\", \"text\": \"Hej tillbaka\"}";
+
+    tk_reader_open(&replies, e.brokers, e.topic_replies);
+    /* The worker must be listening before the provider calls. */
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", e.kurir_port);
+    bool up;
+    POLL_UNTIL(up,
+               support_http(&r, "GET", url, NULL, NULL, 0) == 0 &&
+                   (support_http_cleanup(&r), true),
+               30000);
+    cr_assert(up, "kurir's listener did not answer");
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_standin/inbound",
+             e.standin_port);
+    char *hdrs[] = {"Content-Type: application/json", NULL};
+    int ret = support_http(&r, "POST", url, hdrs, inbound, strlen(inbound));
+    cr_assert(eq(int, ret, 0));
+    support_http_cleanup(&r);
+
+    static const char *const want[] = {"from", "46701112233", "account",
+                                       "hooks-ip1", NULL};
+    json_t *ev = tk_reader_wait_json(&replies, want, 60000, NULL);
+    if (ev == NULL)
+        support_proc_log_dump(&e.kurir);
+    cr_assert(ne(ptr, ev, NULL), "no reply event");
+    cr_assert(eq(str, (char *)json_string_value(json_object_get(ev, "text")),
+                 "Hej tillbaka"));
+    cr_assert(eq(str,
+                 (char *)json_string_value(json_object_get(ev, "provider")),
+                 "ip1"));
+    json_decref(ev);
+    tk_reader_close(&replies);
+}
+
+Test(e2e, health_metrics_and_callback_tokens)
+{
+    char url[160];
+    struct support_http r;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", e.kurir_port);
+    bool up;
+    POLL_UNTIL(up,
+               support_http(&r, "GET", url, NULL, NULL, 0) == 0 &&
+                   (support_http_cleanup(&r), true),
+               30000);
+    cr_assert(up, "kurir's listener did not answer");
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", e.kurir_port);
+    bool ready;
+    POLL_UNTIL(ready,
+               support_http(&r, "GET", url, NULL, NULL, 0) == 0 &&
+                   (r.status == 200 ? (support_http_cleanup(&r), true)
+                                    : (support_http_cleanup(&r), false)),
+               30000);
+    cr_assert(ready, "/readyz never said ready");
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", e.kurir_port);
+    int ret = support_http(&r, "GET", url, NULL, NULL, 0);
+    cr_assert(eq(int, ret, 0));
+    cr_assert(eq(long, r.status, 200L));
+    cr_assert(ne(ptr, strstr(r.body, "kurir_jobs_total "), NULL), "%s", r.body);
+    support_http_cleanup(&r);
+
+    /* A forged callback without the account's token is refused. */
+    snprintf(url, sizeof(url),
+             "http://127.0.0.1:%d/callbacks/hooks-intime/status?token=nope",
+             e.kurir_port);
+    char *hdrs[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+    static const char form[] = "messageid=1&status=20&transid=x:46701234567";
+    ret = support_http(&r, "POST", url, hdrs, form, strlen(form));
+    cr_assert(eq(int, ret, 0));
+    cr_assert(eq(long, r.status, 403L));
+    support_http_cleanup(&r);
 }

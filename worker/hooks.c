@@ -1,0 +1,163 @@
+/* worker/hooks.c - provider callbacks, read on the loop thread. */
+#include "worker/hooks.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker/events.h"
+#include "worker/log.h"
+
+/* Finishes a callback once its events are in (or at once without any). */
+static void hook_finish(struct worker *w, struct hook *h)
+{
+    if (h->failed)
+        hook_answer(w->listener, h, 503, "try again later\n", "text/plain");
+    else
+        hook_answer(w->listener, h, h->answer_status, h->answer_body,
+                    h->answer_type);
+}
+
+void hook_event_delivered(struct worker *w, struct hook *h,
+                          rd_kafka_resp_err_t err)
+{
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        h->failed = true;
+    if (--h->pending_events == 0)
+        hook_finish(w, h);
+}
+
+static void hook_produce(struct worker *w, struct hook *h,
+                         enum kafka_topic topic, const char *key, char *value,
+                         size_t len)
+{
+    char errstr[256];
+
+    if (kafka_produce(w->kafka, topic, key, key ? strlen(key) : 0, value, len,
+                      NULL, h, errstr, sizeof(errstr)) != 0) {
+        log_error("hooks: %s", errstr);
+        h->failed = true;
+    } else {
+        h->pending_events++;
+        w->stats.events++;
+    }
+    free(value);
+}
+
+/* Finds the job and recipient a status update is about: InTime echoes the
+ * transid "<job>:<msisdn>" kurir gave it, iP.1 the reference (the job id)
+ * and the recipient. */
+static void hook_resolve(const struct status_update *u, char *job,
+                         size_t job_size, char *recipient,
+                         size_t recipient_size)
+{
+    snprintf(job, job_size, "%s", u->transid);
+    snprintf(recipient, recipient_size, "%s", u->recipient);
+    char *colon = strrchr(job, ':');
+    if (colon != NULL &&
+        (recipient[0] == '\0' || strcmp(colon + 1, recipient) == 0)) {
+        snprintf(recipient, recipient_size, "%s", colon + 1);
+        *colon = '\0';
+    }
+}
+
+/* Emits one status update if it moves its recipient's state forward.
+ * Returns 0, or -1 when Redis failed. */
+static int hook_status(struct worker *w, struct hook *h,
+                       const struct status_update *u)
+{
+    const struct account *acct = h->acct;
+    char job[CODEC_ID_MAX], recipient[32];
+    char errstr[256];
+
+    hook_resolve(u, job, sizeof(job), recipient, sizeof(recipient));
+    if (job[0] != '\0' && recipient[0] != '\0') {
+        struct marker_update_item item = {
+            .recipient = recipient,
+            .op = MARKER_OP_KEEP,
+            .state = sms_state_name(u->state),
+        };
+        if (marker_update(w->marker, acct->name, job, &item, 1, errstr,
+                          sizeof(errstr)) != 0) {
+            log_warn("hooks: redis: %s", errstr);
+            return -1;
+        }
+        if (!item.advanced)
+            return 0; /* a repeat, or late news of a final state */
+    } else {
+        log_warn("hooks: %s status for message %s names no kurir job",
+                 acct->name, u->provider_id);
+    }
+    struct status_event ev = {
+        .job_id = job,
+        .type = "send",
+        .account = acct->name,
+        .provider = acct->codec->name,
+        .recipient = recipient,
+        .state = u->state,
+        .provider_message_id = u->provider_id,
+        .provider_status = u->provider_status,
+        .error_code = u->error_code,
+        .error_message = u->error_message,
+    };
+    size_t len;
+    char *value = event_status_json(&ev, &len);
+    hook_produce(w, h, KAFKA_STATUS, job[0] ? job : u->provider_id, value, len);
+    return 0;
+}
+
+static void hook_serve_one(struct worker *w, struct hook *h)
+{
+    const struct codec *codec = h->acct->codec;
+    struct callback_result res = {0};
+    char errstr[256];
+
+    w->stats.callbacks++;
+    if (codec->callback == NULL) {
+        hook_answer(w->listener, h, 404, "no callbacks for this provider\n",
+                    "text/plain");
+        return;
+    }
+    if (codec->callback(&res, h->acct, h->kind, &h->in, errstr,
+                        sizeof(errstr)) != 0) {
+        log_warn("hooks: %s callback for %s: %s", codec->name, h->acct->name,
+                 errstr);
+        hook_answer(w->listener, h, res.answer_status ? res.answer_status : 400,
+                    res.answer_body[0] ? res.answer_body : errstr,
+                    res.answer_content_type ? res.answer_content_type
+                                            : "text/plain");
+        callback_result_cleanup(&res);
+        return;
+    }
+    h->answer_status = res.answer_status ? res.answer_status : 200;
+    snprintf(h->answer_body, sizeof(h->answer_body), "%s", res.answer_body);
+    h->answer_type =
+        res.answer_content_type ? res.answer_content_type : "text/plain";
+    for (size_t i = 0; i < res.nupdates; i++) {
+        if (hook_status(w, h, &res.updates[i]) != 0) {
+            h->failed = true;
+            break;
+        }
+    }
+    for (size_t i = 0; i < res.nreplies && !h->failed; i++) {
+        size_t len;
+        char *value =
+            event_reply_json(h->acct->name, codec->name, &res.replies[i], &len);
+        hook_produce(w, h, KAFKA_REPLIES, res.replies[i].from, value, len);
+    }
+    callback_result_cleanup(&res);
+    /* Whatever was produced, the answer waits for Kafka; a failure answers
+     * an error so the provider sends it again. */
+    if (h->pending_events == 0)
+        hook_finish(w, h);
+}
+
+void hooks_serve(struct worker *w)
+{
+    struct hook *h;
+
+    if (w->listener == NULL)
+        return;
+    while ((h = listener_take(w->listener)) != NULL)
+        hook_serve_one(w, h);
+}

@@ -1,0 +1,416 @@
+/* worker/listener.c - provider callbacks, health and metrics over
+ * libmicrohttpd.
+ *
+ * Threads: the access handler runs on libmicrohttpd's thread; it touches
+ * only the immutable accounts, the inbox and the published health under
+ * `lock`. The loop takes hooks from the inbox and answers them; answering
+ * resumes the suspended connection, after which libmicrohttpd calls the
+ * handler again and the stored answer is queued. */
+#include "worker/listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "worker/log.h"
+#include "worker/xalloc.h"
+
+/* Callbacks are small: InTime's form, one iP.1 document. */
+#define LISTENER_MAX_BODY (64 * 1024)
+
+struct listener {
+    struct MHD_Daemon *daemon;
+    const struct accounts *accounts;
+    listener_probe_fn *kafka_ready;
+    void *opaque;
+    int pipefd[2];        /* wakes the loop: [0] read, [1] write */
+    pthread_mutex_t lock; /* guards everything below */
+    struct hook *inbox;   /* waiting for the loop, oldest first */
+    struct hook **inbox_tail;
+    struct hook *taken; /* with the loop, not yet answered */
+    bool redis_ok;
+    char *metrics;
+};
+
+/* What libmicrohttpd keeps per request between handler calls. */
+struct request {
+    char *uri; /* the full URI, query included */
+    char *body;
+    size_t body_len;
+    bool too_big;
+    bool started;      /* the handler's first call has been */
+    struct hook *hook; /* set once handed to the loop */
+    bool answered;     /* hook->answer_* hold the answer */
+};
+
+static void hook_free(struct hook *h);
+
+static void *listener_uri_cb(void *cls, const char *uri,
+                             struct MHD_Connection *conn)
+{
+    struct request *req = xcalloc(1, sizeof(*req));
+
+    (void)cls;
+    (void)conn;
+    req->uri = xstrdup(uri);
+    return req;
+}
+
+static void listener_completed_cb(void *cls, struct MHD_Connection *conn,
+                                  void **con_cls,
+                                  enum MHD_RequestTerminationCode toe)
+{
+    struct request *req = *con_cls;
+
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    if (req == NULL)
+        return;
+    if (req->hook != NULL) /* answered (or stopped) but never sent */
+        hook_free(req->hook);
+    free(req->uri);
+    free(req->body);
+    free(req);
+    *con_cls = NULL;
+}
+
+static void hook_free(struct hook *h)
+{
+    free(h->query);
+    free(h->body);
+    free(h);
+}
+
+static enum MHD_Result listener_reply(struct MHD_Connection *conn, int status,
+                                      const char *body,
+                                      const char *content_type)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+
+    if (resp == NULL)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", content_type);
+    enum MHD_Result r = MHD_queue_response(conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+/* Compares secrets in time independent of where they differ. */
+static bool listener_token_ok(const char *want, const char *got)
+{
+    if (want == NULL)
+        return true;
+    if (got == NULL)
+        return false;
+    size_t wl = strlen(want), gl = strlen(got);
+    unsigned char diff = wl != gl;
+    for (size_t i = 0; i < wl; i++)
+        diff |= (unsigned char)(want[i] ^ (i < gl ? got[i] : 0));
+    return diff == 0;
+}
+
+/* Parses "/callbacks/<account>/<kind>"; returns the account or NULL. */
+static const struct account *listener_route(const struct listener *l,
+                                            const char *url,
+                                            enum callback_kind *kind)
+{
+    static const char prefix[] = "/callbacks/";
+    char name[128];
+
+    if (strncmp(url, prefix, sizeof(prefix) - 1) != 0)
+        return NULL;
+    const char *a = url + sizeof(prefix) - 1;
+    const char *slash = strchr(a, '/');
+    if (slash == NULL || (size_t)(slash - a) >= sizeof(name))
+        return NULL;
+    memcpy(name, a, (size_t)(slash - a));
+    name[slash - a] = '\0';
+    if (strcmp(slash + 1, "status") == 0)
+        *kind = CALLBACK_STATUS;
+    else if (strcmp(slash + 1, "inbound") == 0)
+        *kind = CALLBACK_INBOUND;
+    else
+        return NULL;
+    return accounts_find(l->accounts, name);
+}
+
+static enum MHD_Result listener_callback(struct listener *l,
+                                         struct MHD_Connection *conn,
+                                         struct request *req, const char *url,
+                                         const char *method)
+{
+    enum callback_kind kind;
+    const struct account *acct = listener_route(l, url, &kind);
+
+    if (acct == NULL)
+        return listener_reply(conn, 404, "no such account or callback\n",
+                              "text/plain");
+    const char *token =
+        MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
+    if (!listener_token_ok(acct->webhook_token, token)) {
+        log_warn("listener: callback for %s with a wrong token", acct->name);
+        return listener_reply(conn, 403, "bad token\n", "text/plain");
+    }
+    if (req->too_big)
+        return listener_reply(conn, 413, "body too large\n", "text/plain");
+
+    struct hook *h = xcalloc(1, sizeof(*h));
+    h->owner = OWNER_HOOK;
+    h->acct = acct;
+    h->kind = kind;
+    h->conn = conn;
+    h->req = req;
+    const char *q = strchr(req->uri, '?');
+    h->query = xstrdup(q != NULL ? q + 1 : "");
+    h->body = req->body != NULL ? req->body : xstrdup("");
+    req->body = NULL; /* Now owned by the hook. */
+    const char *ct =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    snprintf(h->content_type, sizeof(h->content_type), "%s", ct ? ct : "");
+    snprintf(h->method, sizeof(h->method), "%s", method);
+    h->in.method = h->method;
+    h->in.query = h->query;
+    h->in.content_type = h->content_type[0] ? h->content_type : NULL;
+    h->in.body = h->body;
+    h->in.body_len = req->body_len;
+    req->hook = h;
+
+    MHD_suspend_connection(conn);
+    pthread_mutex_lock(&l->lock);
+    *l->inbox_tail = h;
+    l->inbox_tail = &h->next;
+    pthread_mutex_unlock(&l->lock);
+    if (write(l->pipefd[1], "h", 1) < 0 && errno != EAGAIN)
+        log_warn("listener: wake-up: %s", strerror(errno));
+    return MHD_YES;
+}
+
+static enum MHD_Result listener_handler(void *cls, struct MHD_Connection *conn,
+                                        const char *url, const char *method,
+                                        const char *version,
+                                        const char *upload_data,
+                                        size_t *upload_data_size,
+                                        void **con_cls)
+{
+    struct listener *l = cls;
+    struct request *req = *con_cls;
+
+    (void)version;
+    if (req->answered) {
+        struct hook *h = req->hook;
+        enum MHD_Result r = listener_reply(conn, h->answer_status,
+                                           h->answer_body, h->answer_type);
+        hook_free(h);
+        req->hook = NULL;
+        return r;
+    }
+    if (req->hook != NULL) /* resumed spuriously: still with the loop */
+        return MHD_YES;
+    if (!req->started) { /* headers only; the body (if any) comes next */
+        req->started = true;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        if (req->body_len + *upload_data_size > LISTENER_MAX_BODY) {
+            req->too_big = true;
+        } else {
+            req->body =
+                xrealloc(req->body, req->body_len + *upload_data_size + 1);
+            memcpy(req->body + req->body_len, upload_data, *upload_data_size);
+            req->body_len += *upload_data_size;
+            req->body[req->body_len] = '\0';
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    if (strcmp(url, "/healthz") == 0)
+        return listener_reply(conn, 200, "ok\n", "text/plain");
+    if (strcmp(url, "/readyz") == 0) {
+        pthread_mutex_lock(&l->lock);
+        bool redis_ok = l->redis_ok;
+        pthread_mutex_unlock(&l->lock);
+        bool kafka_ok = l->kafka_ready(l->opaque);
+        char body[96];
+        snprintf(body, sizeof(body), "kafka %s\nredis %s\n",
+                 kafka_ok ? "ok" : "unreachable",
+                 redis_ok ? "ok" : "unreachable");
+        return listener_reply(conn, kafka_ok && redis_ok ? 200 : 503, body,
+                              "text/plain");
+    }
+    if (strcmp(url, "/metrics") == 0) {
+        pthread_mutex_lock(&l->lock);
+        char *text = xstrdup(l->metrics ? l->metrics : "");
+        pthread_mutex_unlock(&l->lock);
+        enum MHD_Result r =
+            listener_reply(conn, 200, text, "text/plain; version=0.0.4");
+        free(text);
+        return r;
+    }
+    if (strncmp(url, "/callbacks/", 11) == 0)
+        return listener_callback(l, conn, req, url, method);
+    return listener_reply(conn, 404, "not found\n", "text/plain");
+}
+
+int listener_start(struct listener **out, const struct config *cfg,
+                   const struct accounts *accounts,
+                   listener_probe_fn *kafka_ready, void *opaque, char *errstr,
+                   size_t errstr_size)
+{
+    struct listener *l = xcalloc(1, sizeof(*l));
+    struct sockaddr_in addr = {0};
+    char host[64];
+
+    l->accounts = accounts;
+    l->kafka_ready = kafka_ready;
+    l->opaque = opaque;
+    l->inbox_tail = &l->inbox;
+    l->pipefd[0] = l->pipefd[1] = -1;
+    pthread_mutex_init(&l->lock, NULL);
+
+    const char *colon = strrchr(cfg->http_listen, ':');
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - cfg->http_listen),
+             cfg->http_listen);
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)port);
+    if (*end != '\0' || port < 0 || port > 65535 ||
+        inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
+        snprintf(errstr, errstr_size,
+                 "KURIR_HTTP_LISTEN: \"%s\" is not IPv4-address:port",
+                 cfg->http_listen);
+        goto fail;
+    }
+    if (pipe(l->pipefd) != 0) {
+        snprintf(errstr, errstr_size, "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    for (int i = 0; i < 2; i++)
+        fcntl(l->pipefd[i], F_SETFL, O_NONBLOCK);
+
+    l->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+            MHD_ALLOW_SUSPEND_RESUME,
+        0, NULL, NULL, listener_handler, l, MHD_OPTION_SOCK_ADDR, &addr,
+        MHD_OPTION_URI_LOG_CALLBACK, listener_uri_cb, l,
+        MHD_OPTION_NOTIFY_COMPLETED, listener_completed_cb, l,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
+    if (l->daemon == NULL) {
+        snprintf(errstr, errstr_size, "cannot listen on %s", cfg->http_listen);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(l->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    log_info("listener: listening on %s:%u", host,
+             info ? (unsigned)info->port : (unsigned)port);
+    *out = l;
+    return 0;
+
+fail:
+    listener_stop(l);
+    return -1;
+}
+
+int listener_wake_fd(const struct listener *l)
+{
+    return l->pipefd[0];
+}
+
+struct hook *listener_take(struct listener *l)
+{
+    char buf[64];
+
+    pthread_mutex_lock(&l->lock);
+    struct hook *h = l->inbox;
+    if (h != NULL) {
+        l->inbox = h->next;
+        if (l->inbox == NULL) {
+            l->inbox_tail = &l->inbox;
+            while (read(l->pipefd[0], buf, sizeof(buf)) > 0)
+                ;
+        }
+        h->next = l->taken;
+        l->taken = h;
+    }
+    pthread_mutex_unlock(&l->lock);
+    return h;
+}
+
+/* Removes h from the taken list; lock held. */
+static void listener_untake(struct listener *l, struct hook *h)
+{
+    for (struct hook **pp = &l->taken; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == h) {
+            *pp = h->next;
+            return;
+        }
+    }
+}
+
+void hook_answer(struct listener *l, struct hook *h, int status,
+                 const char *body, const char *content_type)
+{
+    struct MHD_Connection *conn = h->conn;
+    struct request *req = h->req;
+
+    pthread_mutex_lock(&l->lock);
+    listener_untake(l, h);
+    pthread_mutex_unlock(&l->lock);
+    h->answer_status = status;
+    snprintf(h->answer_body, sizeof(h->answer_body), "%s", body);
+    h->answer_type = content_type;
+    req->answered = true;
+    MHD_resume_connection(conn);
+}
+
+void listener_publish(struct listener *l, bool redis_ok, const char *metrics)
+{
+    char *copy = xstrdup(metrics);
+
+    pthread_mutex_lock(&l->lock);
+    l->redis_ok = redis_ok;
+    free(l->metrics);
+    l->metrics = copy;
+    pthread_mutex_unlock(&l->lock);
+}
+
+void listener_stop(struct listener *l)
+{
+    if (l == NULL)
+        return;
+    if (l->daemon != NULL) {
+        for (;;) {
+            pthread_mutex_lock(&l->lock);
+            struct hook *h = l->taken ? l->taken : l->inbox;
+            if (h == l->inbox && h != NULL) {
+                l->inbox = h->next;
+                if (l->inbox == NULL)
+                    l->inbox_tail = &l->inbox;
+                h->next = l->taken;
+                l->taken = h;
+            }
+            pthread_mutex_unlock(&l->lock);
+            if (h == NULL)
+                break;
+            hook_answer(l, h, 503, "shutting down", "text/plain");
+        }
+        MHD_stop_daemon(l->daemon);
+    }
+    for (int i = 0; i < 2; i++)
+        if (l->pipefd[i] >= 0)
+            close(l->pipefd[i]);
+    pthread_mutex_destroy(&l->lock);
+    free(l->metrics);
+    free(l);
+}
