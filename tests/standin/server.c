@@ -505,6 +505,8 @@ static void server_process(struct request *req)
     const struct settings *set = &standin->settings;
     int latency = 0;
     enum fault_kind kind = FK_NONE;
+    /* Declared before the first goto: "done" reads it for timeouts. */
+    struct fault *f = NULL;
 
     req->phase = RP_ANSWER;
     if (strncmp(req->path, "/_standin/", 10) == 0 ||
@@ -530,7 +532,7 @@ static void server_process(struct request *req)
     if (req->acct != NULL && req_gate_request(req))
         goto done;
 
-    struct fault *f = &standin->faults[req->provider];
+    f = &standin->faults[req->provider];
     if (!f->on)
         f = &standin->faults[PROV_COUNT];
     kind = fault_roll(f, &latency);
