@@ -113,9 +113,9 @@ int marker_state_rank(const char *state)
         const char *name;
         int rank;
     } ranks[] = {
-        {"accepted", 1}, {"scheduled", 2}, {"retrying", 3},
-        {"submitted", 4}, {"unknown", 5},  {"delivered", 6},
-        {"failed", 6},   {"rejected", 6},  {"cancelled", 6},
+        {"accepted", 1},  {"scheduled", 2}, {"retrying", 3},
+        {"submitted", 4}, {"unknown", 5},   {"delivered", 6},
+        {"failed", 6},    {"rejected", 6},  {"cancelled", 6},
     };
 
     for (size_t i = 0; i < sizeof(ranks) / sizeof(ranks[0]); i++) {

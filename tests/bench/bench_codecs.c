@@ -45,13 +45,17 @@ static const struct bench_case {
      "[\"46701234567\"],\"from\":\"Shop\",\"text\":\"Din order har "
      "skickats och kommer fram i morgon. Mvh Shop\",\"reference\":"
      "\"order-1001\"}",
-     200, "4510", {"user", "hash"}},
+     200,
+     "4510",
+     {"user", "hash"}},
     {"ip1-legacy",
      "{\"id\":\"order-1001-shipped\",\"account\":\"shop\",\"to\":"
      "[\"46701234567\"],\"from\":\"Shop\",\"text\":\"Din order har "
      "skickats och kommer fram i morgon. Mvh Shop\",\"reference\":"
      "\"order-1001\"}",
-     200, "123456789", {"account", "password"}},
+     200,
+     "123456789",
+     {"account", "password"}},
 };
 
 static double bench_now(void)
