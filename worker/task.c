@@ -756,6 +756,8 @@ static void task_http_done(const struct http_response *resp, const char *error,
     char errstr[256];
 
     t->in_call = false;
+    log_debug("task: job %s call %zu answered HTTP %ld", t->job->id,
+              t->next_call, resp->status);
     if (error != NULL) {
         log_warn("task: %s request for job %s: %s", t->acct->codec->name,
                  t->job->id, error);

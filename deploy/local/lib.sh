@@ -112,7 +112,10 @@ stack_redis_start() {
 
 # Fetches the Kafka broker's jars from Maven Central once into the cache.
 stack_kafka_jars() {
-    KAFKA_LIBS=$KURIR_CACHE/kafka-$KAFKA_VERSION/libs
+    # The cache is keyed by the recipe, so a changed pom.xml fetches anew.
+    local key
+    key=$(sha1sum "$KURIR_ROOT/deploy/local/kafka/pom.xml" | cut -c1-12)
+    KAFKA_LIBS=$KURIR_CACHE/kafka-$KAFKA_VERSION-$key/libs
     [ -f "$KAFKA_LIBS/.complete" ] && return 0
     stack_log "fetching Apache Kafka $KAFKA_VERSION jars from Maven Central"
     rm -rf "$KAFKA_LIBS"
