@@ -38,6 +38,7 @@
 
 enum task_stage {
     STAGE_SCHEDULE,
+    STAGE_CANCEL,
     STAGE_MARK,
     STAGE_CALLS,
 };
@@ -621,6 +622,27 @@ static void task_mark(struct task *t)
     task_next(t);
 }
 
+/* STAGE_CANCEL: a campaign cancel removes every part of the campaign still
+ * waiting in Redis and marks the campaign cancelled, so no replica sends a
+ * part after this (marker_begin refuses them). */
+static void task_cancel(struct task *t)
+{
+    const struct job *job = t->job;
+    size_t removed;
+    char errstr[256];
+
+    if (sched_cancel(&removed, t->w->sched, job->account, job->campaign_id,
+                     true, errstr, sizeof(errstr)) != 0) {
+        task_redis_down(t, "cancel", errstr);
+        task_park(t, TASK_REDIS_RETRY_MS);
+        return;
+    }
+    log_info("task: job %s cancelled campaign %s: %zu waiting parts removed",
+             job->id, job->campaign_id, removed);
+    t->stage = STAGE_MARK;
+    task_next(t);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Calls. */
 
@@ -895,6 +917,10 @@ static void task_next(struct task *t)
         task_schedule(t);
         return;
     }
+    if (t->stage == STAGE_CANCEL) {
+        task_cancel(t);
+        return;
+    }
     if (t->stage == STAGE_MARK) {
         task_mark(t);
         return;
@@ -903,7 +929,22 @@ static void task_next(struct task *t)
         int r = task_encode(t);
         if (r < 0)
             return;
-        if (r > 0 || t->calls.ncalls == 0) {
+        if (r > 0) {
+            task_end(t);
+            return;
+        }
+        if (t->calls.ncalls == 0) {
+            /* Nothing to ask the provider (a campaign cancel whose parts
+             * were all still here): the job is done as it stands. */
+            struct task_outcome o = {
+                .recipient = TASK_JOB_LEVEL,
+                .state = task_done_state(t->job),
+                .op = MARKER_OP_DONE,
+            };
+            if (task_record(t, &o, 1) != 0) {
+                task_park(t, TASK_REDIS_RETRY_MS);
+                return;
+            }
             task_end(t);
             return;
         }
@@ -984,11 +1025,13 @@ static void task_prepare(struct task *t, bool from_kafka)
     }
     if (t->first_ms == 0)
         t->first_ms = task_wall_ms();
-    /* A send due later than a second from now waits in Redis. */
-    bool later = job->send_at_ms > task_wall_ms() + 1000 &&
+    /* A send due later than now waits in Redis. */
+    bool later = job->send_at_ms > task_wall_ms() &&
                  (job->type == JOB_SEND ||
                   (job->type == JOB_CAMPAIGN && job->action == ACTION_CREATE));
     t->stage = from_kafka && later ? STAGE_SCHEDULE : STAGE_MARK;
+    if (job->type == JOB_CAMPAIGN && job->action == ACTION_CANCEL)
+        t->stage = STAGE_CANCEL;
     task_next(t);
 }
 

@@ -355,7 +355,7 @@ Test(e2e, a_send_due_later_waits_in_redis)
 {
     struct tk_reader status;
     char job[512];
-    time_t due = time(NULL) + 4;
+    time_t due = time(NULL) + 6;
     struct tm tm;
     char stamp[32];
 
@@ -493,4 +493,48 @@ Test(e2e, health_metrics_and_callback_tokens)
     cr_assert(eq(int, ret, 0));
     cr_assert(eq(long, r.status, 403L));
     support_http_cleanup(&r);
+}
+
+Test(e2e, a_cancelled_campaign_is_never_sent)
+{
+    struct tk_reader status;
+    char job[512];
+    time_t due = time(NULL) + 3;
+    struct tm tm;
+    char stamp[32];
+
+    gmtime_r(&due, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(job, sizeof(job),
+             "{\"id\": \"camp-1\", \"account\": \"shop\", \"action\": "
+             "\"create\", \"name\": \"Rea\", \"to\": [\"46701230001\", "
+             "\"46701230002\"], \"text\": \"never sent\", \"send_at\": "
+             "\"%s\"}",
+             stamp);
+    tk_reader_open(&status, e.brokers, e.topic_status);
+    produce_job(e.topic_campaign, "camp-1", job);
+    static const char *const sched[] = {"job_id", "camp-1", "state",
+                                        "scheduled", NULL};
+    json_t *ev = tk_reader_wait_json(&status, sched, 90000, NULL);
+    if (ev == NULL)
+        support_proc_log_dump(&e.kurir);
+    cr_assert(ne(ptr, ev, NULL), "camp-1 was not scheduled");
+    json_decref(ev);
+
+    produce_job(e.topic_campaign, "camp-1-stop",
+                "{\"id\": \"camp-1-stop\", \"account\": \"shop\", "
+                "\"action\": \"cancel\", \"campaign_id\": \"camp-1\"}");
+    static const char *const cancelled[] = {"job_id", "camp-1-stop", "state",
+                                            "cancelled", NULL};
+    ev = tk_reader_wait_json(&status, cancelled, 60000, NULL);
+    cr_assert(ne(ptr, ev, NULL), "the cancel job did not end cancelled");
+    json_decref(ev);
+
+    /* Past the due time, nothing of the campaign reaches the provider. */
+    static const char *const sent[] = {"job_id", "camp-1", "state", "submitted",
+                                       NULL};
+    ev = tk_reader_wait_json(&status, sent, 6000, NULL);
+    cr_assert(eq(ptr, ev, NULL), "a cancelled campaign was sent");
+    cr_assert(eq(int, standin_count("never%20sent"), 0));
+    tk_reader_close(&status);
 }
