@@ -460,22 +460,6 @@ static bool ip1_get_int(long long *out, json_t *v)
     return false;
 }
 
-/* Reads a string or integer id into out; false when absent. */
-static bool ip1_get_id(char *out, size_t out_size, json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-
-    if (json_is_string(v) && json_string_length(v) > 0) {
-        util_strlcpy(out, json_string_value(v), out_size);
-        return true;
-    }
-    if (json_is_integer(v)) {
-        snprintf(out, out_size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return true;
-    }
-    return false;
-}
-
 /* The text of an error body: problem details' title and first field
  * error, or a "message"/"error" string, or the start of the body. */
 static void ip1_error_text(char *out, size_t out_size,
@@ -524,7 +508,7 @@ static void ip1_decode_batch(struct call_result *out, const struct job *job,
 
     call_result_spread(out, call->count);
     if (json_is_object(root)) {
-        ip1_get_id(out->provider_id, sizeof(out->provider_id), root, "id");
+        util_json_id(out->provider_id, sizeof(out->provider_id), root, "id");
         if (ip1_get_int(&status, json_object_get(root, "status")))
             snprintf(out->provider_status, sizeof(out->provider_status), "%lld",
                      status);
@@ -536,7 +520,7 @@ static void ip1_decode_batch(struct call_result *out, const struct job *job,
             struct recipient_result *rr = &out->recipients[r];
             if (strcmp(job->to[call->first + r], to) == 0 &&
                 rr->provider_id[0] == '\0') {
-                ip1_get_id(rr->provider_id, sizeof(rr->provider_id), m, "id");
+                util_json_id(rr->provider_id, sizeof(rr->provider_id), m, "id");
                 break;
             }
         }
@@ -669,9 +653,9 @@ static bool ip1_report(struct status_update *u, json_t *dlr)
     const char *name;
 
     if (!json_is_object(dlr) ||
-        !(ip1_get_id(u->provider_id, sizeof(u->provider_id), dlr, "id") ||
-          ip1_get_id(u->provider_id, sizeof(u->provider_id), dlr,
-                     "messageId")) ||
+        !(util_json_id(u->provider_id, sizeof(u->provider_id), dlr, "id") ||
+          util_json_id(u->provider_id, sizeof(u->provider_id), dlr,
+                       "messageId")) ||
         !ip1_get_int(&code, json_object_get(dlr, "code")) || code < 0 ||
         code > 999)
         return false;
@@ -698,7 +682,7 @@ static bool ip1_inbound(struct inbound_sms *r, json_t *msg)
     const char *at = json_string_value(json_object_get(msg, "created"));
 
     if (from == NULL || body == NULL ||
-        !ip1_get_id(r->provider_id, sizeof(r->provider_id), msg, "id"))
+        !util_json_id(r->provider_id, sizeof(r->provider_id), msg, "id"))
         return false;
     if (at == NULL) {
         json_t *st = json_array_get(json_object_get(msg, "statuses"), 0);

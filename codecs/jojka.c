@@ -604,23 +604,6 @@ static void jojka_set_provider_error(struct call_result *res, json_t *err)
     call_result_set_error(res, CALL_REJECTED, "provider_error", "%s", text);
 }
 
-/* Reads a JSON string or number field into out; false when absent. */
-static bool jojka_get_id(char *out, size_t out_size, json_t *obj,
-                         const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-
-    if (json_is_string(v) && json_string_length(v) > 0) {
-        util_strlcpy(out, json_string_value(v), out_size);
-        return true;
-    }
-    if (json_is_integer(v)) {
-        snprintf(out, out_size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return true;
-    }
-    return false;
-}
-
 static int jojka_decode(struct call_result *out, const struct account *acct,
                         const struct job *job, const struct codec_call *call,
                         const struct http_response *resp, char *errstr,
@@ -654,7 +637,7 @@ static int jojka_decode(struct call_result *out, const struct account *acct,
     switch ((enum jojka_ep)call->step) {
     case JOJKA_SEND:
         if (nrec != 1 ||
-            !jojka_get_id(out->provider_id, sizeof(out->provider_id), root,
+            !util_json_id(out->provider_id, sizeof(out->provider_id), root,
                           "message_id")) {
             snprintf(errstr, errstr_size,
                      "jojka answer to send has no \"message_id\"");
@@ -667,7 +650,7 @@ static int jojka_decode(struct call_result *out, const struct account *acct,
         ret = 0;
         goto out;
     case JOJKA_ADD_CAMPAIGN:
-        if (!jojka_get_id(out->provider_id, sizeof(out->provider_id), root,
+        if (!util_json_id(out->provider_id, sizeof(out->provider_id), root,
                           "campaign_id")) {
             snprintf(errstr, errstr_size,
                      "jojka answer to add_campaign has no \"campaign_id\"");
@@ -906,7 +889,7 @@ static int jojka_decode_statuses(struct callback_result *out,
             json_string_value(json_object_get(e, "receiver"));
         const char *status = json_string_value(json_object_get(e, "status"));
         if (receiver == NULL || status == NULL ||
-            !jojka_get_id(id, sizeof(id), e, "message_id")) {
+            !util_json_id(id, sizeof(id), e, "message_id")) {
             snprintf(errstr, errstr_size,
                      "jojka campaign status %zu lacks \"receiver\", "
                      "\"message_id\" or \"status\"",

@@ -295,3 +295,19 @@ void util_strlcpy(char *dst, const char *src, size_t dst_size)
     memcpy(dst, src, n);
     dst[n] = '\0';
 }
+
+bool util_json_id(char *out, size_t out_size, const json_t *obj,
+                  const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (json_is_string(v) && json_string_length(v) > 0) {
+        util_strlcpy(out, json_string_value(v), out_size);
+        return true;
+    }
+    if (json_is_integer(v)) {
+        snprintf(out, out_size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return true;
+    }
+    return false;
+}

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 /* A growable buffer, always NUL-terminated after the first append. Out of
  * memory aborts (the buffers are small and bounded by the job). */
 struct buf {
@@ -58,6 +60,12 @@ void util_xml_errstr(char *errstr, size_t errstr_size);
 /* Formats Unix seconds as UTC in strftime format fmt. */
 void util_format_utc(char *out, size_t out_size, long long unix_seconds,
                      const char *fmt);
+
+/* Reads member `key` of JSON object `obj` into out when it is a non-empty
+ * string or an integer (providers send ids as either). Returns true when
+ * found, false when absent or of another kind. */
+bool util_json_id(char *out, size_t out_size, const json_t *obj,
+                  const char *key);
 
 /* Copies src into a fixed array, truncating; always NUL-terminates. */
 void util_strlcpy(char *dst, const char *src, size_t dst_size);

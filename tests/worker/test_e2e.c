@@ -319,6 +319,17 @@ static int standin_count(const char *needle)
     return n;
 }
 
+/* Writes the RFC 3339 UTC time `secs` from now; returns that time. */
+static time_t future_stamp(char *out, size_t out_size, int secs)
+{
+    time_t due = time(NULL) + secs;
+    struct tm tm;
+
+    gmtime_r(&due, &tm);
+    strftime(out, out_size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return due;
+}
+
 Test(e2e, a_job_seen_twice_is_sent_once)
 {
     struct tk_reader status;
@@ -355,12 +366,8 @@ Test(e2e, a_send_due_later_waits_in_redis)
 {
     struct tk_reader status;
     char job[512];
-    time_t due = time(NULL) + 6;
-    struct tm tm;
     char stamp[32];
-
-    gmtime_r(&due, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    time_t due = future_stamp(stamp, sizeof(stamp), 6);
     snprintf(job, sizeof(job),
              "{\"id\": \"later-1\", \"account\": \"shop\", \"to\": "
              "[\"46701234567\"], \"text\": \"a bit later\", \"send_at\": "
@@ -499,12 +506,8 @@ Test(e2e, a_cancelled_campaign_is_never_sent)
 {
     struct tk_reader status;
     char job[512];
-    time_t due = time(NULL) + 3;
-    struct tm tm;
     char stamp[32];
-
-    gmtime_r(&due, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    future_stamp(stamp, sizeof(stamp), 3);
     snprintf(job, sizeof(job),
              "{\"id\": \"camp-1\", \"account\": \"shop\", \"action\": "
              "\"create\", \"name\": \"Rea\", \"to\": [\"46701230001\", "
