@@ -1,0 +1,41 @@
+/* tests/worker/stack.h - a kurir worker process with topics of its own,
+ * the provider stand-in, and the accounts both read, for end-to-end tests
+ * against the real Kafka and a Redis.
+ *
+ * Accounts: Jojka "shop" (the stand-in knows its key), Jojka "stale" (the
+ * stand-in refuses its key), InTime "hooks-intime" (status callbacks) and
+ * iP.1 "hooks-ip1" (delivery reports, incoming SMS). */
+#ifndef TESTS_WORKER_STACK_H
+#define TESTS_WORKER_STACK_H
+
+#include "tests/support/support.h"
+
+struct stack {
+    char uniq[64];
+    char topic_send[96], topic_campaign[96], topic_contacts[96];
+    char topic_status[96], topic_replies[96], topic_dlq[96];
+    char standin_accounts[128];
+    char kurir_accounts[128];
+    int standin_port;
+    int kurir_port;
+    struct proc standin;
+    struct proc kurir;
+    const char *brokers;
+};
+
+/* Starts the stand-in and a kurir worker using Redis at `redis`
+ * (host:port), with topics named after a fresh unique prefix. Fails the
+ * test when either does not start. */
+void stack_start(struct stack *s, const char *redis);
+
+/* Stops both (kurir with SIGKILL if it still runs) and removes the files. */
+void stack_stop(struct stack *s);
+
+/* Produces a job to `topic` and waits until Kafka has it. */
+void stack_produce(const struct stack *s, const char *topic, const char *key,
+                   const char *json);
+
+/* Counts the stand-in's recorded requests whose text contains `needle`. */
+int stack_standin_count(const struct stack *s, const char *needle);
+
+#endif /* TESTS_WORKER_STACK_H */
