@@ -1,6 +1,7 @@
 /* worker/encode.c - `kurir encode`: a dry run of the codecs. */
 #include "worker/encode.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -23,8 +24,25 @@ static enum job_type encode_job_type(const char *buf, size_t len)
     return jt;
 }
 
+static bool encode_is_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9');
+}
+
+/* Returns true when `v` (vlen bytes) stands at s[i] as a whole token: not
+ * preceded or followed by a letter or digit, so a short secret such as "u"
+ * is not found inside "user". */
+static bool encode_token_at(const char *s, size_t len, size_t i, const char *v,
+                            size_t vlen)
+{
+    return vlen > 0 && vlen <= len - i && memcmp(s + i, v, vlen) == 0 &&
+           (i == 0 || !encode_is_alnum(s[i - 1])) &&
+           (i + vlen == len || !encode_is_alnum(s[i + vlen]));
+}
+
 /* Appends s to b with every credential of acct, raw or URL-encoded,
- * replaced by ***. */
+ * replaced by *** wherever it stands as a whole token. */
 static void encode_masked(struct buf *b, const struct account *acct,
                           const char *s, size_t len)
 {
@@ -40,11 +58,9 @@ static void encode_masked(struct buf *b, const struct account *acct,
         size_t skip = 0;
         for (size_t c = 0; c < acct->ncreds && skip == 0; c++) {
             const char *v = acct->creds[c].value;
-            size_t vlen = strlen(v);
-            if (vlen > 0 && vlen <= len - i && memcmp(s + i, v, vlen) == 0)
-                skip = vlen;
-            else if (enc[c].len > 0 && enc[c].len <= len - i &&
-                     memcmp(s + i, enc[c].data, enc[c].len) == 0)
+            if (encode_token_at(s, len, i, v, strlen(v)))
+                skip = strlen(v);
+            else if (encode_token_at(s, len, i, enc[c].data, enc[c].len))
                 skip = enc[c].len;
         }
         if (skip > 0) {

@@ -75,3 +75,36 @@ Test(encode, invalid_job_is_one_line_and_exit_2)
     free(r.out);
     free(r.err);
 }
+
+Test(encode, masks_whole_tokens_only)
+{
+    static const char json[] =
+        "{\"accounts\": {\"in\": {\"provider\": \"intime\","
+        " \"base_url\": \"https://sms.intime.nu/api/1.0\","
+        " \"credentials\": {\"user\": \"u\", \"hash\": \"s3cr3t\"},"
+        " \"default_sender\": \"Shop\","
+        " \"rate_limit\": {\"per_second\": 10}}}}";
+    static const char job[] = "{\"id\": \"m1\", \"account\": \"in\", \"to\": "
+                              "[\"46701234567\"], \"text\": \"hej\"}";
+    struct accounts *accounts = NULL;
+    char errstr[256];
+    char *out = NULL, *err = NULL;
+    size_t out_len, err_len;
+
+    int ret = accounts_parse(&accounts, json, strlen(json), "", errstr,
+                             sizeof(errstr));
+    cr_assert(eq(int, ret, 0), "%s", errstr);
+    FILE *fo = open_memstream(&out, &out_len);
+    FILE *fe = open_memstream(&err, &err_len);
+    ret = encode_job(fo, fe, accounts_find(accounts, "in"), job, strlen(job),
+                     1763900000);
+    fclose(fo);
+    fclose(fe);
+    cr_assert(eq(int, ret, 0), "%s", err);
+    cr_assert(ne(ptr, strstr(out, "create.ashx?user=***&hash=***\n"), NULL),
+              "%s", out);
+    cr_assert(eq(ptr, strstr(out, "s3cr3t"), NULL));
+    free(out);
+    free(err);
+    accounts_free(accounts);
+}
