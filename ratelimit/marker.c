@@ -43,8 +43,9 @@ static struct rconn_script begin_script = {
 };
 
 /* KEYS: markers, states. ARGV: ttl_ms, then per item: recipient, op
- * ("k", "d", "c"), outcome, state ("" for none). Returns one 0/1 per item:
- * whether its state advanced. */
+ * ("k", "d", "c"), outcome, state ("" for none). Returns one number per
+ * item: 1 when its state advanced, 2 when it already was that state, 0
+ * otherwise. */
 static struct rconn_script update_script = {
     .src = "local rank = {accepted = 1, scheduled = 2, retrying = 3,\n"
            "  submitted = 4, unknown = 5, delivered = 6, failed = 6,\n"
@@ -74,6 +75,8 @@ static struct rconn_script update_script = {
            "      redis.call('HSET', KEYS[2], r, st)\n"
            "      adv = 1\n"
            "      sw = true\n"
+           "    elseif cur == st then\n"
+           "      adv = 2\n"
            "    end\n"
            "  end\n"
            "  out[#out + 1] = adv\n"
@@ -278,6 +281,7 @@ int marker_update(struct marker *m, const char *account, const char *job_id,
             goto out;
         }
         items[i].advanced = adv == 1;
+        items[i].repeated = adv == 2;
     }
     ret = 0;
 

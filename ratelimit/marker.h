@@ -74,6 +74,9 @@ struct marker_update_item {
     const char *state;     /* in: CONTRACT state name to advance to, or
                               NULL to leave the state alone */
     bool advanced;         /* out: the state moved (emit the event) */
+    bool repeated;         /* out: the state already was this one (the
+                              news came before; its event may not have
+                              reached Kafka if a replica died) */
 };
 
 struct marker;

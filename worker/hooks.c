@@ -82,8 +82,12 @@ static int hook_status(struct worker *w, struct hook *h,
             log_warn("hooks: redis: %s", errstr);
             return -1;
         }
-        if (!item.advanced)
-            return 0; /* a repeat, or late news of a final state */
+        /* A repeat is emitted again: the first copy's event may have been
+         * lost with a replica that died before Kafka had it (the provider
+         * retries because it got no answer). Consumers see at least once.
+         * Anything else is late news of a later state: dropped. */
+        if (!item.advanced && !item.repeated)
+            return 0;
     } else {
         log_warn("hooks: %s status for message %s names no kurir job",
                  acct->name, u->provider_id);

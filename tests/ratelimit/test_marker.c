@@ -188,6 +188,15 @@ Test(marker, states_only_move_forward)
     cr_assert(!advance(&a, "1", "submitted"), "repeated a state");
     cr_assert(!advance(&a, "1", "retrying"), "retrying after submitted");
     cr_assert(advance(&a, "1", "delivered"));
+    struct marker_update_item again = {
+        .recipient = "1", .op = MARKER_OP_KEEP, .state = "delivered"};
+    update(&a, "job-4", &again, 1);
+    cr_assert(!again.advanced && again.repeated,
+              "the same news again is a repeat");
+    struct marker_update_item late = {
+        .recipient = "1", .op = MARKER_OP_KEEP, .state = "submitted"};
+    update(&a, "job-4", &late, 1);
+    cr_assert(!late.advanced && !late.repeated, "late news is neither");
     cr_assert(!advance(&a, "1", "failed"), "final followed by final");
     cr_assert(!advance(&a, "1", "unknown"), "final followed");
     cr_assert(advance(&a, "2", "rejected"), "first state may be final");
