@@ -14,6 +14,7 @@
 
 #include "worker/hooks.h"
 #include "worker/log.h"
+#include "worker/poll.h"
 #include "worker/task.h"
 
 /* A claimed scheduled send or retry is this replica's for this long; if the
@@ -94,6 +95,7 @@ void worker_cleanup(struct worker *w)
     kafka_free(w->kafka, 0);
     listener_stop(w->listener);
     task_free_all(w);
+    poll_free_all(w);
     sched_free(w->sched);
     marker_free(w->marker);
     ratelimit_free(w->ratelimit);
@@ -209,8 +211,10 @@ static void worker_turn(struct worker *w, bool consume)
     kafka_serve(w->kafka);
     worker_check_redis(w);
     consume = consume && w->redis_ok;
-    if (consume)
+    if (consume) {
         worker_claim_due(w);
+        poll_serve(w);
+    }
     while (consume && w->tasks < (size_t)w->cfg->max_in_flight) {
         rd_kafka_message_t *rkm = kafka_consume(w->kafka);
         if (rkm == NULL)

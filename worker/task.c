@@ -25,6 +25,7 @@
 #include "codecs/job.h"
 #include "worker/events.h"
 #include "worker/log.h"
+#include "worker/poll.h"
 #include "worker/xalloc.h"
 
 /* How long a task waits before trying Redis again. */
@@ -734,6 +735,13 @@ static void task_result(struct task *t, const struct codec_call *call,
             }
         }
         int r = task_record(t, outs, call->count);
+        /* A polling provider's messages are asked after until final (a
+         * campaign's id is not a message id: its parts are not polled). */
+        if (r == 0 && t->acct->codec->polls && call->op == OP_SEND)
+            for (size_t i = 0; i < call->count; i++)
+                if (outs[i].state == STATE_SUBMITTED)
+                    poll_track(t->w, t->acct, outs[i].provider_id, job->id,
+                               outs[i].recipient);
         free(outs);
         if (r != 0) {
             task_park(t, TASK_REDIS_RETRY_MS);

@@ -22,6 +22,7 @@
 #include "ratelimit/sched.h"
 
 struct task;
+struct pollreq;
 
 /* Counters for /metrics and the shutdown summary. */
 struct worker_stats {
@@ -47,10 +48,13 @@ struct worker {
     struct sched *sched;         /* owned: scheduled sends, retries */
     bool redis_ok;               /* the last Redis call worked */
     int64_t next_claim_ms;       /* when to look for due entries again */
-    size_t tasks;                /* tasks alive (consumed, not released) */
-    struct task *all;            /* every live task */
-    struct task *parked;         /* tasks waiting for a time, by wake_ms */
-    bool closing;                /* clients going away: ignore callbacks */
+    struct pollreq *polls;       /* poll requests in flight */
+    size_t polls_in_flight;
+    int64_t next_poll_ms; /* when to look for due polls again */
+    size_t tasks;         /* tasks alive (consumed, not released) */
+    struct task *all;     /* every live task */
+    struct task *parked;  /* tasks waiting for a time, by wake_ms */
+    bool closing;         /* clients going away: ignore callbacks */
     struct worker_stats stats;
 };
 

@@ -108,8 +108,8 @@ void stack_start(struct stack *s, const char *redis)
     int ret = support_spawn(&s->standin, standin_argv, NULL, true, 10000);
     cr_assert(eq(int, ret, 0), "stand-in did not start");
 
-    static char env[16][160];
-    char *envp[17];
+    static char env[24][160];
+    char *envp[25];
     size_t n = 0;
 #define ENV(...) \
     snprintf(env[n], sizeof(env[n]), __VA_ARGS__), envp[n] = env[n], n++
@@ -126,6 +126,7 @@ void stack_start(struct stack *s, const char *redis)
     ENV("KURIR_TOPIC_DLQ=%s", s->topic_dlq);
     ENV("KURIR_REDIS_URL=redis://%s/0", redis);
     ENV("KURIR_LOG_LEVEL=debug");
+    ENV("KURIR_POLL_INTERVAL_MS=300");
 #undef ENV
     envp[n] = NULL;
     char *kurir_argv[] = {(char *)support_env("KURIR_BIN"), "run", NULL};

@@ -388,3 +388,47 @@ Test(e2e, a_cancelled_campaign_is_never_sent)
     cr_assert(eq(int, stack_standin_count(&e, "never%20sent"), 0));
     tk_reader_close(&status);
 }
+
+Test(e2e, jojka_statuses_and_replies_are_polled)
+{
+    struct tk_reader status, replies;
+    char url[128];
+    struct support_http r;
+    static const char inbound[] = "{\"account\": \"shop\", \"from\": "
+                                  "\"46709771337\", \"text\": \"Sure\"}";
+
+    tk_reader_open(&status, e.brokers, e.topic_status);
+    tk_reader_open(&replies, e.brokers, e.topic_replies);
+    stack_produce(&e, e.topic_send, "poll-1",
+                  "{\"id\": \"poll-1\", \"account\": \"shop\", "
+                  "\"to\": [\"46701234567\"], \"text\": \"polled\"}");
+    static const char *const want[] = {"job_id", "poll-1", "state", "delivered",
+                                       NULL};
+    json_t *ev = tk_reader_wait_json(&status, want, 90000, NULL);
+    if (ev == NULL)
+        support_proc_log_dump(&e.kurir);
+    cr_assert(ne(ptr, ev, NULL), "no delivered event for a Jojka send");
+    cr_assert(eq(str,
+                 (char *)json_string_value(json_object_get(ev, "provider")),
+                 "jojka"));
+    json_decref(ev);
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_standin/inbound",
+             e.standin_port);
+    char *hdrs[] = {"Content-Type: application/json", NULL};
+    int ret = support_http(&r, "POST", url, hdrs, inbound, strlen(inbound));
+    cr_assert(eq(int, ret, 0));
+    support_http_cleanup(&r);
+    static const char *const reply[] = {"account", "shop", "from",
+                                        "46709771337", NULL};
+    ev = tk_reader_wait_json(&replies, reply, 60000, NULL);
+    cr_assert(ne(ptr, ev, NULL), "no reply event from Jojka's replies");
+    cr_assert(eq(str, (char *)json_string_value(json_object_get(ev, "text")),
+                 "Sure"));
+    json_decref(ev);
+    /* Polled again and again, a reply is published once. */
+    ev = tk_reader_wait_json(&replies, reply, 2000, NULL);
+    cr_assert(eq(ptr, ev, NULL), "a reply was published twice");
+    tk_reader_close(&status);
+    tk_reader_close(&replies);
+}
