@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "codecs/util.h"
 #include "worker/events.h"
 #include "worker/log.h"
 #include "worker/xalloc.h"
@@ -349,9 +350,9 @@ static int poll_statuses(struct worker *w, const struct account *acct,
             pollreq_free(p);
             continue;
         }
-        snprintf(p->pid, sizeof(p->pid), "%s", f[0]);
-        snprintf(p->job, sizeof(p->job), "%s", f[1]);
-        snprintf(p->recipient, sizeof(p->recipient), "%s", f[2]);
+        util_strlcpy(p->pid, f[0], sizeof(p->pid));
+        util_strlcpy(p->job, f[1], sizeof(p->job));
+        util_strlcpy(p->recipient, f[2], sizeof(p->recipient));
         p->first_ms = strtoll(f[3], NULL, 10);
         poll_submit(w, p, OP_POLL_STATUS, p->pid, 0);
     }
