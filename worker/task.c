@@ -515,6 +515,59 @@ static enum sms_state task_outcome_state(enum call_outcome outcome)
     return STATE_FAILED;
 }
 
+/* Re-emits the recorded events of recipients a redelivered job had already
+ * handled, but only where that event is still the recipient's latest state:
+ * a delivery report that came since must not be followed by the older
+ * `submitted` again. Returns 0, or -1 when Redis failed. */
+static int task_reemit(struct task *t, struct marker_begin_item *items,
+                       size_t n)
+{
+    const struct job *job = t->job;
+    struct marker_update_item *ups = xcalloc(n, sizeof(*ups));
+    json_t **events = xcalloc(n, sizeof(*events));
+    size_t m = 0;
+    char errstr[256];
+    int ret = -1;
+
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].result != MARKER_DONE)
+            continue;
+        events[m] = json_loadb(items[i].outcome, items[i].outcome_len, 0, NULL);
+        const char *state =
+            json_string_value(json_object_get(events[m], "state"));
+        ups[m] = (struct marker_update_item){
+            .recipient = items[i].recipient,
+            .op = MARKER_OP_KEEP,
+            .state =
+                state != NULL && marker_state_rank(state) > 0 ? state : NULL,
+        };
+        m++;
+    }
+    if (marker_update(t->w->marker, job->account, job->id, ups, m, errstr,
+                      sizeof(errstr)) != 0) {
+        task_redis_down(t, "re-emit", errstr);
+        goto out;
+    }
+    for (size_t i = 0, j = 0; i < n; i++) {
+        if (items[i].result != MARKER_DONE)
+            continue;
+        if (ups[j].advanced || ups[j].repeated) {
+            task_produce(t, KAFKA_STATUS, job->id, items[i].outcome,
+                         items[i].outcome_len, NULL);
+            items[i].outcome = NULL; /* Freed by task_produce. */
+        }
+        j++;
+    }
+    ret = 0;
+
+out:
+    for (size_t i = 0; i < m; i++)
+        json_decref(events[i]);
+    free(events);
+    free(ups);
+    return ret;
+}
+
 /* STAGE_MARK: takes the send-once markers. Recipients already handled
  * re-emit their recorded event; the rest stay in job->to to be sent. */
 static void task_mark(struct task *t)
@@ -526,6 +579,7 @@ static void task_mark(struct task *t)
     char errstr[256];
     bool busy = false;
     bool job_level_new = false;
+    size_t ndone = 0;
 
     for (size_t i = 0; i < n; i++)
         items[i].recipient = job_level ? TASK_JOB_LEVEL : job->to[i];
@@ -554,10 +608,8 @@ static void task_mark(struct task *t)
             busy = true;
             break;
         case MARKER_DONE:
-            /* Handled before (a redelivered job): say it again. */
-            task_produce(t, KAFKA_STATUS, job->id, items[i].outcome,
-                         items[i].outcome_len, NULL);
-            items[i].outcome = NULL;
+            /* Handled before (a redelivered job): said again below. */
+            ndone++;
             break;
         case MARKER_STALE:
             /* Its replica died mid-request: the provider may have it.
@@ -586,6 +638,13 @@ static void task_mark(struct task *t)
             job->to[keep++] = job->to[i];
             job->to[i] = tmp;
         }
+    }
+    if (ndone > 0 && task_reemit(t, items, n) != 0) {
+        marker_begin_cleanup(items, n);
+        free(items);
+        free(outs);
+        task_park(t, TASK_REDIS_RETRY_MS);
+        return;
     }
     marker_begin_cleanup(items, n);
     free(items);

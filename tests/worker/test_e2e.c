@@ -180,9 +180,10 @@ static time_t future_stamp(char *out, size_t out_size, int secs)
 Test(e2e, a_job_seen_twice_is_sent_once)
 {
     struct tk_reader status;
+    /* A number the stand-in never reports on: it stays submitted. */
     static const char job[] =
         "{\"id\": \"twice-1\", \"account\": \"shop\", \"to\": "
-        "[\"46701234567\"], \"text\": \"only once please\"}";
+        "[\"46701234598\"], \"text\": \"only once please\"}";
 
     tk_reader_open(&status, e.brokers, e.topic_status);
     stack_produce(&e, e.topic_send, "twice-1", job);
@@ -206,6 +207,32 @@ Test(e2e, a_job_seen_twice_is_sent_once)
     cr_assert(eq(int, sent, 1), "the provider got the job %d times", sent);
     json_decref(first);
     json_decref(again);
+    tk_reader_close(&status);
+}
+
+Test(e2e, a_job_seen_again_after_delivery_stays_delivered)
+{
+    struct tk_reader status;
+    static const char job[] =
+        "{\"id\": \"twice-2\", \"account\": \"shop\", \"to\": "
+        "[\"46701234567\"], \"text\": \"delivered already\"}";
+
+    tk_reader_open(&status, e.brokers, e.topic_status);
+    stack_produce(&e, e.topic_send, "twice-2", job);
+    static const char *const delivered[] = {"job_id", "twice-2", "state",
+                                            "delivered", NULL};
+    json_t *ev = tk_reader_wait_json(&status, delivered, 90000, NULL);
+    cr_assert(ne(ptr, ev, NULL), "no delivered event for twice-2");
+    json_decref(ev);
+
+    /* Redelivered after its delivery report: `submitted` must not follow
+     * `delivered`, and nothing is sent again. */
+    stack_produce(&e, e.topic_send, "twice-2", job);
+    static const char *const submitted[] = {"job_id", "twice-2", "state",
+                                            "submitted", NULL};
+    ev = tk_reader_wait_json(&status, submitted, 4000, NULL);
+    cr_assert(eq(ptr, ev, NULL), "a state moved backwards");
+    cr_assert(eq(int, stack_standin_count(&e, "delivered%20already"), 1));
     tk_reader_close(&status);
 }
 
