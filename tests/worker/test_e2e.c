@@ -27,6 +27,19 @@ static void stop_stack(void)
     stack_stop(&e);
 }
 
+/* Waits up to timeout_ms for the event that puts job `job` in `state`;
+ * returns it (caller decrefs) or NULL, with the worker's log printed. */
+static json_t *wait_state(struct tk_reader *r, const char *job,
+                          const char *state, int timeout_ms)
+{
+    const char *const want[] = {"job_id", job, "state", state, NULL};
+    json_t *ev = tk_reader_wait_json(r, want, timeout_ms, NULL);
+
+    if (ev == NULL && timeout_ms > 10000)
+        support_proc_log_dump(&e.kurir);
+    return ev;
+}
+
 TestSuite(e2e, .init = start_stack, .fini = stop_stack, .timeout = 240);
 
 Test(e2e, send_job_is_submitted_and_provider_error_fails)
@@ -38,11 +51,7 @@ Test(e2e, send_job_is_submitted_and_provider_error_fails)
                   "{\"id\": \"order-1001\", \"account\": \"shop\", "
                   "\"to\": [\"+46701234567\"], \"text\": \"Din order har "
                   "skickats\", \"reference\": \"ref-1001\"}");
-    static const char *const want_ok[] = {"job_id", "order-1001", "state",
-                                          "submitted", NULL};
-    json_t *ev = tk_reader_wait_json(&status, want_ok, 90000, NULL);
-    if (ev == NULL)
-        support_proc_log_dump(&e.kurir);
+    json_t *ev = wait_state(&status, "order-1001", "submitted", 90000);
     cr_assert(ne(ptr, ev, NULL), "no submitted event for order-1001");
     cr_assert(eq(str,
                  (char *)json_string_value(json_object_get(ev, "recipient")),
@@ -75,9 +84,7 @@ Test(e2e, send_job_is_submitted_and_provider_error_fails)
     stack_produce(&e, e.topic_send, "stale-1",
                   "{\"id\": \"stale-1\", \"account\": \"stale\", "
                   "\"to\": [\"46701234567\"], \"text\": \"hej\"}");
-    static const char *const want_fail[] = {"job_id", "stale-1", "state",
-                                            "failed", NULL};
-    ev = tk_reader_wait_json(&status, want_fail, 60000, NULL);
+    ev = wait_state(&status, "stale-1", "failed", 60000);
     cr_assert(ne(ptr, ev, NULL), "no failed event for stale-1");
     json_t *error = json_object_get(ev, "error");
     bool is_obj = json_is_object(error);
@@ -187,16 +194,14 @@ Test(e2e, a_job_seen_twice_is_sent_once)
 
     tk_reader_open(&status, e.brokers, e.topic_status);
     stack_produce(&e, e.topic_send, "twice-1", job);
-    static const char *const want[] = {"job_id", "twice-1", "state",
-                                       "submitted", NULL};
-    json_t *first = tk_reader_wait_json(&status, want, 90000, NULL);
+    json_t *first = wait_state(&status, "twice-1", "submitted", 90000);
     if (first == NULL)
         support_proc_log_dump(&e.kurir);
     cr_assert(ne(ptr, first, NULL), "no submitted event for twice-1");
 
     /* The same job again: its known status comes back, nothing is sent. */
     stack_produce(&e, e.topic_send, "twice-1", job);
-    json_t *again = tk_reader_wait_json(&status, want, 60000, NULL);
+    json_t *again = wait_state(&status, "twice-1", "submitted", 60000);
     cr_assert(ne(ptr, again, NULL), "the known status was not re-emitted");
     cr_assert(eq(str,
                  (char *)json_string_value(
@@ -219,18 +224,14 @@ Test(e2e, a_job_seen_again_after_delivery_stays_delivered)
 
     tk_reader_open(&status, e.brokers, e.topic_status);
     stack_produce(&e, e.topic_send, "twice-2", job);
-    static const char *const delivered[] = {"job_id", "twice-2", "state",
-                                            "delivered", NULL};
-    json_t *ev = tk_reader_wait_json(&status, delivered, 90000, NULL);
+    json_t *ev = wait_state(&status, "twice-2", "delivered", 90000);
     cr_assert(ne(ptr, ev, NULL), "no delivered event for twice-2");
     json_decref(ev);
 
     /* Redelivered after its delivery report: `submitted` must not follow
      * `delivered`, and nothing is sent again. */
     stack_produce(&e, e.topic_send, "twice-2", job);
-    static const char *const submitted[] = {"job_id", "twice-2", "state",
-                                            "submitted", NULL};
-    ev = tk_reader_wait_json(&status, submitted, 4000, NULL);
+    ev = wait_state(&status, "twice-2", "submitted", 4000);
     cr_assert(eq(ptr, ev, NULL), "a state moved backwards");
     cr_assert(eq(int, stack_standin_count(&e, "delivered%20already"), 1));
     tk_reader_close(&status);
@@ -249,19 +250,13 @@ Test(e2e, a_send_due_later_waits_in_redis)
              stamp);
     tk_reader_open(&status, e.brokers, e.topic_status);
     stack_produce(&e, e.topic_send, "later-1", job);
-    static const char *const sched[] = {"job_id", "later-1", "state",
-                                        "scheduled", NULL};
-    json_t *ev = tk_reader_wait_json(&status, sched, 90000, NULL);
-    if (ev == NULL)
-        support_proc_log_dump(&e.kurir);
+    json_t *ev = wait_state(&status, "later-1", "scheduled", 90000);
     cr_assert(ne(ptr, ev, NULL), "no scheduled event for later-1");
     json_decref(ev);
     cr_assert(eq(int, stack_standin_count(&e, "a%20bit%20later"), 0),
               "sent before it was due");
 
-    static const char *const sub[] = {"job_id", "later-1", "state", "submitted",
-                                      NULL};
-    ev = tk_reader_wait_json(&status, sub, 60000, NULL);
+    ev = wait_state(&status, "later-1", "submitted", 60000);
     cr_assert(ne(ptr, ev, NULL), "no submitted event for later-1");
     json_decref(ev);
     cr_assert(ge(i64, (int64_t)time(NULL), (int64_t)due), "sent too early");
@@ -277,9 +272,7 @@ Test(e2e, delivery_callback_makes_the_send_delivered)
     stack_produce(&e, e.topic_send, "cb-1",
                   "{\"id\": \"cb-1\", \"account\": \"hooks-intime\", "
                   "\"to\": [\"46701234567\"], \"text\": \"Hej åäö\"}");
-    static const char *const want[] = {"job_id", "cb-1", "state", "delivered",
-                                       NULL};
-    json_t *ev = tk_reader_wait_json(&status, want, 90000, NULL);
+    json_t *ev = wait_state(&status, "cb-1", "delivered", 90000);
     if (ev == NULL) {
         support_proc_log_dump(&e.kurir);
         support_proc_log_dump(&e.standin);
@@ -323,8 +316,6 @@ Test(e2e, incoming_sms_becomes_a_reply_event)
     static const char *const want[] = {"from", "46701112233", "account",
                                        "hooks-ip1", NULL};
     json_t *ev = tk_reader_wait_json(&replies, want, 60000, NULL);
-    if (ev == NULL)
-        support_proc_log_dump(&e.kurir);
     cr_assert(ne(ptr, ev, NULL), "no reply event");
     cr_assert(eq(str, (char *)json_string_value(json_object_get(ev, "text")),
                  "Hej tillbaka"));
@@ -390,27 +381,19 @@ Test(e2e, a_cancelled_campaign_is_never_sent)
              stamp);
     tk_reader_open(&status, e.brokers, e.topic_status);
     stack_produce(&e, e.topic_campaign, "camp-1", job);
-    static const char *const sched[] = {"job_id", "camp-1", "state",
-                                        "scheduled", NULL};
-    json_t *ev = tk_reader_wait_json(&status, sched, 90000, NULL);
-    if (ev == NULL)
-        support_proc_log_dump(&e.kurir);
+    json_t *ev = wait_state(&status, "camp-1", "scheduled", 90000);
     cr_assert(ne(ptr, ev, NULL), "camp-1 was not scheduled");
     json_decref(ev);
 
     stack_produce(&e, e.topic_campaign, "camp-1-stop",
                   "{\"id\": \"camp-1-stop\", \"account\": \"shop\", "
                   "\"action\": \"cancel\", \"campaign_id\": \"camp-1\"}");
-    static const char *const cancelled[] = {"job_id", "camp-1-stop", "state",
-                                            "cancelled", NULL};
-    ev = tk_reader_wait_json(&status, cancelled, 60000, NULL);
+    ev = wait_state(&status, "camp-1-stop", "cancelled", 60000);
     cr_assert(ne(ptr, ev, NULL), "the cancel job did not end cancelled");
     json_decref(ev);
 
     /* Past the due time, nothing of the campaign reaches the provider. */
-    static const char *const sent[] = {"job_id", "camp-1", "state", "submitted",
-                                       NULL};
-    ev = tk_reader_wait_json(&status, sent, 6000, NULL);
+    ev = wait_state(&status, "camp-1", "submitted", 6000);
     cr_assert(eq(ptr, ev, NULL), "a cancelled campaign was sent");
     cr_assert(eq(int, stack_standin_count(&e, "never%20sent"), 0));
     tk_reader_close(&status);
@@ -429,11 +412,7 @@ Test(e2e, jojka_statuses_and_replies_are_polled)
     stack_produce(&e, e.topic_send, "poll-1",
                   "{\"id\": \"poll-1\", \"account\": \"shop\", "
                   "\"to\": [\"46701234567\"], \"text\": \"polled\"}");
-    static const char *const want[] = {"job_id", "poll-1", "state", "delivered",
-                                       NULL};
-    json_t *ev = tk_reader_wait_json(&status, want, 90000, NULL);
-    if (ev == NULL)
-        support_proc_log_dump(&e.kurir);
+    json_t *ev = wait_state(&status, "poll-1", "delivered", 90000);
     cr_assert(ne(ptr, ev, NULL), "no delivered event for a Jojka send");
     cr_assert(eq(str,
                  (char *)json_string_value(json_object_get(ev, "provider")),
