@@ -4,11 +4,17 @@
  *
  *   STAGE_SCHEDULE  a send due later is stored in Redis (sched) and reported
  *                   `scheduled`; the task ends and Kafka's offset moves on.
- *   STAGE_MARK      send-once markers for every recipient (one round trip):
- *                   recipients already sent re-emit their known outcome,
- *                   the rest are marked in flight and kept in job->to.
- *   STAGE_CALLS     one provider call at a time; before each send call the
- *                   account's token bucket is charged in segments.
+ *   STAGE_TOKENS    the account's token bucket is charged in segments for
+ *                   every recipient, parking while the bucket refills.
+ *   STAGE_MARK      once a provider connection is free, send-once markers
+ *                   for every recipient (one round trip): recipients
+ *                   already sent re-emit their known outcome, the rest are
+ *                   marked in flight and kept in job->to.
+ *   STAGE_CALLS     one provider call at a time.
+ *
+ * Marking comes last on purpose: a replica that dies leaves its marked,
+ * unanswered recipients `unknown` (never sent twice), so as few as possible
+ * should be marked and not yet on the wire: no waits come after it.
  *
  * A retryable answer clears the call's markers and stores a retry in Redis
  * (sched) with backoff and jitter, bounded by the retry horizon; whoever
@@ -40,6 +46,7 @@
 enum task_stage {
     STAGE_SCHEDULE,
     STAGE_CANCEL,
+    STAGE_TOKENS,
     STAGE_MARK,
     STAGE_CALLS,
 };
@@ -59,7 +66,8 @@ struct task {
     size_t next_call;           /* index into calls of the next call */
     size_t next_recipient;      /* first recipient not yet encoded */
     size_t sent_upto;           /* recipients before this were submitted */
-    int64_t charge_left;        /* tokens still to take for the next call */
+    int64_t charge_left;        /* tokens still to take (STAGE_TOKENS) */
+    bool has_slot;              /* counted in w->calls_active */
     bool in_call;               /* a provider request is in flight */
     int pending_events;         /* produced, not yet acknowledged */
     bool ended;                 /* no more events will be produced */
@@ -101,10 +109,13 @@ static void task_redis_down(struct task *t, const char *what,
 /* ------------------------------------------------------------------------ */
 /* Ending. */
 
+static void task_give_slot(struct task *t);
+
 static void task_free(struct task *t)
 {
     struct worker *w = t->w;
 
+    task_give_slot(t);
     if (t->prev != NULL)
         t->prev->next = t->next;
     else
@@ -204,6 +215,12 @@ void task_abandon(struct task *t)
 
 void task_abandon_parked(struct worker *w)
 {
+    while (w->slot_head != NULL) {
+        struct task *t = w->slot_head;
+        w->slot_head = t->next_parked;
+        task_abandon(t);
+    }
+    w->slot_tail = NULL;
     while (w->parked != NULL) {
         struct task *t = w->parked;
         w->parked = t->next_parked;
@@ -936,9 +953,9 @@ static int task_encode(struct task *t)
     return 0;
 }
 
-/* Takes the tokens the next send call needs. Returns 0 when it may go, 1
- * when the task was parked until tokens come. */
-static int task_take_tokens(struct task *t, const struct codec_call *call)
+/* STAGE_TOKENS: charges the account's bucket for every recipient, in
+ * bucket-sized takes, parking until the tokens are there. */
+static void task_tokens(struct task *t)
 {
     const struct job *job = t->job;
     struct ratelimit_bucket b = {
@@ -950,10 +967,8 @@ static int task_take_tokens(struct task *t, const struct codec_call *call)
 
     if (t->charge_left == 0) {
         unsigned segments = job->text != NULL ? job->text_info.segments : 1;
-        size_t count = call->count > 0 ? call->count : 1;
-        t->charge_left = (int64_t)segments * (int64_t)count;
+        t->charge_left = (int64_t)segments * (int64_t)job->nto;
     }
-    /* A call larger than the bucket is charged in bucket-sized takes. */
     int64_t most = (int64_t)t->acct->burst;
     while (t->charge_left > 0) {
         int64_t take = t->charge_left < most ? t->charge_left : most;
@@ -962,16 +977,58 @@ static int task_take_tokens(struct task *t, const struct codec_call *call)
                            errstr, sizeof(errstr)) != 0) {
             task_redis_down(t, "rate limit", errstr);
             task_park(t, TASK_REDIS_RETRY_MS);
-            return 1;
+            return;
         }
         t->w->redis_ok = true;
         if (wait_ms > 0) {
             task_park(t, wait_ms);
-            return 1;
+            return;
         }
         t->charge_left -= take;
     }
-    return 0;
+    t->stage = STAGE_MARK;
+    task_next(t);
+}
+
+/* Takes one of the KURIR_HTTP_MAX_CONNS places for tasks that are marked
+ * and calling. Returns true, or false with the task queued until a place
+ * frees. */
+static bool task_take_slot(struct task *t)
+{
+    struct worker *w = t->w;
+
+    if (t->has_slot)
+        return true;
+    if (w->calls_active >= (size_t)w->cfg->http_max_conns) {
+        t->next_parked = NULL;
+        if (w->slot_tail != NULL)
+            w->slot_tail->next_parked = t;
+        else
+            w->slot_head = t;
+        w->slot_tail = t;
+        return false;
+    }
+    w->calls_active++;
+    t->has_slot = true;
+    return true;
+}
+
+/* Gives a place back and wakes the first task waiting for one. */
+static void task_give_slot(struct task *t)
+{
+    struct worker *w = t->w;
+
+    if (!t->has_slot)
+        return;
+    t->has_slot = false;
+    w->calls_active--;
+    struct task *next = w->slot_head;
+    if (next != NULL && !worker_stop) {
+        w->slot_head = next->next_parked;
+        if (w->slot_head == NULL)
+            w->slot_tail = NULL;
+        task_park(next, 0);
+    }
 }
 
 /* Makes the next call, encoding the next chunk when the current one is
@@ -988,8 +1045,13 @@ static void task_next(struct task *t)
         task_cancel(t);
         return;
     }
+    if (t->stage == STAGE_TOKENS) {
+        task_tokens(t);
+        return;
+    }
     if (t->stage == STAGE_MARK) {
-        task_mark(t);
+        if (task_take_slot(t))
+            task_mark(t);
         return;
     }
     if (t->next_call >= t->calls.ncalls) {
@@ -1022,9 +1084,6 @@ static void task_next(struct task *t)
         return;
     }
     const struct codec_call *call = &t->calls.calls[t->next_call];
-    if ((call->op == OP_SEND || call->op == OP_CAMPAIGN_CREATE) &&
-        task_take_tokens(t, call) != 0)
-        return;
     if (http_submit(t->w->http, &call->req, task_http_done, t, errstr,
                     sizeof(errstr)) != 0) {
         log_error("task: %s", errstr);
@@ -1096,7 +1155,9 @@ static void task_prepare(struct task *t, bool from_kafka)
     bool later = job->send_at_ms > task_wall_ms() &&
                  (job->type == JOB_SEND ||
                   (job->type == JOB_CAMPAIGN && job->action == ACTION_CREATE));
-    t->stage = from_kafka && later ? STAGE_SCHEDULE : STAGE_MARK;
+    t->stage = from_kafka && later ? STAGE_SCHEDULE
+               : task_is_bulk(job) ? STAGE_TOKENS
+                                   : STAGE_MARK;
     if (job->type == JOB_CAMPAIGN && job->action == ACTION_CANCEL)
         t->stage = STAGE_CANCEL;
     task_next(t);

@@ -50,11 +50,14 @@ struct worker {
     int64_t next_claim_ms;       /* when to look for due entries again */
     struct pollreq *polls;       /* poll requests in flight */
     size_t polls_in_flight;
-    int64_t next_poll_ms; /* when to look for due polls again */
-    size_t tasks;         /* tasks alive (consumed, not released) */
-    struct task *all;     /* every live task */
-    struct task *parked;  /* tasks waiting for a time, by wake_ms */
-    bool closing;         /* clients going away: ignore callbacks */
+    int64_t next_poll_ms;   /* when to look for due polls again */
+    size_t tasks;           /* tasks alive (consumed, not released) */
+    struct task *all;       /* every live task */
+    struct task *parked;    /* tasks waiting for a time, by wake_ms */
+    struct task *slot_head; /* tasks waiting for a connection place */
+    struct task *slot_tail;
+    size_t calls_active; /* tasks marked and calling */
+    bool closing;        /* clients going away: ignore callbacks */
     struct worker_stats stats;
 };
 
