@@ -368,7 +368,10 @@ void hook_answer(struct listener *l, struct hook *h, int status,
     listener_untake(l, h);
     pthread_mutex_unlock(&l->lock);
     h->answer_status = status;
-    snprintf(h->answer_body, sizeof(h->answer_body), "%s", body);
+    /* The answer may already be the hook's own (hooks.c stores the codec's
+     * answer there while Kafka takes the events): no overlapping copy. */
+    if (body != h->answer_body)
+        snprintf(h->answer_body, sizeof(h->answer_body), "%s", body);
     h->answer_type = content_type;
     req->answered = true;
     MHD_resume_connection(conn);

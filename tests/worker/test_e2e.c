@@ -285,6 +285,20 @@ Test(e2e, delivery_callback_makes_the_send_delivered)
                  (char *)json_string_value(json_object_get(ev, "recipient")),
                  "46701234567"));
     json_decref(ev);
+
+    /* InTime got the answer its document asks for (200 and the message
+     * id), so it does not send the callback again. */
+    char url[128];
+    struct support_http r;
+    snprintf(url, sizeof(url),
+             "http://127.0.0.1:%d/_standin/callbacks?account=hooks-intime",
+             e.standin_port);
+    int ret = support_http(&r, "GET", url, NULL, NULL, 0);
+    cr_assert(eq(int, ret, 0));
+    cr_assert(ne(ptr, strstr(r.body, "\"ok\":true"), NULL), "%s", r.body);
+    cr_assert(eq(ptr, strstr(r.body, "\"ok\":false"), NULL),
+              "a callback was refused: %s", r.body);
+    support_http_cleanup(&r);
     tk_reader_close(&status);
 }
 
