@@ -403,6 +403,16 @@ static int poll_replies(struct worker *w, const struct account *acct,
     return 0;
 }
 
+bool poll_wanted(const struct codec *codec)
+{
+    /* A provider that pushes anything pushes replies; iP.1 legacy's status
+     * poll rests on a SOAP operation name nobody has confirmed
+     * (docs/providers-choices.md), so only providers without any webhook
+     * (Jojka) are polled. */
+    return codec->polls && !codec->has_callbacks &&
+           codec->encode_poll != NULL && codec->decode_poll != NULL;
+}
+
 void poll_serve(struct worker *w)
 {
     int64_t now = poll_wall_ms();
@@ -413,8 +423,7 @@ void poll_serve(struct worker *w)
     w->next_poll_ms = now + 250;
     for (size_t i = 0; i < w->accounts->count; i++) {
         const struct account *acct = &w->accounts->items[i];
-        if (!acct->codec->polls || acct->codec->encode_poll == NULL ||
-            acct->codec->decode_poll == NULL)
+        if (!poll_wanted(acct->codec))
             continue;
         if (poll_statuses(w, acct, now) != 0 || poll_replies(w, acct, now) != 0)
             return;

@@ -3,7 +3,13 @@
 #ifndef WORKER_POLL_H
 #define WORKER_POLL_H
 
+#include <stdbool.h>
+
+#include "codecs/codec.h"
 #include "worker/worker.h"
+
+/* Returns true for providers kurir polls (those without webhooks). */
+bool poll_wanted(const struct codec *codec);
 
 /* Remembers a submitted message of a polling provider so its status is
  * polled until final. Returns 0, or -1 when Redis failed (logged). */

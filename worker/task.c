@@ -813,7 +813,7 @@ static void task_result(struct task *t, const struct codec_call *call,
         int r = task_record(t, outs, call->count);
         /* A polling provider's messages are asked after until final (a
          * campaign's id is not a message id: its parts are not polled). */
-        if (r == 0 && t->acct->codec->polls && call->op == OP_SEND)
+        if (r == 0 && poll_wanted(t->acct->codec) && call->op == OP_SEND)
             for (size_t i = 0; i < call->count; i++)
                 if (outs[i].state == STATE_SUBMITTED)
                     poll_track(t->w, t->acct, outs[i].provider_id, job->id,
