@@ -10,6 +10,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -145,6 +146,9 @@ int support_spawn(struct proc *out, char *const argv[], char *const env[],
     p.pid = fork();
     cr_assert(p.pid >= 0, "fork: %s", strerror(errno));
     if (p.pid == 0) {
+        /* If the test dies (a CTest timeout kills it), so does the child:
+         * no server outlives its test. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(p.log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd < 0)
             _exit(127);
