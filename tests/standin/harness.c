@@ -10,7 +10,6 @@
 #include <sys/wait.h>
 
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <microhttpd.h>
 
 #include "tests/support/support.h"
@@ -66,77 +65,22 @@ int h_port(void)
     return standin_proc.port;
 }
 
-struct h_buf {
-    char *data;
-    size_t len;
-};
-
-static size_t h_write(char *ptr, size_t size, size_t nmemb, void *opaque)
-{
-    struct h_buf *b = opaque;
-    size_t n = size * nmemb;
-    char *data = realloc(b->data, b->len + n + 1);
-
-    if (data == NULL)
-        return 0;
-    memcpy(data + b->len, ptr, n);
-    b->data = data;
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
-static size_t h_head(char *ptr, size_t size, size_t nmemb, void *opaque)
-{
-    struct h_resp *r = opaque;
-    size_t n = size * nmemb;
-    size_t have = strlen(r->headers);
-
-    if (have + n < sizeof(r->headers)) {
-        memcpy(r->headers + have, ptr, n);
-        r->headers[have + n] = '\0';
-    }
-    return n;
-}
-
 int h_call(struct h_resp *r, const char *method, const char *path,
            char *const headers[], const char *body, size_t len, long timeout_ms)
 {
     char url[4096];
-    CURL *easy = curl_easy_init();
-    struct curl_slist *hdrs = NULL;
-    struct h_buf b = {0};
-    int ret = -1;
+    struct support_http resp;
 
     memset(r, 0, sizeof(*r));
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", h_port(), path);
-    for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
-        hdrs = curl_slist_append(hdrs, headers[i]);
-    hdrs = curl_slist_append(hdrs, "Expect:");
-    curl_easy_setopt(easy, CURLOPT_URL, url);
-    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, h_write);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, h_head);
-    curl_easy_setopt(easy, CURLOPT_HEADERDATA, r);
-    if (body != NULL) {
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)len);
-    }
-    if (curl_easy_perform(easy) == CURLE_OK) {
-        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &r->status);
-        r->body = b.data ? b.data : calloc(1, 1);
-        r->len = b.len;
-        b.data = NULL;
-        ret = 0;
-    }
-    free(b.data);
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(easy);
-    return ret;
+    if (support_http_timeout(&resp, method, url, headers, body, len,
+                             timeout_ms) != 0)
+        return -1;
+    r->status = resp.status;
+    r->body = resp.body; /* Now owned by r. */
+    r->len = resp.body_len;
+    memcpy(r->headers, resp.headers, sizeof(r->headers));
+    return 0;
 }
 
 void h_must(struct h_resp *r, const char *method, const char *path,

@@ -264,8 +264,31 @@ static size_t support_write_cb(char *ptr, size_t size, size_t nmemb,
     return n;
 }
 
+/* Keeps the raw response header lines, as far as they fit. */
+static size_t support_header_cb(char *ptr, size_t size, size_t nmemb,
+                                void *opaque)
+{
+    struct support_http *r = opaque;
+    size_t n = size * nmemb;
+    size_t have = strlen(r->headers);
+
+    if (have + n < sizeof(r->headers)) {
+        memcpy(r->headers + have, ptr, n);
+        r->headers[have + n] = '\0';
+    }
+    return n;
+}
+
 int support_http(struct support_http *out, const char *method, const char *url,
                  char *const headers[], const char *body, size_t body_len)
+{
+    return support_http_timeout(out, method, url, headers, body, body_len,
+                                10000);
+}
+
+int support_http_timeout(struct support_http *out, const char *method,
+                         const char *url, char *const headers[],
+                         const char *body, size_t body_len, long timeout_ms)
 {
     CURL *easy = curl_easy_init();
     struct curl_slist *hdrs = NULL;
@@ -273,6 +296,7 @@ int support_http(struct support_http *out, const char *method, const char *url,
     int ret = -1;
 
     cr_assert(easy != NULL);
+    memset(out, 0, sizeof(*out));
     for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
         hdrs = curl_slist_append(hdrs, headers[i]);
     /* No "Expect: 100-continue" round trip on large bodies. */
@@ -281,9 +305,11 @@ int support_http(struct support_http *out, const char *method, const char *url,
     curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, support_write_cb);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, support_header_cb);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, out);
     if (body != NULL) {
         curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)body_len);
@@ -292,7 +318,6 @@ int support_http(struct support_http *out, const char *method, const char *url,
     }
     if (curl_easy_perform(easy) != CURLE_OK)
         goto out;
-    memset(out, 0, sizeof(*out));
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &out->status);
     char *ct = NULL;
     curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &ct);

@@ -89,13 +89,20 @@ struct support_http {
     char *body;
     size_t body_len;
     char content_type[128];
+    char headers[4096]; /* raw response header lines, cut at the size */
 };
 
 /* Makes one request. `headers` is NULL or a NULL-ended list of "Name: v".
- * Returns 0 with *out filled (free with support_http_cleanup), or -1 when
+ * Times out after 10 s. Returns 0 with *out filled (free with
+ * support_http_cleanup), or -1 when
  * no answer came. */
 int support_http(struct support_http *out, const char *method, const char *url,
                  char *const headers[], const char *body, size_t body_len);
+/* The same with its own timeout: -1 also when no answer came within
+ * timeout_ms. */
+int support_http_timeout(struct support_http *out, const char *method,
+                         const char *url, char *const headers[],
+                         const char *body, size_t body_len, long timeout_ms);
 void support_http_cleanup(struct support_http *r);
 
 /* Reads a whole file (fixtures); returns malloc'd NUL-terminated bytes and
