@@ -48,6 +48,14 @@ static void worker_delivered(void *msg_opaque, rd_kafka_resp_err_t err,
 
 /* Called from the listener's thread: librdkafka's metadata call is
  * thread-safe. */
+int64_t worker_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static bool worker_kafka_ready(void *opaque)
 {
     return kafka_is_ready(opaque);

@@ -56,14 +56,6 @@ struct pollreq {
     struct pollreq *prev, *next; /* w->polls: every request alive */
 };
 
-static int64_t poll_wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void poll_produce(struct worker *w, enum kafka_topic topic,
                          const char *key, char *value, size_t len)
 {
@@ -176,7 +168,7 @@ static void poll_status_done(struct worker *w, struct pollreq *p,
                   u->error_message[0] ? u->error_message : NULL);
         final = final || sms_state_is_final(u->state);
     }
-    if (!final && poll_wall_ms() - p->first_ms > POLL_GIVE_UP_MS) {
+    if (!final && worker_wall_ms() - p->first_ms > POLL_GIVE_UP_MS) {
         poll_emit(w, p, NULL, STATE_UNKNOWN, "no_report",
                   "no delivery report within three days");
         final = true;
@@ -293,7 +285,7 @@ int poll_track(struct worker *w, const struct account *acct, const char *pid,
     if (rconn_key(key, sizeof(key), w->redis, acct->name, "poll", NULL, errstr,
                   sizeof(errstr)) != 0)
         return -1;
-    int64_t now = poll_wall_ms();
+    int64_t now = worker_wall_ms();
     snprintf(member, sizeof(member), "%s\t%s\t%s\t%lld", pid, job, recipient,
              (long long)now);
     rconn_i64(score, sizeof(score), now + w->cfg->poll_interval_ms);
@@ -415,7 +407,7 @@ bool poll_wanted(const struct codec *codec)
 
 void poll_serve(struct worker *w)
 {
-    int64_t now = poll_wall_ms();
+    int64_t now = worker_wall_ms();
 
     if (now < w->next_poll_ms || !w->redis_ok)
         return;

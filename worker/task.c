@@ -87,14 +87,6 @@ static bool task_is_bulk(const struct job *job)
             (job->type == JOB_CAMPAIGN && job->action == ACTION_CREATE));
 }
 
-static int64_t task_wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Logs a Redis failure once per outage and tells the loop to stop taking
  * new work until Redis answers again. */
 static void task_redis_down(struct task *t, const char *what,
@@ -494,7 +486,7 @@ static int task_store_retry(struct task *t, char **to, size_t nto,
     enum sched_added added;
 
     *stored = false;
-    if (!sched_backoff_next(&due, &policy, t->first_ms, task_wall_ms(),
+    if (!sched_backoff_next(&due, &policy, t->first_ms, worker_wall_ms(),
                             (unsigned)t->attempt, hint_ms, (uint32_t)rand()))
         return 0;
     snprintf(id, sizeof(id), "%s#%d#%s", job->id, t->attempt + 1,
@@ -1150,9 +1142,9 @@ static void task_prepare(struct task *t, bool from_kafka)
         return;
     }
     if (t->first_ms == 0)
-        t->first_ms = task_wall_ms();
+        t->first_ms = worker_wall_ms();
     /* A send due later than now waits in Redis. */
-    bool later = job->send_at_ms > task_wall_ms() &&
+    bool later = job->send_at_ms > worker_wall_ms() &&
                  (job->type == JOB_SEND ||
                   (job->type == JOB_CAMPAIGN && job->action == ACTION_CREATE));
     t->stage = from_kafka && later ? STAGE_SCHEDULE

@@ -67,6 +67,10 @@ extern volatile sig_atomic_t worker_stop;
 /* Monotonic milliseconds. */
 int64_t worker_now_ms(void);
 
+/* Wall-clock Unix milliseconds: for times kept in Redis and shared by
+ * replicas (send_at, retry horizons, poll times). */
+int64_t worker_wall_ms(void);
+
 /* Creates the worker's clients from cfg. Returns 0, or -1 with errstr set
  * (the worker is then cleaned up already). */
 int worker_init(struct worker *w, const struct config *cfg, char *errstr,
