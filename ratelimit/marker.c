@@ -4,87 +4,114 @@
  * "d<outcome>" (done). A state value is the CONTRACT state name. */
 #include "ratelimit/marker.h"
 
+#include "ratelimit/rargv.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* KEYS: markers, cxjob [, cxcamp]. ARGV: stale_ms, ttl_ms, recipients...
- * Returns {code, outcome, ...} with the codes of enum marker_begin_result. */
+/* Batched over jobs of one account (one hash slot). KEYS: per job its
+ * markers, cxjob and cxcamp (cxjob again when there is no campaign). ARGV:
+ * stale_ms, ttl_ms, owner, then per job: n, recipients... Returns per
+ * recipient {code, outcome} with the codes of enum marker_begin_result. A
+ * marker is "i<ms>/<owner>" in flight, "d<outcome>" done; a fresh marker of
+ * the same non-empty owner counts as new, so an owner that lost a reply can
+ * begin again without finding itself busy. */
 static struct rconn_script begin_script = {
-    .src = "local cx = redis.call('EXISTS', KEYS[2]) == 1 or\n"
-           "  (KEYS[3] ~= nil and redis.call('EXISTS', KEYS[3]) == 1)\n"
-           "local t = redis.call('TIME')\n"
+    .src = "local t = redis.call('TIME')\n"
            "local now = tonumber(t[1]) * 1000 + "
            "math.floor(tonumber(t[2]) / 1000)\n"
-           "local stale = tonumber(ARGV[1])\n"
+           "local stale, ttl, owner = tonumber(ARGV[1]), ARGV[2], ARGV[3]\n"
+           "local mark = 'i' .. now .. '/' .. owner\n"
            "local out = {}\n"
-           "local wrote = false\n"
-           "for i = 3, #ARGV do\n"
-           "  local v = redis.call('HGET', KEYS[1], ARGV[i])\n"
-           "  local code = 0\n"
-           "  local outcome = ''\n"
-           "  if v and string.sub(v, 1, 1) == 'd' then\n"
-           "    code = 3\n"
-           "    outcome = string.sub(v, 2)\n"
-           "  elseif cx then\n"
-           "    code = 4\n"
-           "  elseif v and now - tonumber(string.sub(v, 2)) < stale then\n"
-           "    code = 1\n"
-           "  else\n"
-           "    if v then code = 2 end\n"
-           "    redis.call('HSET', KEYS[1], ARGV[i], 'i' .. now)\n"
-           "    wrote = true\n"
+           "local a = 4\n"
+           "for j = 1, #KEYS, 3 do\n"
+           "  local mk = KEYS[j]\n"
+           "  local cx = redis.call('EXISTS', KEYS[j + 1]) == 1 or\n"
+           "    (KEYS[j + 2] ~= KEYS[j + 1] and\n"
+           "     redis.call('EXISTS', KEYS[j + 2]) == 1)\n"
+           "  local n = tonumber(ARGV[a])\n"
+           "  local wrote = false\n"
+           "  for i = a + 1, a + n do\n"
+           "    local v = redis.call('HGET', mk, ARGV[i])\n"
+           "    local code, outcome = 0, ''\n"
+           "    local ms, who\n"
+           "    if v then ms, who = string.match(v, '^i(%d+)/?(.*)$') end\n"
+           "    if v and string.sub(v, 1, 1) == 'd' then\n"
+           "      code = 3\n"
+           "      outcome = string.sub(v, 2)\n"
+           "    elseif cx then\n"
+           "      code = 4\n"
+           "    elseif ms and owner ~= '' and who == owner then\n"
+           "      code = 0\n"
+           "    elseif ms and now - tonumber(ms) < stale then\n"
+           "      code = 1\n"
+           "    else\n"
+           "      if v then code = 2 end\n"
+           "      redis.call('HSET', mk, ARGV[i], mark)\n"
+           "      wrote = true\n"
+           "    end\n"
+           "    out[#out + 1] = code\n"
+           "    out[#out + 1] = outcome\n"
            "  end\n"
-           "  out[#out + 1] = code\n"
-           "  out[#out + 1] = outcome\n"
+           "  if wrote then redis.call('PEXPIRE', mk, ttl) end\n"
+           "  a = a + n + 1\n"
            "end\n"
-           "if wrote then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end\n"
            "return out\n",
 };
 
-/* KEYS: markers, states. ARGV: ttl_ms, then per item: recipient, op
- * ("k", "d", "c"), outcome, state ("" for none). Returns one number per
- * item: 1 when its state advanced, 2 when it already was that state, 0
- * otherwise. */
+/* Batched over jobs of one account. KEYS: per job its markers and states.
+ * ARGV: ttl_ms, then per job: n, then per item: recipient, op ("k", "d",
+ * "c"), outcome, state ("" for none). Returns one number per item: 1 when
+ * its state advanced, 2 when it already was that state, 0 otherwise. */
 static struct rconn_script update_script = {
     .src = "local rank = {accepted = 1, scheduled = 2, retrying = 3,\n"
            "  submitted = 4, unknown = 5, delivered = 6, failed = 6,\n"
            "  rejected = 6, cancelled = 6}\n"
-           "for i = 2, #ARGV, 4 do\n"
-           "  local st = ARGV[i + 3]\n"
-           "  if st ~= '' and rank[st] == nil then\n"
-           "    return redis.error_reply('unknown state ' .. st)\n"
-           "  end\n"
-           "end\n"
            "local out = {}\n"
-           "local mk, sw = false, false\n"
-           "for i = 2, #ARGV, 4 do\n"
-           "  local r, op, st = ARGV[i], ARGV[i + 1], ARGV[i + 3]\n"
-           "  if op == 'd' then\n"
-           "    redis.call('HSET', KEYS[1], r, 'd' .. ARGV[i + 2])\n"
-           "    mk = true\n"
-           "  elseif op == 'c' then\n"
-           "    redis.call('HDEL', KEYS[1], r)\n"
-           "  end\n"
-           "  local adv = 0\n"
-           "  if st ~= '' then\n"
-           "    local cur = redis.call('HGET', KEYS[2], r)\n"
-           "    local old = cur and rank[cur] or 0\n"
-           "    if rank[st] > old or\n"
-           "       (st == 'retrying' and cur == 'retrying') then\n"
-           "      redis.call('HSET', KEYS[2], r, st)\n"
-           "      adv = 1\n"
-           "      sw = true\n"
-           "    elseif cur == st then\n"
-           "      adv = 2\n"
+           "local a = 2\n"
+           "for j = 1, #KEYS, 2 do\n"
+           "  local n = tonumber(ARGV[a])\n"
+           "  local mk, sw = false, false\n"
+           "  for i = a + 1, a + 4 * n, 4 do\n"
+           "    local r, op, st = ARGV[i], ARGV[i + 1], ARGV[i + 3]\n"
+           "    if op == 'd' then\n"
+           "      redis.call('HSET', KEYS[j], r, 'd' .. ARGV[i + 2])\n"
+           "      mk = true\n"
+           "    elseif op == 'c' then\n"
+           "      redis.call('HDEL', KEYS[j], r)\n"
            "    end\n"
+           "    local adv = 0\n"
+           "    if st ~= '' then\n"
+           "      local cur = redis.call('HGET', KEYS[j + 1], r)\n"
+           "      local old = cur and rank[cur] or 0\n"
+           "      if rank[st] > old or\n"
+           "         (st == 'retrying' and cur == 'retrying') then\n"
+           "        redis.call('HSET', KEYS[j + 1], r, st)\n"
+           "        adv = 1\n"
+           "        sw = true\n"
+           "      elseif cur == st then\n"
+           "        adv = 2\n"
+           "      end\n"
+           "    end\n"
+           "    out[#out + 1] = adv\n"
            "  end\n"
-           "  out[#out + 1] = adv\n"
+           "  if mk then redis.call('PEXPIRE', KEYS[j], ARGV[1]) end\n"
+           "  if sw then redis.call('PEXPIRE', KEYS[j + 1], ARGV[1]) end\n"
+           "  a = a + 4 * n + 1\n"
            "end\n"
-           "if mk then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end\n"
-           "if sw then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end\n"
            "return out\n",
 };
+
+struct rconn_script *marker_begin_script(void)
+{
+    return &begin_script;
+}
+
+struct rconn_script *marker_update_script(void)
+{
+    return &update_script;
+}
 
 struct marker {
     struct rconn *rc; /* borrowed */
@@ -128,88 +155,110 @@ int marker_state_rank(const char *state)
     return 0;
 }
 
-/* Allocates argv/argvlen arrays for `n` arguments. */
-static void marker_args_alloc(const char ***argv, size_t **argvlen, size_t n)
+int marker_begin_build(struct rargv *out, const char *prefix,
+                       const char *account, const struct marker_begin_job *jobs,
+                       size_t njobs, int64_t stale_ms, const char *owner,
+                       char *errstr, size_t errstr_size)
 {
-    *argv = calloc(n, sizeof(**argv));
-    *argvlen = calloc(n, sizeof(**argvlen));
-    if (*argv == NULL || *argvlen == NULL)
-        abort();
+    char key[RCONN_KEY_MAX];
+
+    for (size_t j = 0; j < njobs; j++) {
+        const struct marker_begin_job *jb = &jobs[j];
+        if (rconn_key_p(key, sizeof(key), prefix, account, "mk", jb->job_id,
+                        errstr, errstr_size) != 0)
+            goto fail;
+        rargv_adds(out, key);
+        if (rconn_key_p(key, sizeof(key), prefix, account, "cx:job",
+                        jb->job_id, errstr, errstr_size) != 0)
+            goto fail;
+        rargv_adds(out, key);
+        if (jb->campaign_id != NULL &&
+            rconn_key_p(key, sizeof(key), prefix, account, "cx:camp",
+                        jb->campaign_id, errstr, errstr_size) != 0)
+            goto fail;
+        rargv_adds(out, key);
+    }
+    rargv_addi(out, stale_ms);
+    rargv_addi(out, MARKER_TTL_MS);
+    rargv_adds(out, owner != NULL ? owner : "");
+    for (size_t j = 0; j < njobs; j++) {
+        rargv_addi(out, (int64_t)jobs[j].n);
+        for (size_t i = 0; i < jobs[j].n; i++)
+            rargv_adds(out, jobs[j].items[i].recipient);
+    }
+    return 0;
+
+fail:
+    rargv_cleanup(out);
+    return -1;
+}
+
+int marker_begin_read(const redisReply *reply, struct marker_begin_job *jobs,
+                      size_t njobs, char *errstr, size_t errstr_size)
+{
+    size_t total = 0;
+
+    for (size_t j = 0; j < njobs; j++)
+        total += jobs[j].n;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 * total)
+        goto bad;
+    for (size_t k = 0; k < total; k++) {
+        int64_t code;
+        const redisReply *o = reply->element[2 * k + 1];
+        if (rconn_reply_i64(&code, reply->element[2 * k]) != 0 || code < 0 ||
+            code > MARKER_CANCELLED || o->type != REDIS_REPLY_STRING)
+            goto bad;
+    }
+    for (size_t j = 0, k = 0; j < njobs; j++) {
+        for (size_t i = 0; i < jobs[j].n; i++, k++) {
+            struct marker_begin_item *it = &jobs[j].items[i];
+            const redisReply *o = reply->element[2 * k + 1];
+            it->result = (enum marker_begin_result)reply->element[2 * k]->integer;
+            it->outcome = NULL;
+            it->outcome_len = 0;
+            if (it->result != MARKER_DONE)
+                continue;
+            it->outcome = malloc(o->len + 1);
+            if (it->outcome == NULL)
+                abort();
+            memcpy(it->outcome, o->str, o->len);
+            it->outcome[o->len] = '\0';
+            it->outcome_len = o->len;
+        }
+    }
+    return 0;
+
+bad:
+    snprintf(errstr, errstr_size, "redis: unexpected marker reply");
+    return -1;
 }
 
 int marker_begin(struct marker *m, const char *account, const char *job_id,
                  const char *campaign_id, struct marker_begin_item *items,
                  size_t n, int64_t stale_ms, char *errstr, size_t errstr_size)
 {
-    char keys[3][RCONN_KEY_MAX];
-    char stale[24], ttl[24];
-    const char **argv = NULL;
-    size_t *argvlen = NULL;
+    struct marker_begin_job job = {job_id, campaign_id, items, n};
+    struct rargv args = {0};
     redisReply *reply = NULL;
-    int nkeys = campaign_id != NULL ? 3 : 2;
-    size_t argc = 0;
     int ret = -1;
 
     for (size_t i = 0; i < n; i++)
         items[i].outcome = NULL;
     if (n == 0)
         return 0;
-    if (rconn_key(keys[0], RCONN_KEY_MAX, m->rc, account, "mk", job_id, errstr,
-                  errstr_size) != 0 ||
-        rconn_key(keys[1], RCONN_KEY_MAX, m->rc, account, "cx:job", job_id,
-                  errstr, errstr_size) != 0)
+    if (marker_begin_build(&args, rconn_prefix(m->rc), account, &job, 1,
+                           stale_ms, "", errstr, errstr_size) != 0)
+        return -1;
+    /* Not repeated on a lost reply: without an owner the repeat would find
+     * its own marks and answer MARKER_BUSY. The caller retries later. */
+    if (rconn_eval(&reply, m->rc, &begin_script, 3, (int)args.n,
+                   args.v, args.len, false, errstr, errstr_size) != 0)
         goto out;
-    if (campaign_id != NULL &&
-        rconn_key(keys[2], RCONN_KEY_MAX, m->rc, account, "cx:camp",
-                  campaign_id, errstr, errstr_size) != 0)
-        goto out;
-    marker_args_alloc(&argv, &argvlen, (size_t)nkeys + 2 + n);
-    for (int i = 0; i < nkeys; i++)
-        argv[argc++] = keys[i];
-    argv[argc++] = rconn_i64(stale, sizeof(stale), stale_ms);
-    argv[argc++] = rconn_i64(ttl, sizeof(ttl), MARKER_TTL_MS);
-    for (size_t i = 0; i < n; i++)
-        argv[argc++] = items[i].recipient;
-    for (size_t i = 0; i < argc; i++)
-        argvlen[i] = strlen(argv[i]);
-    /* Not repeated on a lost reply: the repeat would find its own marks
-     * and answer MARKER_BUSY. The caller retries later instead. */
-    if (rconn_eval(&reply, m->rc, &begin_script, nkeys, (int)argc, argv,
-                   argvlen, false, errstr, errstr_size) != 0)
-        goto out;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 * n) {
-        snprintf(errstr, errstr_size, "redis: unexpected marker reply");
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const redisReply *o = reply->element[2 * i + 1];
-        int64_t code;
-        if (rconn_reply_i64(&code, reply->element[2 * i]) != 0 || code < 0 ||
-            code > MARKER_CANCELLED || o->type != REDIS_REPLY_STRING) {
-            snprintf(errstr, errstr_size, "redis: unexpected marker reply");
-            goto out;
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        const redisReply *o = reply->element[2 * i + 1];
-        int64_t code = reply->element[2 * i]->integer;
-        items[i].result = (enum marker_begin_result)code;
-        items[i].outcome_len = 0;
-        if (items[i].result != MARKER_DONE)
-            continue;
-        items[i].outcome = malloc(o->len + 1);
-        if (items[i].outcome == NULL)
-            abort();
-        memcpy(items[i].outcome, o->str, o->len);
-        items[i].outcome[o->len] = '\0';
-        items[i].outcome_len = o->len;
-    }
-    ret = 0;
+    ret = marker_begin_read(reply, &job, 1, errstr, errstr_size);
 
 out:
     freeReplyObject(reply);
-    free(argv);
-    free(argvlen);
+    rargv_cleanup(&args);
     return ret;
 }
 
@@ -221,73 +270,100 @@ void marker_begin_cleanup(struct marker_begin_item *items, size_t n)
     }
 }
 
+int marker_update_build(struct rargv *out, const char *prefix,
+                        const char *account,
+                        const struct marker_update_job *jobs, size_t njobs,
+                        char *errstr, size_t errstr_size)
+{
+    static const char *const ops[] = {"k", "d", "c"};
+    char key[RCONN_KEY_MAX];
+
+    for (size_t j = 0; j < njobs; j++) {
+        for (size_t i = 0; i < jobs[j].n; i++) {
+            const char *st = jobs[j].items[i].state;
+            if (st != NULL && marker_state_rank(st) == 0) {
+                snprintf(errstr, errstr_size, "unknown state \"%.40s\"", st);
+                goto fail;
+            }
+        }
+        if (rconn_key_p(key, sizeof(key), prefix, account, "mk",
+                        jobs[j].job_id, errstr, errstr_size) != 0)
+            goto fail;
+        rargv_adds(out, key);
+        if (rconn_key_p(key, sizeof(key), prefix, account, "st",
+                        jobs[j].job_id, errstr, errstr_size) != 0)
+            goto fail;
+        rargv_adds(out, key);
+    }
+    rargv_addi(out, MARKER_TTL_MS);
+    for (size_t j = 0; j < njobs; j++) {
+        rargv_addi(out, (int64_t)jobs[j].n);
+        for (size_t i = 0; i < jobs[j].n; i++) {
+            const struct marker_update_item *it = &jobs[j].items[i];
+            rargv_adds(out, it->recipient);
+            rargv_adds(out, ops[it->op]);
+            if (it->op == MARKER_OP_DONE)
+                rargv_add(out, it->outcome, it->outcome_len);
+            else
+                rargv_adds(out, "");
+            rargv_adds(out, it->state != NULL ? it->state : "");
+        }
+    }
+    return 0;
+
+fail:
+    rargv_cleanup(out);
+    return -1;
+}
+
+int marker_update_read(const redisReply *reply, struct marker_update_job *jobs,
+                       size_t njobs, char *errstr, size_t errstr_size)
+{
+    size_t total = 0;
+
+    for (size_t j = 0; j < njobs; j++)
+        total += jobs[j].n;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != total)
+        goto bad;
+    for (size_t j = 0, k = 0; j < njobs; j++) {
+        for (size_t i = 0; i < jobs[j].n; i++, k++) {
+            int64_t adv;
+            if (rconn_reply_i64(&adv, reply->element[k]) != 0)
+                goto bad;
+            jobs[j].items[i].advanced = adv == 1;
+            jobs[j].items[i].repeated = adv == 2;
+        }
+    }
+    return 0;
+
+bad:
+    snprintf(errstr, errstr_size, "redis: unexpected marker reply");
+    return -1;
+}
+
 int marker_update(struct marker *m, const char *account, const char *job_id,
                   struct marker_update_item *items, size_t n, char *errstr,
                   size_t errstr_size)
 {
-    static const char *const ops[] = {"k", "d", "c"};
-    char keys[2][RCONN_KEY_MAX];
-    char ttl[24];
-    const char **argv = NULL;
-    size_t *argvlen = NULL;
+    struct marker_update_job job = {job_id, items, n};
+    struct rargv args = {0};
     redisReply *reply = NULL;
-    size_t argc = 0;
     int ret = -1;
 
     if (n == 0)
         return 0;
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].state != NULL && marker_state_rank(items[i].state) == 0) {
-            snprintf(errstr, errstr_size, "unknown state \"%.40s\"",
-                     items[i].state);
-            return -1;
-        }
-    }
-    if (rconn_key(keys[0], RCONN_KEY_MAX, m->rc, account, "mk", job_id, errstr,
-                  errstr_size) != 0 ||
-        rconn_key(keys[1], RCONN_KEY_MAX, m->rc, account, "st", job_id, errstr,
-                  errstr_size) != 0)
-        goto out;
-    marker_args_alloc(&argv, &argvlen, 3 + 4 * n);
-    argv[argc++] = keys[0];
-    argv[argc++] = keys[1];
-    argv[argc++] = rconn_i64(ttl, sizeof(ttl), MARKER_TTL_MS);
-    for (size_t i = 0; i < n; i++) {
-        argv[argc++] = items[i].recipient;
-        argv[argc++] = ops[items[i].op];
-        argv[argc] = items[i].op == MARKER_OP_DONE ? items[i].outcome : "";
-        argvlen[argc] =
-            items[i].op == MARKER_OP_DONE ? items[i].outcome_len : 0;
-        argc++;
-        argv[argc++] = items[i].state != NULL ? items[i].state : "";
-    }
-    for (size_t i = 0; i < argc; i++) {
-        if (i < 3 || (i - 3) % 4 != 2)
-            argvlen[i] = strlen(argv[i]);
-    }
+    if (marker_update_build(&args, rconn_prefix(m->rc), account, &job, 1,
+                            errstr, errstr_size) != 0)
+        return -1;
     /* Not repeated on a lost reply: a second run would find the states
      * already advanced and report `advanced` false, hiding events. */
-    if (rconn_eval(&reply, m->rc, &update_script, 2, (int)argc, argv, argvlen,
-                   false, errstr, errstr_size) != 0)
+    if (rconn_eval(&reply, m->rc, &update_script, 2, (int)args.n,
+                   args.v, args.len, false, errstr, errstr_size) != 0)
         goto out;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
-        snprintf(errstr, errstr_size, "redis: unexpected marker reply");
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int64_t adv;
-        if (rconn_reply_i64(&adv, reply->element[i]) != 0) {
-            snprintf(errstr, errstr_size, "redis: unexpected marker reply");
-            goto out;
-        }
-        items[i].advanced = adv == 1;
-        items[i].repeated = adv == 2;
-    }
-    ret = 0;
+    ret = marker_update_read(reply, &job, 1, errstr, errstr_size);
 
 out:
     freeReplyObject(reply);
-    free(argv);
-    free(argvlen);
+    rargv_cleanup(&args);
     return ret;
 }

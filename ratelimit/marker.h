@@ -111,6 +111,61 @@ int marker_update(struct marker *m, const char *account, const char *job_id,
                   struct marker_update_item *items, size_t n, char *errstr,
                   size_t errstr_size);
 
+/* ------------------------------------------------------------------------ */
+/* Batches: the same two scripts over many jobs of one account in one call,
+ * for callers that queue the call themselves (the worker's asynchronous
+ * Redis). Build the arguments (keys first: 3 per job for begin, 2 per job
+ * for update), send them with the script, read the reply back into the
+ * jobs. */
+
+struct rargv;
+
+/* One job's part of a batched marker_begin. */
+struct marker_begin_job {
+    const char *job_id;
+    const char *campaign_id; /* NULL: none */
+    struct marker_begin_item *items;
+    size_t n;
+};
+
+/* One job's part of a batched marker_update. */
+struct marker_update_job {
+    const char *job_id;
+    struct marker_update_item *items;
+    size_t n;
+};
+
+/* The scripts, for aredis_eval() / rconn_eval(). */
+struct rconn_script *marker_begin_script(void);
+struct rconn_script *marker_update_script(void);
+
+/* Appends the arguments of a begin over `njobs` jobs to *out. `owner`
+ * names who marks (a replica and unit, "" for nobody in particular): a
+ * fresh in-flight marker of the same non-empty owner counts as MARKER_NEW,
+ * so an owner whose reply was lost may begin again. Returns 0, or -1 with
+ * errstr set (a key too long) and *out emptied. */
+int marker_begin_build(struct rargv *out, const char *prefix,
+                       const char *account, const struct marker_begin_job *jobs,
+                       size_t njobs, int64_t stale_ms, const char *owner,
+                       char *errstr, size_t errstr_size);
+
+/* Reads a begin reply into the jobs' items (free outcomes with
+ * marker_begin_cleanup). Returns 0, or -1 with errstr set. */
+int marker_begin_read(const redisReply *reply, struct marker_begin_job *jobs,
+                      size_t njobs, char *errstr, size_t errstr_size);
+
+/* Appends the arguments of an update over `njobs` jobs. Returns 0, or -1
+ * with errstr set (an unknown state name, a key too long). */
+int marker_update_build(struct rargv *out, const char *prefix,
+                        const char *account,
+                        const struct marker_update_job *jobs, size_t njobs,
+                        char *errstr, size_t errstr_size);
+
+/* Reads an update reply into the items' advanced/repeated flags. Returns
+ * 0, or -1 with errstr set. */
+int marker_update_read(const redisReply *reply, struct marker_update_job *jobs,
+                       size_t njobs, char *errstr, size_t errstr_size);
+
 /* Returns the rank of a CONTRACT state name (accepted 1 ... final 6), or 0
  * when it is not one. Pure. */
 int marker_state_rank(const char *state);

@@ -536,6 +536,14 @@ int rconn_key(char *buf, size_t buf_size, const struct rconn *rc,
               const char *account, const char *kind, const char *id,
               char *errstr, size_t errstr_size)
 {
+    return rconn_key_p(buf, buf_size, rc->prefix, account, kind, id, errstr,
+                       errstr_size);
+}
+
+int rconn_key_p(char *buf, size_t buf_size, const char *prefix,
+                const char *account, const char *kind, const char *id,
+                char *errstr, size_t errstr_size)
+{
     int n;
 
     if (account[0] == '\0' || strpbrk(account, "{}") != NULL) {
@@ -545,10 +553,10 @@ int rconn_key(char *buf, size_t buf_size, const struct rconn *rc,
         return -1;
     }
     if (id != NULL)
-        n = snprintf(buf, buf_size, "%s:{%s}:%s:%s", rc->prefix, account, kind,
+        n = snprintf(buf, buf_size, "%s:{%s}:%s:%s", prefix, account, kind,
                      id);
     else
-        n = snprintf(buf, buf_size, "%s:{%s}:%s", rc->prefix, account, kind);
+        n = snprintf(buf, buf_size, "%s:{%s}:%s", prefix, account, kind);
     if (n < 0 || (size_t)n >= buf_size || (size_t)n >= RCONN_KEY_MAX) {
         snprintf(errstr, errstr_size,
                  "redis key too long (account or id "

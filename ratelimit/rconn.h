@@ -115,6 +115,12 @@ int rconn_key(char *buf, size_t buf_size, const struct rconn *rc,
               const char *account, const char *kind, const char *id,
               char *errstr, size_t errstr_size);
 
+/* rconn_key() for a bare prefix, for callers without a struct rconn (the
+ * asynchronous aredis and the argument builders). Same contract. */
+int rconn_key_p(char *buf, size_t buf_size, const char *prefix,
+                const char *account, const char *kind, const char *id,
+                char *errstr, size_t errstr_size);
+
 /* Formats a signed integer for a command argument into buf (at least 24
  * bytes) and returns buf. */
 const char *rconn_i64(char *buf, size_t buf_size, int64_t v);
