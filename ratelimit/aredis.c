@@ -307,8 +307,8 @@ static void aredis_connect(struct aredis *ar)
     }
 }
 
-int aredis_new(struct aredis **out, const struct rconn_opts *opts,
-               char *errstr, size_t errstr_size)
+int aredis_new(struct aredis **out, const struct rconn_opts *opts, char *errstr,
+               size_t errstr_size)
 {
     struct aredis *ar = calloc(1, sizeof(*ar));
 
@@ -357,8 +357,8 @@ bool aredis_waitfd(const struct aredis *ar, int *fd, short *events)
     if (ar->ac == NULL)
         return false;
     *fd = ar->ac->c.fd;
-    *events = (short)((ar->want_read ? POLLIN : 0) |
-                      (ar->want_write ? POLLOUT : 0));
+    *events =
+        (short)((ar->want_read ? POLLIN : 0) | (ar->want_write ? POLLOUT : 0));
     return *events != 0;
 }
 

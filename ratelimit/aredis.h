@@ -43,8 +43,8 @@ typedef void aredis_fn(const redisReply *reply, const char *err,
 /* Creates the connection from `opts` (as rconn_new takes them) and starts
  * connecting. Returns 0 and sets *out, or -1 with errstr set when the URL is
  * invalid. */
-int aredis_new(struct aredis **out, const struct rconn_opts *opts,
-               char *errstr, size_t errstr_size);
+int aredis_new(struct aredis **out, const struct rconn_opts *opts, char *errstr,
+               size_t errstr_size);
 
 /* Fails every queued call (err "redis: shutting down") and frees the
  * connection. aredis_free(NULL) does nothing. */

@@ -168,8 +168,8 @@ int marker_begin_build(struct rargv *out, const char *prefix,
                         errstr, errstr_size) != 0)
             goto fail;
         rargv_adds(out, key);
-        if (rconn_key_p(key, sizeof(key), prefix, account, "cx:job",
-                        jb->job_id, errstr, errstr_size) != 0)
+        if (rconn_key_p(key, sizeof(key), prefix, account, "cx:job", jb->job_id,
+                        errstr, errstr_size) != 0)
             goto fail;
         rargv_adds(out, key);
         if (jb->campaign_id != NULL &&
@@ -213,7 +213,8 @@ int marker_begin_read(const redisReply *reply, struct marker_begin_job *jobs,
         for (size_t i = 0; i < jobs[j].n; i++, k++) {
             struct marker_begin_item *it = &jobs[j].items[i];
             const redisReply *o = reply->element[2 * k + 1];
-            it->result = (enum marker_begin_result)reply->element[2 * k]->integer;
+            it->result =
+                (enum marker_begin_result)reply->element[2 * k]->integer;
             it->outcome = NULL;
             it->outcome_len = 0;
             if (it->result != MARKER_DONE)
@@ -251,8 +252,8 @@ int marker_begin(struct marker *m, const char *account, const char *job_id,
         return -1;
     /* Not repeated on a lost reply: without an owner the repeat would find
      * its own marks and answer MARKER_BUSY. The caller retries later. */
-    if (rconn_eval(&reply, m->rc, &begin_script, 3, (int)args.n,
-                   args.v, args.len, false, errstr, errstr_size) != 0)
+    if (rconn_eval(&reply, m->rc, &begin_script, 3, (int)args.n, args.v,
+                   args.len, false, errstr, errstr_size) != 0)
         goto out;
     ret = marker_begin_read(reply, &job, 1, errstr, errstr_size);
 
@@ -286,12 +287,12 @@ int marker_update_build(struct rargv *out, const char *prefix,
                 goto fail;
             }
         }
-        if (rconn_key_p(key, sizeof(key), prefix, account, "mk",
-                        jobs[j].job_id, errstr, errstr_size) != 0)
+        if (rconn_key_p(key, sizeof(key), prefix, account, "mk", jobs[j].job_id,
+                        errstr, errstr_size) != 0)
             goto fail;
         rargv_adds(out, key);
-        if (rconn_key_p(key, sizeof(key), prefix, account, "st",
-                        jobs[j].job_id, errstr, errstr_size) != 0)
+        if (rconn_key_p(key, sizeof(key), prefix, account, "st", jobs[j].job_id,
+                        errstr, errstr_size) != 0)
             goto fail;
         rargv_adds(out, key);
     }
@@ -357,8 +358,8 @@ int marker_update(struct marker *m, const char *account, const char *job_id,
         return -1;
     /* Not repeated on a lost reply: a second run would find the states
      * already advanced and report `advanced` false, hiding events. */
-    if (rconn_eval(&reply, m->rc, &update_script, 2, (int)args.n,
-                   args.v, args.len, false, errstr, errstr_size) != 0)
+    if (rconn_eval(&reply, m->rc, &update_script, 2, (int)args.n, args.v,
+                   args.len, false, errstr, errstr_size) != 0)
         goto out;
     ret = marker_update_read(reply, &job, 1, errstr, errstr_size);
 

@@ -553,8 +553,7 @@ int rconn_key_p(char *buf, size_t buf_size, const char *prefix,
         return -1;
     }
     if (id != NULL)
-        n = snprintf(buf, buf_size, "%s:{%s}:%s:%s", prefix, account, kind,
-                     id);
+        n = snprintf(buf, buf_size, "%s:{%s}:%s:%s", prefix, account, kind, id);
     else
         n = snprintf(buf, buf_size, "%s:{%s}:%s", prefix, account, kind);
     if (n < 0 || (size_t)n >= buf_size || (size_t)n >= RCONN_KEY_MAX) {

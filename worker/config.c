@@ -57,6 +57,8 @@ static const struct config_entry entries[] = {
      "incoming messages"},
     {"KURIR_TOPIC_DLQ", STR(topic_dlq), "sms.dlq", 0, 0,
      "jobs that cannot be processed"},
+    {"KURIR_TOPIC_PARTS", STR(topic_parts), "sms.parts", 0, 0,
+     "provider-sized parts of large jobs, read by the same group"},
     {"KURIR_LOG_LEVEL", STR(log_level_name), "info", 0, 0,
      "debug, info, warn or error"},
     {"KURIR_MAX_IN_FLIGHT", INT(max_in_flight), "512", 1, 100000,
@@ -71,6 +73,9 @@ static const struct config_entry entries[] = {
      "how long a send is retried before it fails"},
     {"KURIR_POLL_INTERVAL_MS", INT(poll_interval_ms), "5000", 100, 3600000,
      "how often providers without webhooks are polled"},
+    {"KURIR_MARK_STALE_MS", INT(mark_stale_ms), "120000", 1000, 3600000,
+     "a send-once mark older than this was left by a replica that died; "
+     "keep it above KURIR_HTTP_TIMEOUT_MS"},
 };
 
 #define PROP_PREFIX "KURIR_KAFKA_PROP_"
@@ -198,6 +203,15 @@ int config_load(struct config *cfg, char *const *envp, char *errstr,
         snprintf(errstr, errstr_size,
                  "KURIR_PUBLIC_URL: \"%s\" is not an http(s) URL",
                  cfg->public_url);
+        return -1;
+    }
+    /* A mark must outlive the request it guards, or a live replica's send
+     * would look abandoned and be reported unknown. */
+    if (cfg->mark_stale_ms <= cfg->http_timeout_ms) {
+        snprintf(errstr, errstr_size,
+                 "KURIR_MARK_STALE_MS: %ld must be above KURIR_HTTP_TIMEOUT_MS "
+                 "(%ld)",
+                 cfg->mark_stale_ms, cfg->http_timeout_ms);
         return -1;
     }
     /* A trailing slash would double up in callback URLs. */

@@ -31,6 +31,7 @@ struct config {
     char *topic_status;       /* KURIR_TOPIC_STATUS */
     char *topic_replies;      /* KURIR_TOPIC_REPLIES */
     char *topic_dlq;          /* KURIR_TOPIC_DLQ */
+    char *topic_parts;        /* KURIR_TOPIC_PARTS */
     char *log_level_name;     /* KURIR_LOG_LEVEL */
     enum log_level log_level; /* parsed from log_level_name */
     long max_in_flight;       /* KURIR_MAX_IN_FLIGHT: jobs at once */
@@ -39,6 +40,7 @@ struct config {
     long shutdown_grace_ms;   /* KURIR_SHUTDOWN_GRACE_MS */
     long retry_horizon_s;     /* KURIR_RETRY_HORIZON_S */
     long poll_interval_ms;    /* KURIR_POLL_INTERVAL_MS: Jojka polling */
+    long mark_stale_ms;       /* KURIR_MARK_STALE_MS: abandoned marks */
 };
 
 /* Loads the config from `envp` (a NULL-ended "NAME=value" list, e.g.

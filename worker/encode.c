@@ -8,6 +8,7 @@
 
 #include "codecs/job.h"
 #include "codecs/util.h"
+#include "worker/plan.h"
 
 /* Which kind of job the bytes hold: their "type", a send without one. */
 static enum job_type encode_job_type(const char *buf, size_t len)
@@ -101,23 +102,12 @@ int encode_job(FILE *out, FILE *err, const struct account *acct,
         fprintf(err, "kurir: job %s: %s\n", job->id, errstr);
         goto out;
     }
-    bool chunked = job->nto > 0 &&
-                   (job->type == JOB_SEND || (job->type == JOB_CAMPAIGN &&
-                                              job->action == ACTION_CREATE));
-    size_t per_call = job->type == JOB_SEND ? codec->send_max_recipients
-                                            : codec->campaign_max_recipients;
-    if (per_call == 0)
-        per_call = 1;
-    size_t first = 0;
-    do {
-        size_t count = 0;
-        if (chunked) {
-            count = per_call * (CODEC_MAX_CALLS / 2);
-            if (count > job->nto - first)
-                count = job->nto - first;
-        }
-        if (codec->encode(&calls, acct, job, first, count, now, errstr,
-                          sizeof(errstr)) != 0) {
+    /* The planner `kurir run` uses: one unit, one call. */
+    plan_dedupe(job);
+    size_t nunits = plan_count(acct, job);
+    for (size_t u = 0; u < nunits; u++) {
+        if (plan_encode(&calls, acct, job, plan_unit(acct, job, u), now, errstr,
+                        sizeof(errstr)) != 0) {
             fprintf(err, "kurir: job %s: %s\n", job->id, errstr);
             goto out;
         }
@@ -138,8 +128,7 @@ int encode_job(FILE *out, FILE *err, const struct account *acct,
             buf_puts(&b, "\n\n");
         }
         codec_calls_cleanup(&calls);
-        first += count;
-    } while (chunked && first < job->nto);
+    }
     fwrite(b.data ? b.data : "", 1, b.len, out);
     ret = 0;
 

@@ -7,6 +7,8 @@
 
 #include "worker/events.h"
 #include "worker/log.h"
+#include "worker/outcome.h"
+#include "worker/xalloc.h"
 
 /* Finishes a callback once its events are in (or at once without any). */
 static void hook_finish(struct worker *w, struct hook *h)
@@ -23,7 +25,7 @@ void hook_event_delivered(struct worker *w, struct hook *h,
 {
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
         h->failed = true;
-    if (--h->pending_events == 0)
+    if (--h->pending_events == 0 && h->pending_records == 0)
         hook_finish(w, h);
 }
 
@@ -61,43 +63,59 @@ static void hook_resolve(const struct status_update *u, char *job,
     }
 }
 
-/* Emits one status update if it moves its recipient's state forward.
- * Returns 0, or -1 when Redis failed. */
-static int hook_status(struct worker *w, struct hook *h,
-                       const struct status_update *u)
+/* One status update's recording, owned by its hook until recorded. */
+struct hook_record {
+    struct outcome o;
+    struct hook *h;
+    char job[CODEC_ID_MAX];
+    char recipient[32];
+};
+
+static void hook_recorded(struct outcome *o, const char *err)
+{
+    struct hook_record *r = (struct hook_record *)o;
+    struct hook *h = r->h;
+    struct worker *w = o->w;
+
+    if (w->closing) {
+        /* The listener answers every waiting callback itself. */
+        outcome_cleanup(o);
+        free(r);
+        return;
+    }
+    if (err != NULL) {
+        /* Not kept: the provider gets an error and sends it again. */
+        log_warn("hooks: redis: %s", err);
+        h->failed = true;
+    }
+    if (o->produce_failed)
+        h->failed = true;
+    h->pending_events += (int)o->produced;
+    h->pending_records--;
+    outcome_cleanup(o);
+    free(r);
+    if (h->pending_records == 0 && h->pending_events == 0)
+        hook_finish(w, h);
+}
+
+/* Emits one status update if it moves its recipient's state forward (or
+ * repeats it: the first copy's event may have been lost with a replica
+ * that died before Kafka had it, and the provider retries because it got
+ * no answer; consumers see at least once). Anything else is late news of
+ * a later state: dropped. */
+static void hook_status(struct worker *w, struct hook *h,
+                        const struct status_update *u)
 {
     const struct account *acct = h->acct;
-    char job[CODEC_ID_MAX], recipient[32];
-    char errstr[256];
+    struct hook_record *r = xcalloc(1, sizeof(*r));
 
-    hook_resolve(u, job, sizeof(job), recipient, sizeof(recipient));
-    if (job[0] != '\0' && recipient[0] != '\0') {
-        struct marker_update_item item = {
-            .recipient = recipient,
-            .op = MARKER_OP_KEEP,
-            .state = sms_state_name(u->state),
-        };
-        if (marker_update(w->marker, acct->name, job, &item, 1, errstr,
-                          sizeof(errstr)) != 0) {
-            log_warn("hooks: redis: %s", errstr);
-            return -1;
-        }
-        /* A repeat is emitted again: the first copy's event may have been
-         * lost with a replica that died before Kafka had it (the provider
-         * retries because it got no answer). Consumers see at least once.
-         * Anything else is late news of a later state: dropped. */
-        if (!item.advanced && !item.repeated)
-            return 0;
-    } else {
-        log_warn("hooks: %s status for message %s names no kurir job",
-                 acct->name, u->provider_id);
-    }
+    hook_resolve(u, r->job, sizeof(r->job), r->recipient, sizeof(r->recipient));
     struct status_event ev = {
-        .job_id = job,
+        .job_id = r->job,
         .type = "send",
         .account = acct->name,
         .provider = acct->codec->name,
-        .recipient = recipient,
+        .recipient = r->recipient,
         .state = u->state,
         .provider_message_id = u->provider_id,
         .provider_status = u->provider_status,
@@ -106,8 +124,32 @@ static int hook_status(struct worker *w, struct hook *h,
     };
     size_t len;
     char *value = event_status_json(&ev, &len);
-    hook_produce(w, h, KAFKA_STATUS, job[0] ? job : u->provider_id, value, len);
-    return 0;
+    if (r->job[0] == '\0' || r->recipient[0] == '\0') {
+        log_warn("hooks: %s status for message %s names no kurir job",
+                 acct->name, u->provider_id);
+        hook_produce(w, h, KAFKA_STATUS, u->provider_id, value, len);
+        free(r);
+        return;
+    }
+    r->h = h;
+    r->o = (struct outcome){
+        .account = acct->name,
+        .job_id = r->job,
+        .items = xcalloc(1, sizeof(*r->o.items)),
+        .n = 1,
+        .owner = h,
+        .done = hook_recorded,
+    };
+    r->o.items[0] = (struct outcome_item){
+        .recipient = r->recipient,
+        .op = MARKER_OP_KEEP,
+        .state = sms_state_name(u->state),
+        .event = value,
+        .event_len = len,
+        .emit_repeated = true,
+    };
+    h->pending_records++;
+    outcome_record(w, &r->o);
 }
 
 static void hook_serve_one(struct worker *w, struct hook *h)
@@ -137,22 +179,18 @@ static void hook_serve_one(struct worker *w, struct hook *h)
     snprintf(h->answer_body, sizeof(h->answer_body), "%s", res.answer_body);
     h->answer_type =
         res.answer_content_type ? res.answer_content_type : "text/plain";
-    for (size_t i = 0; i < res.nupdates; i++) {
-        if (hook_status(w, h, &res.updates[i]) != 0) {
-            h->failed = true;
-            break;
-        }
-    }
-    for (size_t i = 0; i < res.nreplies && !h->failed; i++) {
+    for (size_t i = 0; i < res.nupdates; i++)
+        hook_status(w, h, &res.updates[i]);
+    for (size_t i = 0; i < res.nreplies; i++) {
         size_t len;
         char *value =
             event_reply_json(h->acct->name, codec->name, &res.replies[i], &len);
         hook_produce(w, h, KAFKA_REPLIES, res.replies[i].from, value, len);
     }
     callback_result_cleanup(&res);
-    /* Whatever was produced, the answer waits for Kafka; a failure answers
-     * an error so the provider sends it again. */
-    if (h->pending_events == 0)
+    /* Whatever was produced, the answer waits for Redis and Kafka; a
+     * failure answers an error so the provider sends it again. */
+    if (h->pending_records == 0 && h->pending_events == 0)
         hook_finish(w, h);
 }
 

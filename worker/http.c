@@ -1,6 +1,7 @@
 /* worker/http.c - provider requests over one curl multi handle. */
 #include "worker/http.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,17 +203,33 @@ int http_submit(struct http *http, const struct http_request *req,
     return 0;
 }
 
-void http_wait(struct http *http, const int *fds, unsigned nfds, int timeout_ms)
+void http_wait(struct http *http, struct http_waitfd *fds, unsigned nfds,
+               int timeout_ms)
 {
-    struct curl_waitfd wfds[4];
+    struct curl_waitfd wfds[HTTP_MAX_WAITFDS];
     int numfds;
 
-    if (nfds > 4)
-        nfds = 4;
-    for (unsigned i = 0; i < nfds; i++)
-        wfds[i] =
-            (struct curl_waitfd){.fd = fds[i], .events = CURL_WAIT_POLLIN};
+    if (nfds > HTTP_MAX_WAITFDS)
+        nfds = HTTP_MAX_WAITFDS;
+    for (unsigned i = 0; i < nfds; i++) {
+        short ev = 0;
+        if (fds[i].events & POLLIN)
+            ev |= CURL_WAIT_POLLIN;
+        if (fds[i].events & POLLOUT)
+            ev |= CURL_WAIT_POLLOUT;
+        wfds[i] = (struct curl_waitfd){.fd = fds[i].fd, .events = ev};
+    }
     curl_multi_poll(http->multi, wfds, nfds, timeout_ms, &numfds);
+    for (unsigned i = 0; i < nfds; i++) {
+        short rev = 0;
+        if (wfds[i].revents & CURL_WAIT_POLLIN)
+            rev |= POLLIN;
+        if (wfds[i].revents & CURL_WAIT_POLLOUT)
+            rev |= POLLOUT;
+        if (wfds[i].revents & CURL_WAIT_POLLPRI)
+            rev |= POLLPRI;
+        fds[i].revents = rev;
+    }
 }
 
 void http_perform(struct http *http)

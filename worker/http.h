@@ -42,9 +42,20 @@ int http_submit(struct http *http, const struct http_request *req,
                 http_done_fn *done, void *opaque, char *errstr,
                 size_t errstr_size);
 
+/* A descriptor to wait on beside the transfers: events and revents are
+ * poll(2) bits (POLLIN, POLLOUT). */
+struct http_waitfd {
+    int fd;
+    short events;
+    short revents; /* out */
+};
+
+#define HTTP_MAX_WAITFDS 4
+
 /* Waits up to timeout_ms for transfer activity or for one of the `nfds`
- * descriptors in `fds` to be readable. */
-void http_wait(struct http *http, const int *fds, unsigned nfds,
+ * descriptors in `fds` (at most HTTP_MAX_WAITFDS) to be ready; sets each
+ * one's revents. */
+void http_wait(struct http *http, struct http_waitfd *fds, unsigned nfds,
                int timeout_ms);
 
 /* Drives transfers and calls the callbacks of those that ended. */

@@ -16,10 +16,10 @@
 struct kafka {
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
-    rd_kafka_queue_t *cqueue;    /* the consumer's single queue */
-    rd_kafka_queue_t *pqueue;    /* the producer's main queue */
-    rd_kafka_topic_t *topics[3]; /* by enum kafka_topic */
-    int pipefd[2];               /* wake-up pipe: [0] read, [1] write */
+    rd_kafka_queue_t *cqueue;                /* the consumer's single queue */
+    rd_kafka_queue_t *pqueue;                /* the producer's main queue */
+    rd_kafka_topic_t *topics[KAFKA_NTOPICS]; /* by enum kafka_topic */
+    int pipefd[2]; /* wake-up pipe: [0] read, [1] write */
     struct offsets *offsets;
     kafka_delivered_fn *delivered;
     void *opaque;
@@ -170,10 +170,17 @@ int kafka_new(struct kafka **out, const struct config *cfg,
         "earliest",
         "allow.auto.create.topics",
         "true",
+        /* Range assigns each topic's partitions on their own, so every
+         * replica gets its share of each topic; cooperative-sticky balances
+         * only the total over all topics, and one replica could own every
+         * send partition while another idles. */
         "partition.assignment.strategy",
-        "cooperative-sticky",
+        "range",
         "enable.partition.eof",
         "false",
+        /* A job topic created after start-up is seen within seconds. */
+        "topic.metadata.refresh.interval.ms",
+        "2000",
         "queued.max.messages.kbytes",
         "65536",
         "client.id",
@@ -186,7 +193,9 @@ int kafka_new(struct kafka **out, const struct config *cfg,
         "acks",
         "all",
         "linger.ms",
-        "5",
+        "10",
+        "batch.num.messages",
+        "10000",
         "message.timeout.ms",
         "0",
         "compression.type",
@@ -243,16 +252,18 @@ int kafka_new(struct kafka **out, const struct config *cfg,
     rd_kafka_queue_io_event_enable(k->pqueue, k->pipefd[1], "p", 1);
 
     const char *names[] = {cfg->topic_status, cfg->topic_replies,
-                           cfg->topic_dlq};
-    for (int i = 0; i < 3; i++)
+                           cfg->topic_dlq, cfg->topic_parts};
+    for (int i = 0; i < KAFKA_NTOPICS; i++)
         k->topics[i] = rd_kafka_topic_new(k->producer, names[i], NULL);
 
-    subs = rd_kafka_topic_partition_list_new(3);
+    subs = rd_kafka_topic_partition_list_new(4);
     rd_kafka_topic_partition_list_add(subs, cfg->topic_send,
                                       RD_KAFKA_PARTITION_UA);
     rd_kafka_topic_partition_list_add(subs, cfg->topic_campaign,
                                       RD_KAFKA_PARTITION_UA);
     rd_kafka_topic_partition_list_add(subs, cfg->topic_contacts,
+                                      RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(subs, cfg->topic_parts,
                                       RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t kerr = rd_kafka_subscribe(k->consumer, subs);
     if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -394,7 +405,7 @@ void kafka_free(struct kafka *k, int timeout_ms)
             log_error("kafka: %d events not delivered at exit",
                       rd_kafka_outq_len(k->producer));
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < KAFKA_NTOPICS; i++)
         if (k->topics[i] != NULL)
             rd_kafka_topic_destroy(k->topics[i]);
     if (k->pqueue != NULL)

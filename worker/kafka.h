@@ -25,7 +25,10 @@ enum kafka_topic {
     KAFKA_STATUS,
     KAFKA_REPLIES,
     KAFKA_DLQ,
+    KAFKA_PARTS,
 };
+
+#define KAFKA_NTOPICS 4
 
 struct kafka;
 
@@ -34,7 +37,8 @@ struct kafka;
 typedef void kafka_delivered_fn(void *msg_opaque, rd_kafka_resp_err_t err,
                                 void *opaque);
 
-/* Creates the consumer (subscribed to the three job topics) and the
+/* Creates the consumer (subscribed to the three job topics and the part
+ * topic) and the
  * producer. Returns 0 and sets *out, or -1 with errstr set. */
 int kafka_new(struct kafka **out, const struct config *cfg,
               kafka_delivered_fn *delivered, void *opaque, char *errstr,

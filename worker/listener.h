@@ -19,10 +19,11 @@
 #include "worker/config.h"
 
 /* Who produced an event, so Kafka's acknowledgement finds its way back.
- * The first member of struct task and struct hook. */
+ * The first member of struct task, struct hook and struct pollreq. */
 enum event_owner {
     OWNER_TASK,
     OWNER_HOOK,
+    OWNER_POLL,
 };
 
 /* A provider callback travelling from the listener's thread to the loop
@@ -33,6 +34,7 @@ struct hook {
     enum callback_kind kind;    /* status or inbound */
     struct http_inbound in;     /* method, query, content type, body */
     int pending_events;         /* loop: produced, not yet acknowledged */
+    int pending_records;        /* loop: being recorded in Redis */
     bool failed;                /* loop: an event could not be kept */
     int answer_status;          /* loop: what to answer once events are in */
     char answer_body[CODEC_ID_MAX];

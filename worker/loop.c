@@ -7,14 +7,17 @@
  * is room, resume parked tasks that are due, drive HTTP. */
 #include "worker/worker.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "worker/hooks.h"
 #include "worker/log.h"
 #include "worker/poll.h"
+#include "worker/rbatch.h"
 #include "worker/task.h"
 
 /* A claimed scheduled send or retry is this replica's for this long; if the
@@ -23,14 +26,6 @@
 #define WORKER_LEASE_MS 300000
 
 volatile sig_atomic_t worker_stop;
-
-int64_t worker_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void worker_delivered(void *msg_opaque, rd_kafka_resp_err_t err,
                              void *opaque)
@@ -42,20 +37,14 @@ static void worker_delivered(void *msg_opaque, rd_kafka_resp_err_t err,
         return;
     if (*owner == OWNER_TASK)
         task_event_delivered(msg_opaque, err);
+    else if (*owner == OWNER_POLL)
+        poll_event_delivered(msg_opaque, err);
     else
         hook_event_delivered(w, msg_opaque, err);
 }
 
 /* Called from the listener's thread: librdkafka's metadata call is
  * thread-safe. */
-int64_t worker_wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool worker_kafka_ready(void *opaque)
 {
     return kafka_is_ready(opaque);
@@ -79,6 +68,14 @@ int worker_init(struct worker *w, const struct config *cfg, char *errstr,
         marker_new(&w->marker, w->redis, errstr, errstr_size) != 0 ||
         sched_new(&w->sched, w->redis, errstr, errstr_size) != 0)
         goto fail;
+    if (aredis_new(&w->aredis, &ropts, errstr, errstr_size) != 0)
+        goto fail;
+    /* Marks name their owner: host, process and a start time, so a
+     * restarted process with the same pid is another owner. */
+    char host[32] = "";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(w->owner, sizeof(w->owner), "%s.%d.%lld", host, (int)getpid(),
+             (long long)worker_wall_ms());
     char rerr[256];
     w->redis_ok = rconn_ping(w->redis, rerr, sizeof(rerr)) == 0;
     if (!w->redis_ok)
@@ -102,6 +99,10 @@ void worker_cleanup(struct worker *w)
     http_free(w->http);
     kafka_free(w->kafka, 0);
     listener_stop(w->listener);
+    /* Redis callbacks see `closing` and leave their owners alone; the
+     * owners are freed after. */
+    rbatch_fail_all(w);
+    aredis_free(w->aredis);
     task_free_all(w);
     poll_free_all(w);
     sched_free(w->sched);
@@ -217,6 +218,7 @@ static void worker_publish(struct worker *w)
 static void worker_turn(struct worker *w, bool consume)
 {
     kafka_serve(w->kafka);
+    aredis_tick(w->aredis);
     worker_check_redis(w);
     consume = consume && w->redis_ok;
     if (consume) {
@@ -233,8 +235,19 @@ static void worker_turn(struct worker *w, bool consume)
     worker_resume_due(w);
     worker_publish(w);
     http_perform(w->http);
-    int fds[2] = {kafka_wake_fd(w->kafka), listener_wake_fd(w->listener)};
-    http_wait(w->http, fds, 2, worker_wait_ms(w));
+    /* Everything the turn asked of Redis leaves now, in one write. */
+    rbatch_flush(w);
+    aredis_flush(w->aredis);
+    struct http_waitfd fds[3] = {
+        {.fd = kafka_wake_fd(w->kafka), .events = POLLIN},
+        {.fd = listener_wake_fd(w->listener), .events = POLLIN},
+    };
+    unsigned nfds = 2;
+    if (aredis_waitfd(w->aredis, &fds[2].fd, &fds[2].events))
+        nfds = 3;
+    http_wait(w->http, fds, nfds, worker_wait_ms(w));
+    if (nfds == 3 && fds[2].revents != 0)
+        aredis_io(w->aredis, fds[2].revents);
     http_perform(w->http);
 }
 

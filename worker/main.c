@@ -117,7 +117,10 @@ static int cmd_encode(int argc, char **argv)
         fprintf(stderr, "kurir: encode: --account NAME is required\n");
         return 2;
     }
-    if (accounts_load(&accounts, path, "", errstr, sizeof(errstr)) != 0) {
+    /* Callback URLs as `kurir run` gives them to providers. */
+    const char *public_url = getenv("KURIR_PUBLIC_URL");
+    if (accounts_load(&accounts, path, public_url != NULL ? public_url : "",
+                      errstr, sizeof(errstr)) != 0) {
         fprintf(stderr, "kurir: %s\n", errstr);
         return 2;
     }

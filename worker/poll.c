@@ -16,6 +16,7 @@
  * Runs on the loop thread. */
 #include "worker/poll.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "codecs/util.h"
 #include "worker/events.h"
 #include "worker/log.h"
+#include "worker/outcome.h"
 #include "worker/xalloc.h"
 
 #define POLL_BATCH      64
@@ -42,8 +44,9 @@ static struct rconn_script claim_script = {
            "return due\n",
 };
 
-/* One poll request in flight. */
+/* One poll request in flight, then its outcome until Kafka has it. */
 struct pollreq {
+    enum event_owner owner; /* OWNER_POLL; must stay first */
     struct worker *w;
     const struct account *acct;
     struct codec_calls calls;
@@ -52,7 +55,12 @@ struct pollreq {
     char job[CODEC_ID_MAX];
     char recipient[24];
     int64_t first_ms;
-    int64_t asked_s;             /* OP_POLL_REPLIES: the time asked */
+    int64_t asked_s;    /* OP_POLL_REPLIES: the time asked */
+    struct outcome rec; /* OP_POLL_STATUS: the states read */
+    bool recording;     /* rec is with Redis or Kafka */
+    bool final;         /* a final state: stop asking */
+    bool failed;        /* an event was not kept */
+    int pending_events;
     struct pollreq *prev, *next; /* w->polls: every request alive */
 };
 
@@ -75,6 +83,7 @@ static struct pollreq *pollreq_new(struct worker *w, const struct account *acct)
 {
     struct pollreq *p = xcalloc(1, sizeof(*p));
 
+    p->owner = OWNER_POLL;
     p->w = w;
     p->acct = acct;
     p->next = w->polls;
@@ -95,6 +104,7 @@ static void pollreq_free(struct pollreq *p)
     if (p->next != NULL)
         p->next->prev = p->prev;
     codec_calls_cleanup(&p->calls);
+    outcome_cleanup(&p->rec);
     free(p);
 }
 
@@ -104,42 +114,66 @@ void poll_free_all(struct worker *w)
         pollreq_free(w->polls);
 }
 
-static void poll_remove(struct worker *w, const struct account *acct,
-                        const char *member)
+static void poll_removed(const redisReply *reply, const char *err,
+                         void *privdata)
 {
-    char key[RCONN_KEY_MAX];
-    char errstr[256];
-    redisReply *reply = NULL;
-
-    if (rconn_key(key, sizeof(key), w->redis, acct->name, "poll", NULL, errstr,
-                  sizeof(errstr)) != 0)
-        return;
-    const char *argv[] = {"ZREM", key, member};
-    if (rconn_command(&reply, w->redis, 3, argv, NULL, true, errstr,
-                      sizeof(errstr)) != 0)
-        log_warn("poll: %s", errstr);
-    freeReplyObject(reply);
+    (void)reply;
+    (void)privdata;
+    if (err != NULL)
+        /* The member stays and is asked about again: harmless. */
+        log_warn("poll: remove: %s", err);
 }
 
-/* Emits the new state of a polled message when it moved forward. */
-static void poll_emit(struct worker *w, struct pollreq *p,
-                      const struct status_update *u, enum sms_state state,
-                      const char *code, const char *message)
+/* Every event of a status poll is on Kafka (or one was refused): a final
+ * state stops the asking only now, so a replica that dies before leaves
+ * the member to be asked again. */
+static void poll_finish(struct pollreq *p)
 {
-    struct marker_update_item item = {
-        .recipient = p->recipient,
-        .op = MARKER_OP_KEEP,
-        .state = sms_state_name(state),
-    };
+    struct worker *w = p->w;
+    char key[RCONN_KEY_MAX];
     char errstr[256];
 
-    if (marker_update(w->marker, p->acct->name, p->job, &item, 1, errstr,
-                      sizeof(errstr)) != 0) {
-        log_warn("poll: redis: %s", errstr);
-        return; /* asked again next interval */
+    if (p->final && !p->failed &&
+        rconn_key(key, sizeof(key), w->redis, p->acct->name, "poll", NULL,
+                  errstr, sizeof(errstr)) == 0) {
+        const char *argv[] = {"ZREM", key, p->member};
+        aredis_command(w->aredis, 3, argv, NULL, poll_removed, NULL);
     }
-    if (!item.advanced)
+    pollreq_free(p);
+}
+
+void poll_event_delivered(struct pollreq *p, rd_kafka_resp_err_t err)
+{
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        p->failed = true;
+    if (--p->pending_events == 0)
+        poll_finish(p);
+}
+
+static void poll_recorded(struct outcome *o, const char *err)
+{
+    struct pollreq *p =
+        (struct pollreq *)((char *)o - offsetof(struct pollreq, rec));
+
+    if (p->w->closing)
+        return; /* poll_free_all frees it */
+    if (err != NULL) {
+        /* Asked again next interval: the claim moved its time on. */
+        log_warn("poll: redis: %s", err);
+        pollreq_free(p);
         return;
+    }
+    p->failed = o->produce_failed;
+    p->pending_events = (int)o->produced;
+    if (p->pending_events == 0)
+        poll_finish(p);
+}
+
+/* The state a poll read, as an outcome item. */
+static void poll_item(struct pollreq *p, const struct status_update *u,
+                      enum sms_state state, const char *code,
+                      const char *message)
+{
     struct status_event ev = {
         .job_id = p->job,
         .type = "send",
@@ -152,29 +186,42 @@ static void poll_emit(struct worker *w, struct pollreq *p,
         .error_code = code,
         .error_message = message,
     };
-    size_t len;
-    char *value = event_status_json(&ev, &len);
-    poll_produce(w, KAFKA_STATUS, p->job, value, len);
+    struct outcome_item *it = &p->rec.items[p->rec.n++];
+
+    it->recipient = p->recipient;
+    it->op = MARKER_OP_KEEP;
+    it->state = sms_state_name(state);
+    it->event = event_status_json(&ev, &it->event_len);
 }
 
-static void poll_status_done(struct worker *w, struct pollreq *p,
+/* Records what a status poll read; the member goes once a final state is
+ * recorded and on Kafka. Returns true when the request lives on. */
+static bool poll_status_done(struct worker *w, struct pollreq *p,
                              const struct callback_result *res)
 {
-    bool final = false;
-
+    p->rec = (struct outcome){
+        .account = p->acct->name,
+        .job_id = p->job,
+        .items = xcalloc(res->nupdates + 1, sizeof(*p->rec.items)),
+        .owner = p,
+        .done = poll_recorded,
+    };
     for (size_t i = 0; i < res->nupdates; i++) {
         const struct status_update *u = &res->updates[i];
-        poll_emit(w, p, u, u->state, u->error_code[0] ? u->error_code : NULL,
+        poll_item(p, u, u->state, u->error_code[0] ? u->error_code : NULL,
                   u->error_message[0] ? u->error_message : NULL);
-        final = final || sms_state_is_final(u->state);
+        p->final = p->final || sms_state_is_final(u->state);
     }
-    if (!final && worker_wall_ms() - p->first_ms > POLL_GIVE_UP_MS) {
-        poll_emit(w, p, NULL, STATE_UNKNOWN, "no_report",
+    if (!p->final && worker_wall_ms() - p->first_ms > POLL_GIVE_UP_MS) {
+        poll_item(p, NULL, STATE_UNKNOWN, "no_report",
                   "no delivery report within three days");
-        final = true;
+        p->final = true;
     }
-    if (final)
-        poll_remove(w, p->acct, p->member);
+    if (p->rec.n == 0)
+        return false;
+    p->recording = true;
+    outcome_record(w, &p->rec);
+    return true;
 }
 
 /* Publishes replies not seen before and remembers where to start next. */
@@ -242,7 +289,10 @@ static void poll_http_done(const struct http_response *resp, const char *error,
         log_warn("poll: %s %s: %s", p->acct->name,
                  call->op == OP_POLL_STATUS ? "status" : "replies", errstr);
     } else if (call->op == OP_POLL_STATUS) {
-        poll_status_done(w, p, &res);
+        if (poll_status_done(w, p, &res)) {
+            callback_result_cleanup(&res);
+            return; /* freed once recorded and on Kafka */
+        }
     } else {
         poll_replies_done(w, p, &res);
     }
@@ -274,28 +324,25 @@ static void poll_submit(struct worker *w, struct pollreq *p, enum codec_op op,
 }
 
 int poll_track(struct worker *w, const struct account *acct, const char *pid,
-               const char *job, const char *recipient)
+               const char *job, const char *recipient, aredis_fn *fn,
+               void *privdata)
 {
     char key[RCONN_KEY_MAX], member[POLL_MEMBER_MAX], score[24];
     char errstr[256];
-    redisReply *reply = NULL;
 
     if (pid == NULL || pid[0] == '\0')
-        return 0;
+        return 1;
     if (rconn_key(key, sizeof(key), w->redis, acct->name, "poll", NULL, errstr,
-                  sizeof(errstr)) != 0)
-        return -1;
+                  sizeof(errstr)) != 0) {
+        log_warn("poll: track %s: %s", pid, errstr);
+        return 1;
+    }
     int64_t now = worker_wall_ms();
     snprintf(member, sizeof(member), "%s\t%s\t%s\t%lld", pid, job, recipient,
              (long long)now);
     rconn_i64(score, sizeof(score), now + w->cfg->poll_interval_ms);
     const char *argv[] = {"ZADD", key, score, member};
-    if (rconn_command(&reply, w->redis, 4, argv, NULL, true, errstr,
-                      sizeof(errstr)) != 0) {
-        log_warn("poll: track %s: %s", pid, errstr);
-        return -1;
-    }
-    freeReplyObject(reply);
+    aredis_command(w->aredis, 4, argv, NULL, fn, privdata);
     return 0;
 }
 

@@ -1,16 +1,29 @@
-/* worker/task.c - one job, from Kafka poll (or Redis claim) to its end.
+/* worker/task.c - one unit of work, from its source (a Kafka message or a
+ * Redis entry) to its end.
  *
- * The stages of a task, each resumable after a park:
+ * A job is planned into units (worker/plan.h): one provider call each. A job
+ * of one unit is carried by its own task. A job of many units fans out: its
+ * task puts one part per unit on the part topic (KURIR_TOPIC_PARTS, read by
+ * the same consumer group, keyed so parts spread over its partitions) and
+ * ends once Kafka has every part; each part is then a task of one unit on
+ * whichever replica owns its partition. The stages of a task, each
+ * resumable after a park:
  *
  *   STAGE_SCHEDULE  a send due later is stored in Redis (sched) and reported
  *                   `scheduled`; the task ends and Kafka's offset moves on.
+ *   STAGE_CANCEL    a campaign cancel removes what waits in Redis.
+ *   STAGE_FANOUT    a job of many units puts its parts on Kafka.
  *   STAGE_TOKENS    the account's token bucket is charged in segments for
  *                   every recipient, parking while the bucket refills.
  *   STAGE_MARK      once a provider connection is free, send-once markers
- *                   for every recipient (one round trip): recipients
- *                   already sent re-emit their known outcome, the rest are
- *                   marked in flight and kept in job->to.
- *   STAGE_CALLS     one provider call at a time.
+ *                   for every recipient, batched with the turn's other
+ *                   marks: recipients already sent re-emit their known
+ *                   outcome, the rest are marked in flight and kept.
+ *   STAGE_CALLS     the unit's call (a contact-sync action: its steps, one
+ *                   at a time).
+ *   STAGE_RECORD    the outcome is recorded in Redis, then published
+ *                   (worker/outcome.h); a recording Redis could not take is
+ *                   tried again as a recording, never as a new request.
  *
  * Marking comes last on purpose: a replica that dies leaves its marked,
  * unanswered recipients `unknown` (never sent twice), so as few as possible
@@ -23,80 +36,84 @@
  * (fail closed), and no offset moves. */
 #include "worker/task.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "codecs/job.h"
+#include "ratelimit/aredis.h"
 #include "worker/events.h"
 #include "worker/log.h"
+#include "worker/outcome.h"
+#include "worker/plan.h"
 #include "worker/poll.h"
+#include "worker/rbatch.h"
 #include "worker/xalloc.h"
 
 /* How long a task waits before trying Redis again. */
 #define TASK_REDIS_RETRY_MS 500
 /* How long a task waits for a recipient in flight at another replica. */
 #define TASK_BUSY_RETRY_MS 1000
-/* A marker in flight longer than this was left by a replica that died. */
-#define TASK_STALE_MS 120000
 /* The recipient name of a job-level marker (jobs without recipients). */
 #define TASK_JOB_LEVEL "-"
 
 enum task_stage {
     STAGE_SCHEDULE,
     STAGE_CANCEL,
+    STAGE_FANOUT,
     STAGE_TOKENS,
     STAGE_MARK,
     STAGE_CALLS,
+    STAGE_RECORD,
+};
+
+/* What a task does once its outcome is recorded. */
+enum task_after {
+    AFTER_END,  /* the task has ended */
+    AFTER_NEXT, /* go on at t->stage_next */
+    AFTER_BUSY, /* another replica holds recipients: look again later */
 };
 
 struct task {
     enum event_owner owner; /* OWNER_TASK; must stay first */
     struct worker *w;
-    rd_kafka_message_t *rkm;    /* Kafka source (owned), or NULL */
-    struct sched_entry entry;   /* Redis source (owned) when rkm is NULL */
-    const char *entry_account;  /* the account the entry was claimed in */
-    struct job *job;            /* owned; NULL when it did not parse */
-    const struct account *acct; /* borrowed from w->accounts */
-    enum task_stage stage;      /* what task_next() does */
-    int attempt;                /* 1 for the first try */
-    int64_t first_ms;           /* wall clock of the first try */
-    struct codec_calls calls;   /* the calls of the current chunk */
-    size_t next_call;           /* index into calls of the next call */
-    size_t next_recipient;      /* first recipient not yet encoded */
-    size_t sent_upto;           /* recipients before this were submitted */
-    int64_t charge_left;        /* tokens still to take (STAGE_TOKENS) */
-    bool has_slot;              /* counted in w->calls_active */
-    bool in_call;               /* a provider request is in flight */
-    int pending_events;         /* produced, not yet acknowledged */
-    bool ended;                 /* no more events will be produced */
-    bool abandoned;             /* leave the source unacknowledged */
-    int64_t wake_ms;            /* parked: when to resume */
+    rd_kafka_message_t *rkm;         /* Kafka source (owned), or NULL */
+    struct sched_entry entry;        /* Redis source (owned) when rkm is NULL */
+    const char *entry_account;       /* the account the entry was claimed in */
+    struct job *job;                 /* owned; NULL when it did not parse */
+    const struct account *acct;      /* borrowed from w->accounts */
+    enum task_stage stage;           /* what task_next() does */
+    int attempt;                     /* 1 for the first try */
+    int64_t first_ms;                /* wall clock of the first try */
+    bool from_parts;                 /* a part of a fanned-out job */
+    struct codec_calls calls;        /* the unit's calls */
+    size_t next_call;                /* index into calls of the next call */
+    bool encoded;                    /* calls holds the unit */
+    bool sent;                       /* the unit's call went out */
+    struct outcome rec;              /* STAGE_RECORD: what is being recorded */
+    enum task_after after;           /* ... and what comes after it */
+    enum task_stage stage_next;      /* AFTER_NEXT: the stage to go on with */
+    struct marker_begin_item *marks; /* STAGE_MARK: the reply's items */
+    size_t nmarks;
+    struct rbatch_req mark_req;
+    bool waiting;                 /* a Redis reply is due to this task */
+    bool pending_retry;           /* STAGE_RECORD: the retry is to store */
+    struct call_result retry_res; /* ... for this answer */
+    int64_t charge_left;          /* tokens still to take (STAGE_TOKENS) */
+    bool has_slot;                /* counted in w->calls_active */
+    bool in_call;                 /* a provider request is in flight */
+    int pending_events;           /* produced, not yet acknowledged */
+    bool ended;                   /* no more events will be produced */
+    bool abandoned;               /* leave the source unacknowledged */
+    int64_t wake_ms;              /* parked: when to resume */
     struct task *next_parked;
     struct task *prev, *next; /* w->all: every live task */
 };
 
 static void task_next(struct task *t);
-
-/* Jobs whose recipients are sent to, chunk by chunk. */
-static bool task_is_bulk(const struct job *job)
-{
-    return job->nto > 0 &&
-           (job->type == JOB_SEND ||
-            (job->type == JOB_CAMPAIGN && job->action == ACTION_CREATE));
-}
-
-/* Logs a Redis failure once per outage and tells the loop to stop taking
- * new work until Redis answers again. */
-static void task_redis_down(struct task *t, const char *what,
-                            const char *errstr)
-{
-    if (t->w->redis_ok)
-        log_error("redis: %s: %s; not taking new work until it is back", what,
-                  errstr);
-    t->w->redis_ok = false;
-}
+static void task_park(struct task *t, int64_t wait_ms);
 
 /* ------------------------------------------------------------------------ */
 /* Ending. */
@@ -115,6 +132,10 @@ static void task_free(struct task *t)
     if (t->next != NULL)
         t->next->prev = t->prev;
     codec_calls_cleanup(&t->calls);
+    outcome_cleanup(&t->rec);
+    call_result_cleanup(&t->retry_res);
+    marker_begin_cleanup(t->marks, t->nmarks);
+    free(t->marks);
     job_free(t->job);
     if (t->rkm != NULL)
         rd_kafka_message_destroy(t->rkm);
@@ -125,8 +146,15 @@ static void task_free(struct task *t)
     w->tasks--;
 }
 
-/* The job has ended: its offset may be stored, or its Redis entry
- * removed. */
+static void task_redis_down(struct task *t, const char *what,
+                            const char *errstr)
+{
+    if (t->w->redis_ok)
+        log_error("redis: %s: %s; not taking new work until it is back", what,
+                  errstr);
+    t->w->redis_ok = false;
+}
+
 static void task_release(struct task *t)
 {
     char errstr[256];
@@ -162,10 +190,36 @@ static void task_end(struct task *t)
 
 void task_event_delivered(struct task *t, rd_kafka_resp_err_t err)
 {
-    (void)err; /* logged by kafka.c; only fatal errors get here */
+    /* An event Kafka refused for good (an ACL, a size, an unknown topic)
+     * must not let the offset move: the source comes back, and the markers
+     * re-emit what was recorded. */
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        t->abandoned = true;
     t->pending_events--;
     if (t->ended && t->pending_events == 0)
         task_release(t);
+}
+
+/* A fire-and-forget marker update (clearing markers of recipients this
+ * replica will not send after all). */
+struct task_unmark_req {
+    struct rbatch_req req;
+    struct marker_update_item *items;
+    char *account, *job_id;
+};
+
+static void task_unmarked(struct rbatch_req *req, const char *err)
+{
+    struct task_unmark_req *u = req->owner;
+
+    if (err != NULL)
+        /* The markers age into stale; the next owner reports them
+         * `unknown` rather than guess. */
+        log_warn("redis: unmark %s: %s", u->job_id, err);
+    free(u->items);
+    free(u->account);
+    free(u->job_id);
+    free(u);
 }
 
 /* Clears the send-once markers of n recipients, so that whoever handles
@@ -173,28 +227,38 @@ void task_event_delivered(struct task *t, rd_kafka_resp_err_t err)
 static void task_unmark(struct task *t, char **to, size_t n)
 {
     const struct job *job = t->job;
-    struct marker_update_item *items = xcalloc(n, sizeof(*items));
-    char errstr[256];
+    struct task_unmark_req *u = xcalloc(1, sizeof(*u));
 
-    for (size_t i = 0; i < n; i++) {
-        items[i].recipient = to[i];
-        items[i].op = MARKER_OP_CLEAR;
+    if (n == 0) {
+        free(u);
+        return;
     }
-    if (marker_update(t->w->marker, job->account, job->id, items, n, errstr,
-                      sizeof(errstr)) != 0)
-        log_warn("redis: unmark %s: %s", job->id, errstr);
-    free(items);
+    u->items = xcalloc(n, sizeof(*u->items));
+    u->account = xstrdup(job->account);
+    u->job_id = xstrdup(job->id);
+    for (size_t i = 0; i < n; i++) {
+        u->items[i].recipient = to[i]; /* copied when the batch is built */
+        u->items[i].op = MARKER_OP_CLEAR;
+    }
+    u->req = (struct rbatch_req){
+        .account = u->account,
+        .update = {u->job_id, u->items, n},
+        .fn = task_unmarked,
+        .owner = u,
+    };
+    rbatch_queue(t->w, &u->req);
+    /* The recipients' strings must outlive the flush: it comes this turn,
+     * before the task can be freed (tasks end after Kafka's answer). */
 }
 
-/* Clears the markers of recipients not yet handed to the provider. */
+/* Clears the markers of recipients marked but not handed to the provider. */
 static void task_unmark_unsent(struct task *t)
 {
     const struct job *job = t->job;
 
-    if (job == NULL || t->stage != STAGE_CALLS || !task_is_bulk(job) ||
-        t->sent_upto >= job->nto)
+    if (job == NULL || t->stage != STAGE_CALLS || !plan_is_bulk(job) || t->sent)
         return;
-    task_unmark(t, &job->to[t->sent_upto], job->nto - t->sent_upto);
+    task_unmark(t, job->to, job->nto);
 }
 
 void task_abandon(struct task *t)
@@ -293,59 +357,92 @@ struct task_outcome {
     const char *error_message;
 };
 
-/* Records the outcomes in Redis (one round trip) and emits an event for
- * each recipient whose state moved forward: events stay monotonic even
- * when a job is processed twice. Returns 0, or -1 when Redis failed
- * (nothing emitted; the caller parks and repeats). */
-static int task_record(struct task *t, const struct task_outcome *outs,
-                       size_t n)
+static void task_record_send(struct task *t);
+
+static void task_recorded(struct outcome *o, const char *err)
+{
+    struct task *t = (struct task *)((char *)o - offsetof(struct task, rec));
+
+    if (t->w->closing)
+        return; /* task_free_all frees the outcome with the task */
+    t->waiting = false;
+    if (err != NULL) {
+        /* Keep the outcome's meaning: record it again, never call again. */
+        task_redis_down(t, "record outcome", err);
+        t->rec.again = true;
+        task_park(t, TASK_REDIS_RETRY_MS);
+        return;
+    }
+    t->w->redis_ok = true;
+    t->pending_events += (int)o->produced;
+    if (o->produce_failed)
+        t->abandoned = true;
+    outcome_cleanup(&t->rec);
+    switch (t->after) {
+    case AFTER_END:
+        task_end(t);
+        return;
+    case AFTER_BUSY:
+        task_park(t, TASK_BUSY_RETRY_MS);
+        t->stage = STAGE_MARK;
+        return;
+    case AFTER_NEXT:
+        t->stage = t->stage_next;
+        task_next(t);
+        return;
+    }
+}
+
+static void task_record_send(struct task *t)
+{
+    t->waiting = true;
+    outcome_record(t->w, &t->rec);
+}
+
+/* Records the outcomes in Redis (batched with the turn's other Redis work)
+ * and emits an event for each recipient whose state moved forward; then
+ * goes on as `after` says. While Redis is away the same recording is tried
+ * again. `extra` items (events kept from before) are recorded along. */
+static void task_record_ex(struct task *t, const struct task_outcome *outs,
+                           size_t n, const struct outcome_item *extra,
+                           size_t nextra, enum task_after after)
 {
     const struct job *job = t->job;
-    struct marker_update_item *items = xcalloc(n, sizeof(*items));
-    char **values = xcalloc(n, sizeof(*values));
-    size_t *lens = xcalloc(n, sizeof(*lens));
-    char errstr[256];
-    int ret = -1;
 
+    outcome_cleanup(&t->rec);
+    t->rec = (struct outcome){
+        .account = job->account,
+        .job_id = job->id,
+        .items = xcalloc(n + nextra + 1, sizeof(*t->rec.items)),
+        .n = n + nextra,
+        .owner = t,
+        .done = task_recorded,
+    };
     for (size_t i = 0; i < n; i++) {
         const struct task_outcome *o = &outs[i];
         bool job_level = strcmp(o->recipient, TASK_JOB_LEVEL) == 0;
-        values[i] =
+        struct outcome_item *it = &t->rec.items[i];
+        it->recipient = o->recipient;
+        it->op = o->op;
+        it->state = sms_state_name(o->state);
+        it->event =
             task_status_json(t, job->id, job_level ? NULL : o->recipient,
                              o->state, o->provider_id, o->provider_status,
-                             o->error_code, o->error_message, &lens[i]);
-        items[i].recipient = o->recipient;
-        items[i].op = o->op;
-        items[i].outcome = values[i];
-        items[i].outcome_len = lens[i];
-        items[i].state = sms_state_name(o->state);
+                             o->error_code, o->error_message, &it->event_len);
     }
-    if (marker_update(t->w->marker, job->account, job->id, items, n, errstr,
-                      sizeof(errstr)) != 0) {
-        task_redis_down(t, "record outcome", errstr);
-        goto out;
-    }
-    t->w->redis_ok = true;
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].advanced) {
-            task_produce(t, KAFKA_STATUS, job->id, values[i], lens[i], NULL);
-            values[i] = NULL;
-        }
-    }
-    ret = 0;
-
-out:
-    for (size_t i = 0; i < n; i++)
-        free(values[i]);
-    free(values);
-    free(lens);
-    free(items);
-    return ret;
+    if (nextra > 0)
+        memcpy(&t->rec.items[n], extra, nextra * sizeof(*extra));
+    t->after = after;
+    t->stage = STAGE_RECORD;
+    task_record_send(t);
 }
 
-/* Sends the job's bytes to the DLQ with one error line, and a rejected
- * event when it had a readable id. Only for jobs from Kafka; a job from
- * Redis passed these checks when it was stored. */
+static void task_record(struct task *t, const struct task_outcome *outs,
+                        size_t n, enum task_after after)
+{
+    task_record_ex(t, outs, n, NULL, 0, after);
+}
+
 static void task_reject(struct task *t, const char *id, const char *error)
 {
     rd_kafka_message_t *rkm = t->rkm;
@@ -460,17 +557,10 @@ static void task_schedule(struct task *t)
         outs[i].state = state;
         outs[i].op = MARKER_OP_KEEP;
     }
-    r = task_record(t, outs, n);
+    task_record(t, outs, n, AFTER_END);
     free(outs);
-    if (r != 0) {
-        task_park(t, TASK_REDIS_RETRY_MS);
-        return;
-    }
-    task_end(t);
 }
 
-/* Stores a retry of `to` (nto recipients; NULL: the whole job) for later,
- * or returns false when the retry horizon has passed. */
 static int task_store_retry(struct task *t, char **to, size_t nto,
                             int64_t hint_ms, bool *stored)
 {
@@ -524,79 +614,77 @@ static enum sms_state task_outcome_state(enum call_outcome outcome)
     return STATE_FAILED;
 }
 
-/* Re-emits the recorded events of recipients a redelivered job had already
- * handled, but only where that event is still the recipient's latest state:
- * a delivery report that came since must not be followed by the older
- * `submitted` again. Returns 0, or -1 when Redis failed. */
-static int task_reemit(struct task *t, struct marker_begin_item *items,
-                       size_t n)
+/* STAGE_FANOUT: a job of many units puts one part per unit on the part
+ * topic, keyed by job and unit so parts spread over its partitions. The
+ * job's own source is acknowledged once Kafka has every part: a replica
+ * that dies before leaves the job to be fanned out again (the parts' ids
+ * and markers make the repeat harmless). */
+static void task_fanout(struct task *t)
 {
-    const struct job *job = t->job;
-    struct marker_update_item *ups = xcalloc(n, sizeof(*ups));
-    json_t **events = xcalloc(n, sizeof(*events));
-    size_t m = 0;
-    char errstr[256];
-    int ret = -1;
+    struct job *job = t->job;
+    size_t nunits = plan_count(t->acct, job);
+    char key[CODEC_ID_MAX + 32];
 
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].result != MARKER_DONE)
-            continue;
-        events[m] = json_loadb(items[i].outcome, items[i].outcome_len, 0, NULL);
-        const char *state =
-            json_string_value(json_object_get(events[m], "state"));
-        ups[m] = (struct marker_update_item){
-            .recipient = items[i].recipient,
-            .op = MARKER_OP_KEEP,
-            .state =
-                state != NULL && marker_state_rank(state) > 0 ? state : NULL,
-        };
-        m++;
+    log_info("task: job %s fans out %zu recipients in %zu parts", job->id,
+             job->nto, nunits);
+    for (size_t i = 0; i < nunits && !t->abandoned; i++) {
+        struct plan_unit u = plan_unit(t->acct, job, i);
+        size_t len;
+        char *payload =
+            task_entry_payload(t, &job->to[u.first], u.count, 1, &len);
+        snprintf(key, sizeof(key), "%s#%zu", job->id, i);
+        task_produce(t, KAFKA_PARTS, key, payload, len, NULL);
     }
-    if (marker_update(t->w->marker, job->account, job->id, ups, m, errstr,
-                      sizeof(errstr)) != 0) {
-        task_redis_down(t, "re-emit", errstr);
-        goto out;
-    }
-    for (size_t i = 0, j = 0; i < n; i++) {
-        if (items[i].result != MARKER_DONE)
-            continue;
-        if (ups[j].advanced || ups[j].repeated) {
-            task_produce(t, KAFKA_STATUS, job->id, items[i].outcome,
-                         items[i].outcome_len, NULL);
-            items[i].outcome = NULL; /* Freed by task_produce. */
-        }
-        j++;
-    }
-    ret = 0;
-
-out:
-    for (size_t i = 0; i < m; i++)
-        json_decref(events[i]);
-    free(events);
-    free(ups);
-    return ret;
+    t->w->stats.parts += nunits;
+    task_end(t);
 }
 
-/* STAGE_MARK: takes the send-once markers. Recipients already handled
- * re-emit their recorded event; the rest stay in job->to to be sent. */
+/* What the turn's batched begin said for this task's recipients. */
+static void task_marked(struct rbatch_req *req, const char *err);
+
+/* STAGE_MARK: takes the send-once markers, batched with the turn's other
+ * marks. */
 static void task_mark(struct task *t)
 {
     struct job *job = t->job;
-    bool job_level = job->nto == 0 || !task_is_bulk(job);
+    bool job_level = !plan_is_bulk(job);
     size_t n = job_level ? 1 : job->nto;
-    struct marker_begin_item *items = xcalloc(n, sizeof(*items));
-    char errstr[256];
+
+    marker_begin_cleanup(t->marks, t->nmarks);
+    free(t->marks);
+    t->marks = xcalloc(n, sizeof(*t->marks));
+    t->nmarks = n;
+    for (size_t i = 0; i < n; i++)
+        t->marks[i].recipient = job_level ? TASK_JOB_LEVEL : job->to[i];
+    t->mark_req = (struct rbatch_req){
+        .is_begin = true,
+        .account = job->account,
+        .begin = {job->id, job->type == JOB_CAMPAIGN ? job->id : NULL, t->marks,
+                  n},
+        .fn = task_marked,
+        .owner = t,
+    };
+    t->waiting = true;
+    rbatch_queue(t->w, &t->mark_req);
+}
+
+static void task_marked(struct rbatch_req *req, const char *err)
+{
+    struct task *t = req->owner;
+    struct job *job = t->job;
+    bool job_level = !plan_is_bulk(job);
+    size_t n = t->nmarks;
+    struct marker_begin_item *items = t->marks;
     bool busy = false;
     bool job_level_new = false;
-    size_t ndone = 0;
 
-    for (size_t i = 0; i < n; i++)
-        items[i].recipient = job_level ? TASK_JOB_LEVEL : job->to[i];
-    const char *campaign = job->type == JOB_CAMPAIGN ? job->id : NULL;
-    if (marker_begin(t->w->marker, job->account, job->id, campaign, items, n,
-                     TASK_STALE_MS, errstr, sizeof(errstr)) != 0) {
-        task_redis_down(t, "mark", errstr);
-        free(items);
+    if (t->w->closing)
+        return;
+    t->waiting = false;
+    if (err != NULL) {
+        /* Marks carry this replica's owner name: trying again finds its
+         * own fresh marks new, so a lost reply costs nothing. */
+        task_redis_down(t, "mark", err);
         task_park(t, TASK_REDIS_RETRY_MS);
         return;
     }
@@ -605,6 +693,7 @@ static void task_mark(struct task *t)
     size_t keep = 0;
     struct task_outcome *outs = xcalloc(n, sizeof(*outs));
     size_t nouts = 0;
+    size_t ndone = 0;
     for (size_t i = 0; i < n; i++) {
         bool send = false;
         switch (items[i].result) {
@@ -648,47 +737,68 @@ static void task_mark(struct task *t)
             job->to[i] = tmp;
         }
     }
-    if (ndone > 0 && task_reemit(t, items, n) != 0) {
-        marker_begin_cleanup(items, n);
-        free(items);
-        free(outs);
-        task_park(t, TASK_REDIS_RETRY_MS);
-        return;
+    /* Recipients handled before re-emit their recorded event, but only
+     * where it is still the recipient's latest state: a delivery report
+     * that came since must not be followed by the older `submitted`. */
+    struct outcome_item *again = xcalloc(ndone + 1, sizeof(*again));
+    size_t nagain = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].result != MARKER_DONE)
+            continue;
+        json_t *ev =
+            json_loadb(items[i].outcome, items[i].outcome_len, 0, NULL);
+        const char *state = json_string_value(json_object_get(ev, "state"));
+        const char *name = NULL; /* static: the event is freed below */
+        for (int s = STATE_ACCEPTED; state != NULL && s <= STATE_CANCELLED; s++)
+            if (strcmp(sms_state_name((enum sms_state)s), state) == 0)
+                name = sms_state_name((enum sms_state)s);
+        json_decref(ev);
+        again[nagain++] = (struct outcome_item){
+            .recipient = items[i].recipient,
+            .op = MARKER_OP_KEEP,
+            .state = name,
+            .event = items[i].outcome,
+            .event_len = items[i].outcome_len,
+            .emit_repeated = true,
+        };
+        items[i].outcome = NULL; /* now the outcome's */
     }
-    marker_begin_cleanup(items, n);
-    free(items);
-    if (nouts > 0 && task_record(t, outs, nouts) != 0) {
-        /* Redis failed after marking: let the markers age into stale
-         * rather than guess; try the whole stage again. */
-        free(outs);
-        task_park(t, TASK_REDIS_RETRY_MS);
-        return;
-    }
-    free(outs);
+
+    enum task_after after = AFTER_NEXT;
     if (busy) {
         /* Another replica holds some recipients: give back the ones this
          * call marked, and look again later. */
         if (!job_level && keep > 0)
             task_unmark(t, job->to, keep);
-        task_park(t, TASK_BUSY_RETRY_MS);
-        return;
+        after = AFTER_BUSY;
+    } else if (job_level ? !job_level_new : keep == 0) {
+        after = AFTER_END;
     }
-    if (job_level) {
-        if (!job_level_new) {
-            task_end(t);
-            return;
-        }
-    } else {
+    if (after != AFTER_NEXT)
+        task_give_slot(t);
+    if (!job_level && !busy)
         /* Only the sendable recipients stay (the numbers live in one block
          * the job owns: entries are reordered, never freed). */
         job->nto = keep;
-        if (keep == 0) {
+    t->stage_next = STAGE_CALLS;
+    if (nouts + nagain == 0) {
+        free(outs);
+        free(again);
+        if (after == AFTER_END) {
             task_end(t);
-            return;
+        } else if (after == AFTER_BUSY) {
+            t->stage = STAGE_MARK;
+            task_park(t, TASK_BUSY_RETRY_MS);
+        } else {
+            t->stage = STAGE_CALLS;
+            task_next(t);
         }
+        return;
     }
-    t->stage = STAGE_CALLS;
-    task_next(t);
+    /* One recording for the new states and the said-again ones. */
+    task_record_ex(t, outs, nouts, again, nagain, after);
+    free(outs);
+    free(again);
 }
 
 /* STAGE_CANCEL: a campaign cancel removes every part of the campaign still
@@ -725,12 +835,12 @@ static enum sms_state task_done_state(const struct job *job)
 
 /* A retryable answer: clears the markers, reports `retrying` and stores a
  * retry, or fails the recipients once the horizon has passed. Returns 0, or
- * -1 when Redis failed (the caller parks and repeats). */
+ * -1 when Redis failed to store the retry (the caller parks and repeats). */
 static int task_retry_later(struct task *t, const struct codec_call *call,
                             const struct call_result *res)
 {
     const struct job *job = t->job;
-    bool bulk = task_is_bulk(job);
+    bool bulk = plan_is_bulk(job);
     char **to = bulk ? &job->to[call->first] : NULL;
     size_t n = bulk ? call->count : 1;
     bool stored;
@@ -753,30 +863,48 @@ static int task_retry_later(struct task *t, const struct codec_call *call,
             .error_code = stored ? res->error_code : "retry_horizon",
             .error_message = res->error_message,
         };
-    int r = task_record(t, outs, n);
+    task_record(t, outs, n, AFTER_END);
     free(outs);
-    return r;
+    return 0;
 }
 
-/* Records and emits what a call's result means and decides what comes
- * next. */
+/* The poll set has a submitted message (or could not take it). */
+static void task_tracked(const redisReply *reply, const char *err,
+                         void *privdata)
+{
+    struct task *t = privdata;
+
+    (void)reply;
+    if (t->w->closing)
+        return;
+    if (err != NULL) {
+        /* Not acknowledged: the job comes back to whoever owns it next. */
+        log_warn("poll: track job %s: %s", t->job->id, err);
+        t->abandoned = true;
+    }
+    task_event_delivered(t, RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+/* Records what a call's result means and decides what comes next. */
 static void task_result(struct task *t, const struct codec_call *call,
                         struct call_result *res)
 {
     const struct job *job = t->job;
-    bool bulk = task_is_bulk(job);
 
     if (res->outcome == CALL_RETRY) {
         if (task_retry_later(t, call, res) != 0) {
-            /* Redis is away: keep the answer's meaning by trying again. */
+            /* Redis is away: keep the answer's meaning by trying again;
+             * nothing was sent again (t->next_call stays on a sent call,
+             * and task_next never submits a call twice). */
             task_park(t, TASK_REDIS_RETRY_MS);
-            return;
+            t->stage = STAGE_RECORD;
+            t->pending_retry = true;
+            t->retry_res = *res;
+            memset(res, 0, sizeof(*res));
         }
-        if (!bulk) {
-            task_end(t);
-            return;
-        }
-    } else if (bulk) {
+        return;
+    }
+    if (plan_is_bulk(job)) {
         struct task_outcome *outs = xcalloc(call->count, sizeof(*outs));
         for (size_t i = 0; i < call->count; i++) {
             const struct recipient_result *r =
@@ -800,23 +928,20 @@ static void task_result(struct task *t, const struct codec_call *call,
                 t->w->stats.failed++;
             } else {
                 t->w->stats.submitted++;
+                /* A polling provider's messages are asked after until
+                 * final (a campaign's id is not a message id: its parts
+                 * are not polled). */
+                if (poll_wanted(t->acct->codec) && call->op == OP_SEND &&
+                    poll_track(t->w, t->acct, o->provider_id, job->id,
+                               o->recipient, task_tracked, t) == 0)
+                    t->pending_events++; /* the task waits for it too */
             }
         }
-        int r = task_record(t, outs, call->count);
-        /* A polling provider's messages are asked after until final (a
-         * campaign's id is not a message id: its parts are not polled). */
-        if (r == 0 && poll_wanted(t->acct->codec) && call->op == OP_SEND)
-            for (size_t i = 0; i < call->count; i++)
-                if (outs[i].state == STATE_SUBMITTED)
-                    poll_track(t->w, t->acct, outs[i].provider_id, job->id,
-                               outs[i].recipient);
+        task_record(t, outs, call->count, AFTER_END);
         free(outs);
-        if (r != 0) {
-            task_park(t, TASK_REDIS_RETRY_MS);
-            return;
-        }
-    } else if (res->outcome != CALL_ACCEPTED ||
-               t->next_call + 1 == t->calls.ncalls) {
+        return;
+    }
+    if (res->outcome != CALL_ACCEPTED || t->next_call + 1 == t->calls.ncalls) {
         /* A job-level action: a failure ends it; the last step's success
          * ends it in its done state. */
         struct task_outcome o = {
@@ -832,14 +957,8 @@ static void task_result(struct task *t, const struct codec_call *call,
             .error_message =
                 res->outcome == CALL_ACCEPTED ? NULL : res->error_message,
         };
-        if (task_record(t, &o, 1) != 0) {
-            task_park(t, TASK_REDIS_RETRY_MS);
-            return;
-        }
-        if (res->outcome != CALL_ACCEPTED) {
-            task_end(t);
-            return;
-        }
+        task_record(t, &o, 1, AFTER_END);
+        return;
     }
     t->next_call++;
     task_next(t);
@@ -854,15 +973,16 @@ static void task_http_done(const struct http_response *resp, const char *error,
     char errstr[256];
 
     t->in_call = false;
+    /* The place was for the marked and unanswered: give it to the next. */
+    task_give_slot(t);
     log_debug("task: job %s call %zu answered HTTP %ld", t->job->id,
               t->next_call, resp->status);
     if (error != NULL) {
         log_warn("task: %s request for job %s: %s", t->acct->codec->name,
                  t->job->id, error);
-        if (maybe_sent && task_is_bulk(t->job)) {
+        if (maybe_sent && plan_is_bulk(t->job)) {
             /* The provider may have the message: sending again could send
              * it twice, so its state is unknown (CONTRACT §6). */
-            call_result_set_error(&res, CALL_FAILED, "no_answer", "%s", error);
             struct task_outcome *outs = xcalloc(call->count, sizeof(*outs));
             for (size_t i = 0; i < call->count; i++)
                 outs[i] = (struct task_outcome){
@@ -872,12 +992,8 @@ static void task_http_done(const struct http_response *resp, const char *error,
                     .error_code = "no_answer",
                     .error_message = error,
                 };
-            int r = task_record(t, outs, call->count);
+            task_record(t, outs, call->count, AFTER_END);
             free(outs);
-            if (r != 0)
-                log_error("task: job %s: outcome not recorded", t->job->id);
-            t->next_call++;
-            task_next(t);
             return;
         }
         call_result_set_error(&res, CALL_RETRY, "no_answer", "%s", error);
@@ -899,35 +1015,19 @@ static void task_http_done(const struct http_response *resp, const char *error,
     call_result_cleanup(&res);
 }
 
-/* Encodes the next chunk of recipients (or the whole job when it has none)
- * into t->calls. Returns 0, -1 on a codec error (the task then ended), or
- * 1 when nothing is left. */
+/* Encodes the unit: all of job->to (a unit never holds more than one
+ * call's worth), or the job when it has no recipients. Returns 0, or -1 on
+ * a codec error (the task then records the job rejected). */
 static int task_encode(struct task *t)
 {
     const struct job *job = t->job;
-    const struct codec *codec = t->acct->codec;
     char errstr[256];
 
     codec_calls_cleanup(&t->calls);
     t->next_call = 0;
-    size_t first = t->next_recipient;
-    size_t count = 0;
-    if (task_is_bulk(job)) {
-        if (first >= job->nto)
-            return 1;
-        size_t per_call = job->type == JOB_SEND
-                              ? codec->send_max_recipients
-                              : codec->campaign_max_recipients;
-        if (per_call == 0)
-            per_call = 1;
-        count = per_call * (CODEC_MAX_CALLS / 2);
-        if (count > job->nto - first)
-            count = job->nto - first;
-    } else if (t->next_recipient > 0) {
-        return 1;
-    }
-    if (codec->encode(&t->calls, t->acct, job, first, count,
-                      (int64_t)time(NULL), errstr, sizeof(errstr)) != 0) {
+    struct plan_unit u = {0, plan_is_bulk(job) ? job->nto : 0};
+    if (plan_encode(&t->calls, t->acct, job, u, (int64_t)time(NULL), errstr,
+                    sizeof(errstr)) != 0) {
         struct task_outcome o = {
             .recipient = TASK_JOB_LEVEL,
             .state = STATE_REJECTED,
@@ -936,12 +1036,11 @@ static int task_encode(struct task *t)
             .error_message = errstr,
         };
         log_warn("task: job %s: %s", job->id, errstr);
-        if (task_record(t, &o, 1) != 0)
-            log_error("task: job %s: outcome not recorded", job->id);
-        task_end(t);
+        /* The markers taken stay: the job is wrong and stays wrong. */
+        task_record(t, &o, 1, AFTER_END);
         return -1;
     }
-    t->next_recipient = count > 0 ? first + count : 1;
+    t->encoded = true;
     return 0;
 }
 
@@ -1023,37 +1122,47 @@ static void task_give_slot(struct task *t)
     }
 }
 
-/* Makes the next call, encoding the next chunk when the current one is
- * done, and ends the task when nothing is left. */
+/* Runs the task's current stage. */
 static void task_next(struct task *t)
 {
     char errstr[256];
 
-    if (t->stage == STAGE_SCHEDULE) {
+    switch (t->stage) {
+    case STAGE_SCHEDULE:
         task_schedule(t);
         return;
-    }
-    if (t->stage == STAGE_CANCEL) {
+    case STAGE_CANCEL:
         task_cancel(t);
         return;
-    }
-    if (t->stage == STAGE_TOKENS) {
+    case STAGE_FANOUT:
+        task_fanout(t);
+        return;
+    case STAGE_TOKENS:
         task_tokens(t);
         return;
-    }
-    if (t->stage == STAGE_MARK) {
+    case STAGE_MARK:
         if (task_take_slot(t))
             task_mark(t);
         return;
-    }
-    if (t->next_call >= t->calls.ncalls) {
-        int r = task_encode(t);
-        if (r < 0)
-            return;
-        if (r > 0) {
-            task_end(t);
+    case STAGE_RECORD:
+        if (t->pending_retry) {
+            if (task_retry_later(t, &t->calls.calls[t->next_call],
+                                 &t->retry_res) != 0) {
+                task_park(t, TASK_REDIS_RETRY_MS);
+                return;
+            }
+            t->pending_retry = false;
+            call_result_cleanup(&t->retry_res);
             return;
         }
+        task_record_send(t);
+        return;
+    case STAGE_CALLS:
+        break;
+    }
+    if (!t->encoded) {
+        if (task_encode(t) != 0)
+            return;
         if (t->calls.ncalls == 0) {
             /* Nothing to ask the provider (a campaign cancel whose parts
              * were all still here): the job is done as it stands. */
@@ -1062,13 +1171,13 @@ static void task_next(struct task *t)
                 .state = task_done_state(t->job),
                 .op = MARKER_OP_DONE,
             };
-            if (task_record(t, &o, 1) != 0) {
-                task_park(t, TASK_REDIS_RETRY_MS);
-                return;
-            }
-            task_end(t);
+            task_record(t, &o, 1, AFTER_END);
             return;
         }
+    }
+    if (t->next_call >= t->calls.ncalls) {
+        task_end(t);
+        return;
     }
     if (worker_stop) {
         /* Shutting down: what is not sent yet waits for the next owner. */
@@ -1083,8 +1192,7 @@ static void task_next(struct task *t)
         return;
     }
     t->in_call = true;
-    if (task_is_bulk(t->job))
-        t->sent_upto = call->first + call->count;
+    t->sent = true;
     t->w->stats.requests++;
 }
 
@@ -1117,11 +1225,13 @@ static struct task *task_new(struct worker *w)
 }
 
 /* Checks the parsed job against its account and provider, then decides the
- * first stage. */
-static void task_prepare(struct task *t, bool from_kafka)
+ * first stage. `may_schedule`: a job from its own topic (not a part, not a
+ * claimed entry) whose send_at lies ahead is stored until due. */
+static void task_prepare(struct task *t, bool may_schedule)
 {
     struct job *job = t->job;
     char errstr[512];
+    char key[RCONN_KEY_MAX];
 
     t->acct = accounts_find(t->w->accounts, job->account);
     if (t->acct == NULL) {
@@ -1136,6 +1246,17 @@ static void task_prepare(struct task *t, bool from_kafka)
         task_reject(t, job->id, errstr);
         return;
     }
+    /* Every key kurir builds for the job must fit, or no Redis call for it
+     * could ever succeed: a poison job, rejected now rather than parked. */
+    if (rconn_key_p(key, sizeof(key), "kurir", job->account, "cx:camp", job->id,
+                    errstr, sizeof(errstr)) != 0) {
+        snprintf(errstr, sizeof(errstr),
+                 "job id too long: at most %d bytes together with the "
+                 "account name",
+                 RCONN_KEY_MAX - 24);
+        task_reject(t, job->id, errstr);
+        return;
+    }
     if (t->acct->codec->check != NULL &&
         t->acct->codec->check(t->acct, job, errstr, sizeof(errstr)) != 0) {
         task_reject(t, job->id, errstr);
@@ -1143,16 +1264,56 @@ static void task_prepare(struct task *t, bool from_kafka)
     }
     if (t->first_ms == 0)
         t->first_ms = worker_wall_ms();
+    plan_dedupe(job);
     /* A send due later than now waits in Redis. */
     bool later = job->send_at_ms > worker_wall_ms() &&
                  (job->type == JOB_SEND ||
                   (job->type == JOB_CAMPAIGN && job->action == ACTION_CREATE));
-    t->stage = from_kafka && later ? STAGE_SCHEDULE
-               : task_is_bulk(job) ? STAGE_TOKENS
-                                   : STAGE_MARK;
-    if (job->type == JOB_CAMPAIGN && job->action == ACTION_CANCEL)
+    if (may_schedule && later)
+        t->stage = STAGE_SCHEDULE;
+    else if (job->type == JOB_CAMPAIGN && job->action == ACTION_CANCEL)
         t->stage = STAGE_CANCEL;
+    else if (!t->from_parts && plan_count(t->acct, job) > 1)
+        t->stage = STAGE_FANOUT;
+    else if (plan_is_bulk(job))
+        t->stage = STAGE_TOKENS;
+    else
+        t->stage = STAGE_MARK;
     task_next(t);
+}
+
+/* Reads a stored payload (a scheduled entry, a retry, a part):
+ * {"type", "attempt", "first_ms", "job"}. Returns 0, or -1 with the job id
+ * (when readable) and errstr set. */
+static int task_parse_payload(struct task *t, const char *payload, size_t len,
+                              char *id, size_t id_size, char *errstr,
+                              size_t errstr_size)
+{
+    json_t *root = json_loadb(payload, len, 0, NULL);
+    const char *type = json_string_value(json_object_get(root, "type"));
+    json_t *jobj = json_object_get(root, "job");
+    char *jbytes = jobj != NULL ? json_dumps(jobj, JSON_COMPACT) : NULL;
+    enum job_type jt = JOB_SEND;
+
+    if (type != NULL && strcmp(type, "campaign") == 0)
+        jt = JOB_CAMPAIGN;
+    else if (type != NULL && strcmp(type, "contact-sync") == 0)
+        jt = JOB_CONTACTS;
+    t->attempt = (int)json_integer_value(json_object_get(root, "attempt"));
+    if (t->attempt < 1)
+        t->attempt = 1;
+    t->first_ms = json_integer_value(json_object_get(root, "first_ms"));
+    int r = -1;
+    if (jbytes == NULL) {
+        snprintf(errstr, errstr_size, "unreadable stored job");
+        id[0] = '\0';
+    } else {
+        r = job_parse(&t->job, jbytes, strlen(jbytes), jt, id, id_size, errstr,
+                      errstr_size);
+    }
+    free(jbytes);
+    json_decref(root);
+    return r;
 }
 
 void task_start(struct worker *w, rd_kafka_message_t *rkm)
@@ -1160,19 +1321,27 @@ void task_start(struct worker *w, rd_kafka_message_t *rkm)
     struct task *t = task_new(w);
     char id[128];
     char errstr[512];
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    int r;
 
     t->rkm = rkm;
-    w->stats.jobs++;
-    enum job_type type = task_topic_type(w->cfg, rd_kafka_topic_name(rkm->rkt));
-    if (job_parse(&t->job, rkm->payload, rkm->len, type, id, sizeof(id), errstr,
-                  sizeof(errstr)) != 0) {
+    t->from_parts = strcmp(topic, w->cfg->topic_parts) == 0;
+    if (t->from_parts) {
+        r = task_parse_payload(t, rkm->payload, rkm->len, id, sizeof(id),
+                               errstr, sizeof(errstr));
+    } else {
+        w->stats.jobs++;
+        r = job_parse(&t->job, rkm->payload, rkm->len,
+                      task_topic_type(w->cfg, topic), id, sizeof(id), errstr,
+                      sizeof(errstr));
+    }
+    if (r != 0) {
         task_reject(t, id, errstr);
         return;
     }
     log_debug("task: job %s topic=%s partition=%d offset=%lld", t->job->id,
-              rd_kafka_topic_name(rkm->rkt), rkm->partition,
-              (long long)rkm->offset);
-    task_prepare(t, true);
+              topic, rkm->partition, (long long)rkm->offset);
+    task_prepare(t, !t->from_parts);
 }
 
 void task_start_entry(struct worker *w, const char *account,
@@ -1185,29 +1354,8 @@ void task_start_entry(struct worker *w, const char *account,
     t->entry = *entry;
     memset(entry, 0, sizeof(*entry)); /* Now owned by the task. */
     t->entry_account = accounts_find(w->accounts, account)->name;
-    json_t *root = json_loadb(t->entry.payload, t->entry.payload_len, 0, NULL);
-    const char *type = json_string_value(json_object_get(root, "type"));
-    json_t *jobj = json_object_get(root, "job");
-    char *jbytes = jobj != NULL ? json_dumps(jobj, JSON_COMPACT) : NULL;
-    enum job_type jt = JOB_SEND;
-    if (type != NULL && strcmp(type, "campaign") == 0)
-        jt = JOB_CAMPAIGN;
-    else if (type != NULL && strcmp(type, "contact-sync") == 0)
-        jt = JOB_CONTACTS;
-    t->attempt = (int)json_integer_value(json_object_get(root, "attempt"));
-    if (t->attempt < 1)
-        t->attempt = 1;
-    t->first_ms = json_integer_value(json_object_get(root, "first_ms"));
-    int r = jbytes == NULL ? -1
-                           : job_parse(&t->job, jbytes, strlen(jbytes), jt, id,
-                                       sizeof(id), errstr, sizeof(errstr));
-    free(jbytes);
-    json_decref(root);
-    if (r != 0) {
-        if (jbytes == NULL) {
-            snprintf(errstr, sizeof(errstr), "unreadable stored entry");
-            id[0] = '\0';
-        }
+    if (task_parse_payload(t, t->entry.payload, t->entry.payload_len, id,
+                           sizeof(id), errstr, sizeof(errstr)) != 0) {
         task_reject(t, id, errstr);
         return;
     }

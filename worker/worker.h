@@ -12,10 +12,12 @@
 #include <stdint.h>
 
 #include "worker/accounts.h"
+#include "worker/clock.h"
 #include "worker/config.h"
 #include "worker/http.h"
 #include "worker/kafka.h"
 #include "worker/listener.h"
+#include "ratelimit/aredis.h"
 #include "ratelimit/marker.h"
 #include "ratelimit/ratelimit.h"
 #include "ratelimit/rconn.h"
@@ -23,6 +25,7 @@
 
 struct task;
 struct pollreq;
+struct rbatch_req;
 
 /* Counters for /metrics and the shutdown summary. */
 struct worker_stats {
@@ -33,16 +36,21 @@ struct worker_stats {
     uint64_t submitted; /* recipients a provider accepted */
     uint64_t failed;    /* recipients failed or rejected */
     uint64_t callbacks; /* provider callbacks read */
+    uint64_t parts;     /* parts put on the part topic */
 };
 
 struct worker {
     const struct config *cfg;
-    struct accounts *accounts;   /* owned */
-    struct kafka *kafka;         /* owned */
-    struct http *http;           /* owned */
-    struct listener *listener;   /* owned: callbacks, health, metrics */
-    int64_t next_publish_ms;     /* when to publish metrics again */
-    struct rconn *redis;         /* owned: the one Redis connection */
+    struct accounts *accounts;  /* owned */
+    struct kafka *kafka;        /* owned */
+    struct http *http;          /* owned */
+    struct listener *listener;  /* owned: callbacks, health, metrics */
+    int64_t next_publish_ms;    /* when to publish metrics again */
+    struct rconn *redis;        /* owned: blocking Redis, for rare work */
+    struct aredis *aredis;      /* owned: asynchronous Redis, hot path */
+    char owner[64];             /* this replica's name on its marks */
+    struct rbatch_req *rb_head; /* Redis work queued this turn */
+    struct rbatch_req *rb_tail;
     struct ratelimit *ratelimit; /* owned: token buckets */
     struct marker *marker;       /* owned: send-once markers, states */
     struct sched *sched;         /* owned: scheduled sends, retries */
@@ -63,13 +71,6 @@ struct worker {
 
 /* Set by the signal handler; the loop stops consuming when it is non-zero. */
 extern volatile sig_atomic_t worker_stop;
-
-/* Monotonic milliseconds. */
-int64_t worker_now_ms(void);
-
-/* Wall-clock Unix milliseconds: for times kept in Redis and shared by
- * replicas (send_at, retry horizons, poll times). */
-int64_t worker_wall_ms(void);
 
 /* Creates the worker's clients from cfg. Returns 0, or -1 with errstr set
  * (the worker is then cleaned up already). */

@@ -30,7 +30,7 @@ static void stack_write_file(const char *path, const char *text)
 static void stack_write_accounts(const struct stack *s, const char *path,
                                  bool for_standin)
 {
-    char json[4096];
+    char json[6144];
     int sp = s->standin_port, kp = s->kurir_port;
 
     snprintf(json, sizeof(json),
@@ -52,7 +52,33 @@ static void stack_write_accounts(const struct stack *s, const char *path,
              "  \"rate_limit\": {\"per_second\": 100},\n"
              "  \"default_sender\": \"iP1\", \"webhook_token\": \"tok-p\",\n"
              "  \"standin\": {\"inbound_url\": \"http://127.0.0.1:%d/callbacks/"
-             "hooks-ip1/inbound?token=tok-p\"}}\n"
+             "hooks-ip1/inbound?token=tok-p\"}},\n"
+             " \"bulk-jojka\": {\"provider\": \"jojka\",\n"
+             "  \"base_url\": \"http://127.0.0.1:%d/websms/api\",\n"
+             "  \"credentials\": {\"api_key\": \"bulk-key\"},\n"
+             "  \"rate_limit\": {\"per_second\": 100000},\n"
+             "  \"default_sender\": \"Shop\"},\n"
+             " \"bulk-intime\": {\"provider\": \"intime\",\n"
+             "  \"base_url\": \"http://127.0.0.1:%d/api/1.0\",\n"
+             "  \"credentials\": {\"user\": \"bulk\", \"hash\": \"h-2\"},\n"
+             "  \"rate_limit\": {\"per_second\": 100000},\n"
+             "  \"default_sender\": \"Shop\", \"webhook_token\": \"tok-bi\"},\n"
+             " \"bulk-ip1\": {\"provider\": \"ip1\",\n"
+             "  \"base_url\": \"http://127.0.0.1:%d\",\n"
+             "  \"credentials\": {\"api_key\": \"k-bulk\"},\n"
+             "  \"rate_limit\": {\"per_second\": 100000},\n"
+             "  \"default_sender\": \"iP1\", \"webhook_token\": \"tok-bp\"},\n"
+             " \"bulk-legacy\": {\"provider\": \"ip1-legacy\",\n"
+             "  \"base_url\": \"http://127.0.0.1:%d\",\n"
+             "  \"credentials\": {\"account\": \"ip1-1234\", "
+             "\"password\": \"bulkpw\"},\n"
+             "  \"rate_limit\": {\"per_second\": 100000},\n"
+             "  \"default_sender\": \"Shop\", \"webhook_token\": \"tok-bl\"},\n"
+             " \"slow-jojka\": {\"provider\": \"jojka\",\n"
+             "  \"base_url\": \"http://127.0.0.1:%d/websms/api\",\n"
+             "  \"credentials\": {\"api_key\": \"slow-key\"},\n"
+             "  \"rate_limit\": {\"per_second\": 3000, \"burst\": 1000},\n"
+             "  \"default_sender\": \"Shop\"}\n"
              "}}\n",
              sp,
              for_standin
@@ -61,7 +87,7 @@ static void stack_write_accounts(const struct stack *s, const char *path,
                    "  \"base_url\": \"http://127.0.0.1:0/websms/api\",\n"
                    "  \"credentials\": {\"api_key\": \"revoked-key\"},\n"
                    "  \"rate_limit\": {\"per_second\": 100}},\n",
-             sp, sp, kp);
+             sp, sp, kp, sp, sp, sp, sp, sp);
     if (!for_standin) {
         /* "stale" talks to the same stand-in. */
         char *p = strstr(json, "127.0.0.1:0/");
@@ -77,6 +103,7 @@ static void stack_write_accounts(const struct stack *s, const char *path,
 void stack_start(struct stack *s, const char *redis)
 {
     s->brokers = support_kafka();
+    snprintf(s->redis, sizeof(s->redis), "%s", redis);
     tk_unique(s->uniq, sizeof(s->uniq));
     snprintf(s->topic_send, sizeof(s->topic_send), "%s.send", s->uniq);
     snprintf(s->topic_campaign, sizeof(s->topic_campaign), "%s.campaign",
@@ -86,6 +113,7 @@ void stack_start(struct stack *s, const char *redis)
     snprintf(s->topic_status, sizeof(s->topic_status), "%s.status", s->uniq);
     snprintf(s->topic_replies, sizeof(s->topic_replies), "%s.replies", s->uniq);
     snprintf(s->topic_dlq, sizeof(s->topic_dlq), "%s.dlq", s->uniq);
+    snprintf(s->topic_parts, sizeof(s->topic_parts), "%s.parts", s->uniq);
     s->standin_port = support_free_port();
     s->kurir_port = support_free_port();
     cr_assert(s->standin_port != s->kurir_port);
@@ -108,29 +136,38 @@ void stack_start(struct stack *s, const char *redis)
     int ret = support_spawn(&s->standin, standin_argv, NULL, true, 10000);
     cr_assert(eq(int, ret, 0), "stand-in did not start");
 
-    static char env[24][160];
-    char *envp[25];
+    stack_spawn_worker(s, &s->kurir, s->kurir_port, NULL);
+}
+
+void stack_spawn_worker(const struct stack *s, struct proc *p, int port,
+                        const char *const *extra)
+{
+    char env[32][192];
+    char *envp[33];
     size_t n = 0;
 #define ENV(...) \
     snprintf(env[n], sizeof(env[n]), __VA_ARGS__), envp[n] = env[n], n++
     ENV("KURIR_KAFKA_BROKERS=%s", s->brokers);
     ENV("KURIR_KAFKA_GROUP=%s-group", s->uniq);
     ENV("KURIR_ACCOUNTS=%s", s->kurir_accounts);
-    ENV("KURIR_HTTP_LISTEN=127.0.0.1:%d", s->kurir_port);
-    ENV("KURIR_PUBLIC_URL=http://127.0.0.1:%d", s->kurir_port);
+    ENV("KURIR_HTTP_LISTEN=127.0.0.1:%d", port);
+    ENV("KURIR_PUBLIC_URL=http://127.0.0.1:%d", port);
     ENV("KURIR_TOPIC_SEND=%s", s->topic_send);
     ENV("KURIR_TOPIC_CAMPAIGN=%s", s->topic_campaign);
     ENV("KURIR_TOPIC_CONTACTS=%s", s->topic_contacts);
     ENV("KURIR_TOPIC_STATUS=%s", s->topic_status);
     ENV("KURIR_TOPIC_REPLIES=%s", s->topic_replies);
     ENV("KURIR_TOPIC_DLQ=%s", s->topic_dlq);
-    ENV("KURIR_REDIS_URL=redis://%s/0", redis);
+    ENV("KURIR_TOPIC_PARTS=%s", s->topic_parts);
+    ENV("KURIR_REDIS_URL=redis://%s/0", s->redis);
     ENV("KURIR_LOG_LEVEL=debug");
     ENV("KURIR_POLL_INTERVAL_MS=300");
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 32; i++)
+        ENV("%s", extra[i]);
 #undef ENV
     envp[n] = NULL;
     char *kurir_argv[] = {(char *)support_env("KURIR_BIN"), "run", NULL};
-    ret = support_spawn(&s->kurir, kurir_argv, envp, true, 30000);
+    int ret = support_spawn(p, kurir_argv, envp, true, 30000);
     cr_assert(eq(int, ret, 0), "kurir did not start");
 }
 

@@ -14,6 +14,7 @@ struct stack {
     char uniq[64];
     char topic_send[96], topic_campaign[96], topic_contacts[96];
     char topic_status[96], topic_replies[96], topic_dlq[96];
+    char topic_parts[96];
     char standin_accounts[128];
     char kurir_accounts[128];
     int standin_port;
@@ -21,12 +22,19 @@ struct stack {
     struct proc standin;
     struct proc kurir;
     const char *brokers;
+    char redis[64]; /* host:port */
 };
 
 /* Starts the stand-in and a kurir worker using Redis at `redis`
  * (host:port), with topics named after a fresh unique prefix. Fails the
  * test when either does not start. */
 void stack_start(struct stack *s, const char *redis);
+
+/* Starts another kurir replica `p` of the same group and topics, listening
+ * on `port`, with `extra` (NULL or a NULL-ended list of "NAME=value")
+ * added to its environment. */
+void stack_spawn_worker(const struct stack *s, struct proc *p, int port,
+                        const char *const *extra);
 
 /* Stops both (kurir with SIGKILL if it still runs) and removes the files. */
 void stack_stop(struct stack *s);
