@@ -6,6 +6,8 @@
  * once it would have refilled, so idle accounts cost nothing. */
 #include "ratelimit/ratelimit.h"
 
+#include "ratelimit/rargv.h"
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -107,6 +109,7 @@ struct ratelimit_lease {
     int64_t expires_ms;       /* monotonic: unused tokens dropped then */
     int64_t blocked_until_ms; /* monotonic: refused until then */
     int64_t size;             /* the next lease asks for this many */
+    bool asking;              /* an asynchronous ask is out */
 };
 
 struct ratelimit {
@@ -214,6 +217,64 @@ static int64_t ratelimit_bucket_cap(double rate, double burst, int lease_ms)
     return cap < 1 ? 1 : (int64_t)cap;
 }
 
+/* Appends the take script's keys and arguments for between `need` and
+ * `want` tokens of `b`. */
+static int ratelimit_args(struct rargv *out, const char *prefix,
+                          const struct ratelimit *rl,
+                          const struct ratelimit_bucket *b, bool with_sender,
+                          int64_t want, int64_t need, char *errstr,
+                          size_t errstr_size)
+{
+    char key[RCONN_KEY_MAX];
+    char num[32];
+
+    if (rconn_key_p(key, sizeof(key), prefix, b->account, "penalty", NULL,
+                    errstr, errstr_size) != 0)
+        goto fail;
+    rargv_adds(out, key);
+    if (rconn_key_p(key, sizeof(key), prefix, b->account, "tb", NULL, errstr,
+                    errstr_size) != 0)
+        goto fail;
+    rargv_adds(out, key);
+    if (with_sender) {
+        if (rconn_key_p(key, sizeof(key), prefix, b->account, "tb:sender",
+                        b->sender, errstr, errstr_size) != 0)
+            goto fail;
+        rargv_adds(out, key);
+    }
+    rargv_addi(out, want);
+    rargv_addi(out, need);
+    rargv_addi(out, rl->max_wait_ms);
+    snprintf(num, sizeof(num), "%.17g", b->per_second);
+    rargv_adds(out, num);
+    snprintf(num, sizeof(num), "%.17g", b->burst);
+    rargv_adds(out, num);
+    if (with_sender) {
+        snprintf(num, sizeof(num), "%.17g", b->sender_per_second);
+        rargv_adds(out, num);
+        snprintf(num, sizeof(num), "%.17g", b->sender_burst);
+        rargv_adds(out, num);
+    }
+    return 0;
+
+fail:
+    rargv_cleanup(out);
+    return -1;
+}
+
+/* Reads a take reply: {granted, wait_ms, ...}. */
+static int ratelimit_read(const redisReply *reply, int64_t *granted,
+                          int64_t *wait_ms, char *errstr, size_t errstr_size)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+        rconn_reply_i64(granted, reply->element[0]) != 0 ||
+        rconn_reply_i64(wait_ms, reply->element[1]) != 0) {
+        snprintf(errstr, errstr_size, "redis: unexpected rate limit reply");
+        return -1;
+    }
+    return 0;
+}
+
 /* Asks Redis for between `need` and `want` tokens (see take_script). */
 static int ratelimit_remote_take(struct ratelimit *rl, int64_t *granted,
                                  int64_t *wait_ms,
@@ -221,51 +282,21 @@ static int ratelimit_remote_take(struct ratelimit *rl, int64_t *granted,
                                  bool with_sender, int64_t want, int64_t need,
                                  char *errstr, size_t errstr_size)
 {
-    char keys[3][RCONN_KEY_MAX];
-    char nums[7][32];
-    const char *argv[10];
+    struct rargv args = {0};
     redisReply *reply = NULL;
-    int nkeys = with_sender ? 3 : 2;
-    int nnums = with_sender ? 7 : 5;
-    int argc = 0;
     int ret = -1;
 
-    if (rconn_key(keys[0], sizeof(keys[0]), rl->rc, b->account, "penalty", NULL,
-                  errstr, errstr_size) != 0 ||
-        rconn_key(keys[1], sizeof(keys[1]), rl->rc, b->account, "tb", NULL,
-                  errstr, errstr_size) != 0)
-        goto out;
-    if (with_sender &&
-        rconn_key(keys[2], sizeof(keys[2]), rl->rc, b->account, "tb:sender",
-                  b->sender, errstr, errstr_size) != 0)
-        goto out;
-    for (int i = 0; i < nkeys; i++)
-        argv[argc++] = keys[i];
-    rconn_i64(nums[0], sizeof(nums[0]), want);
-    rconn_i64(nums[1], sizeof(nums[1]), need);
-    rconn_i64(nums[2], sizeof(nums[2]), rl->max_wait_ms);
-    snprintf(nums[3], sizeof(nums[3]), "%.17g", b->per_second);
-    snprintf(nums[4], sizeof(nums[4]), "%.17g", b->burst);
-    snprintf(nums[5], sizeof(nums[5]), "%.17g", b->sender_per_second);
-    snprintf(nums[6], sizeof(nums[6]), "%.17g", b->sender_burst);
-    for (int i = 0; i < nnums; i++)
-        argv[argc++] = nums[i];
-
+    if (ratelimit_args(&args, rconn_prefix(rl->rc), rl, b, with_sender, want,
+                       need, errstr, errstr_size) != 0)
+        return -1;
     /* Repeating a take whose reply was lost wastes tokens but never
      * over-admits, so it may be repeated. */
-    if (rconn_eval(&reply, rl->rc, &take_script, nkeys, argc, argv, NULL, true,
-                   errstr, errstr_size) != 0)
-        goto out;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
-        rconn_reply_i64(granted, reply->element[0]) != 0 ||
-        rconn_reply_i64(wait_ms, reply->element[1]) != 0) {
-        snprintf(errstr, errstr_size, "redis: unexpected rate limit reply");
-        goto out;
-    }
-    ret = 0;
-
-out:
+    if (rconn_eval(&reply, rl->rc, &take_script, with_sender ? 3 : 2,
+                   (int)args.n, args.v, args.len, true, errstr,
+                   errstr_size) == 0)
+        ret = ratelimit_read(reply, granted, wait_ms, errstr, errstr_size);
     freeReplyObject(reply);
+    rargv_cleanup(&args);
     return ret;
 }
 
@@ -285,14 +316,17 @@ static int64_t ratelimit_cap(const struct ratelimit *rl,
     return cap < rl->max_lease ? cap : rl->max_lease;
 }
 
-int ratelimit_take(struct ratelimit *rl, int64_t *wait_ms,
-                   const struct ratelimit_bucket *b, unsigned segments,
-                   char *errstr, size_t errstr_size)
+/* The local half of a take: spends leased tokens, or says how long to
+ * wait, or what to ask Redis for (RL_ASK, ask filled). */
+static int ratelimit_local(struct ratelimit *rl, enum ratelimit_step *step,
+                           int64_t *wait_ms, struct ratelimit_ask *ask,
+                           const struct ratelimit_bucket *b, unsigned segments,
+                           char *errstr, size_t errstr_size)
 {
     bool with_sender = b->sender != NULL && b->sender_per_second > 0;
     struct ratelimit_lease *lease;
     int64_t now = ratelimit_now_ms();
-    int64_t need, cap, want, granted, wait;
+    int64_t need, cap, want;
 
     if (segments == 0 || b->per_second <= 0 || segments > b->burst ||
         (with_sender && segments > b->sender_burst)) {
@@ -310,15 +344,23 @@ int ratelimit_take(struct ratelimit *rl, int64_t *wait_ms,
     }
     if (lease->tokens >= segments) {
         if (now < lease->usable_ms) {
+            *step = RL_WAIT;
             *wait_ms = lease->usable_ms - now;
             return 0;
         }
         lease->tokens -= segments;
+        *step = RL_GO;
         *wait_ms = 0;
         return 0;
     }
     if (now < lease->blocked_until_ms) {
+        *step = RL_WAIT;
         *wait_ms = lease->blocked_until_ms - now;
+        return 0;
+    }
+    if (lease->asking) {
+        *step = RL_ASKING;
+        *wait_ms = 0;
         return 0;
     }
 
@@ -328,13 +370,30 @@ int ratelimit_take(struct ratelimit *rl, int64_t *wait_ms,
     want = lease->size < cap ? lease->size : cap;
     if (want < need)
         want = need;
-    if (ratelimit_remote_take(rl, &granted, &wait, b, with_sender, want, need,
-                              errstr, errstr_size) != 0)
-        return -1;
-    if (granted < need) {
-        lease->blocked_until_ms = now + wait;
-        *wait_ms = wait > 0 ? wait : 1;
-        return 0;
+    *ask = (struct ratelimit_ask){
+        .lease = (size_t)(lease - rl->leases),
+        .want = want,
+        .need = need,
+        .with_sender = with_sender,
+        .asked_ms = now,
+    };
+    *step = RL_ASK;
+    *wait_ms = 0;
+    return 0;
+}
+
+/* What Redis granted for an ask. */
+static void ratelimit_apply(struct ratelimit *rl, const struct ratelimit_ask *ask,
+                            const struct ratelimit_bucket *b, int64_t granted,
+                            int64_t wait)
+{
+    struct ratelimit_lease *lease = &rl->leases[ask->lease];
+    int64_t now = ask->asked_ms;
+    int64_t cap = ratelimit_cap(rl, b, ask->with_sender);
+
+    if (granted < ask->need) {
+        lease->blocked_until_ms = now + (wait > 0 ? wait : 1);
+        return;
     }
     /* The lease ran out before it expired: demand is higher; grow it. */
     if (lease->size < cap)
@@ -342,13 +401,72 @@ int ratelimit_take(struct ratelimit *rl, int64_t *wait_ms,
     lease->tokens += granted;
     lease->usable_ms = now + wait;
     lease->expires_ms = lease->usable_ms + rl->lease_ms;
-    if (wait > 0) {
-        /* Reserved ahead: the caller parks and takes again then. */
-        *wait_ms = wait;
-        return 0;
+}
+
+int ratelimit_take(struct ratelimit *rl, int64_t *wait_ms,
+                   const struct ratelimit_bucket *b, unsigned segments,
+                   char *errstr, size_t errstr_size)
+{
+    enum ratelimit_step step;
+    struct ratelimit_ask ask;
+    int64_t granted, wait;
+
+    if (ratelimit_local(rl, &step, wait_ms, &ask, b, segments, errstr,
+                        errstr_size) != 0)
+        return -1;
+    if (step != RL_ASK)
+        return 0; /* RL_ASKING cannot happen without asynchronous asks */
+    if (ratelimit_remote_take(rl, &granted, &wait, b, ask.with_sender,
+                              ask.want, ask.need, errstr, errstr_size) != 0)
+        return -1;
+    ratelimit_apply(rl, &ask, b, granted, wait);
+    return ratelimit_local(rl, &step, wait_ms, &ask, b, segments, errstr,
+                           errstr_size);
+}
+
+int ratelimit_take_begin(struct ratelimit *rl, enum ratelimit_step *step,
+                         int64_t *wait_ms, struct ratelimit_ask *ask,
+                         const struct ratelimit_bucket *b, unsigned segments,
+                         char *errstr, size_t errstr_size)
+{
+    if (ratelimit_local(rl, step, wait_ms, ask, b, segments, errstr,
+                        errstr_size) != 0)
+        return -1;
+    if (*step == RL_ASK)
+        rl->leases[ask->lease].asking = true;
+    return 0;
+}
+
+int ratelimit_ask_build(struct rargv *out, const char *prefix,
+                        const struct ratelimit *rl,
+                        const struct ratelimit_bucket *b,
+                        const struct ratelimit_ask *ask, char *errstr,
+                        size_t errstr_size)
+{
+    return ratelimit_args(out, prefix, rl, b, ask->with_sender, ask->want,
+                          ask->need, errstr, errstr_size);
+}
+
+struct rconn_script *ratelimit_take_script(void)
+{
+    return &take_script;
+}
+
+int ratelimit_ask_done(struct ratelimit *rl, const struct ratelimit_ask *ask,
+                       const struct ratelimit_bucket *b,
+                       const redisReply *reply, char *errstr,
+                       size_t errstr_size)
+{
+    int64_t granted, wait;
+
+    rl->leases[ask->lease].asking = false;
+    if (reply == NULL) {
+        snprintf(errstr, errstr_size, "redis: no rate limit reply");
+        return -1;
     }
-    lease->tokens -= segments;
-    *wait_ms = 0;
+    if (ratelimit_read(reply, &granted, &wait, errstr, errstr_size) != 0)
+        return -1;
+    ratelimit_apply(rl, ask, b, granted, wait);
     return 0;
 }
 

@@ -32,6 +32,7 @@
 #ifndef RATELIMIT_RATELIMIT_H
 #define RATELIMIT_RATELIMIT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "ratelimit/rconn.h"
@@ -78,6 +79,56 @@ void ratelimit_free(struct ratelimit *rl);
 int ratelimit_take(struct ratelimit *rl, int64_t *wait_ms,
                    const struct ratelimit_bucket *b, unsigned segments,
                    char *errstr, size_t errstr_size);
+
+/* ------------------------------------------------------------------------ */
+/* The same take for a caller that queues Redis calls itself (the worker's
+ * asynchronous connection): ratelimit_take_begin() decides locally; on
+ * RL_ASK the caller sends ratelimit_take_script() with the arguments of
+ * ratelimit_ask_build(), hands the reply (or NULL when none came) to
+ * ratelimit_ask_done(), and takes again. One ask per lease is out at a
+ * time: meanwhile takes of that lease answer RL_ASKING. */
+
+enum ratelimit_step {
+    RL_GO,     /* taken: send now */
+    RL_WAIT,   /* wait *wait_ms, then take again */
+    RL_ASK,    /* ask Redis (see above), then take again */
+    RL_ASKING, /* an ask of this lease is out: take again after its reply */
+};
+
+/* One ask in flight. */
+struct ratelimit_ask {
+    size_t lease;     /* private: which lease */
+    int64_t want;     /* private */
+    int64_t need;     /* private */
+    bool with_sender; /* the key count is 3 when true, else 2 */
+    int64_t asked_ms; /* private */
+};
+
+struct rargv;
+
+/* The local half of ratelimit_take(). Returns 0 with *step set (and *ask
+ * on RL_ASK), or -1 with errstr set as ratelimit_take() does. */
+int ratelimit_take_begin(struct ratelimit *rl, enum ratelimit_step *step,
+                         int64_t *wait_ms, struct ratelimit_ask *ask,
+                         const struct ratelimit_bucket *b, unsigned segments,
+                         char *errstr, size_t errstr_size);
+
+/* Appends an ask's keys and arguments. Returns 0, or -1 with errstr set. */
+int ratelimit_ask_build(struct rargv *out, const char *prefix,
+                        const struct ratelimit *rl,
+                        const struct ratelimit_bucket *b,
+                        const struct ratelimit_ask *ask, char *errstr,
+                        size_t errstr_size);
+
+/* The take script. */
+struct rconn_script *ratelimit_take_script(void);
+
+/* Applies an ask's reply (NULL: none came; nothing granted). Returns 0,
+ * or -1 with errstr set. */
+int ratelimit_ask_done(struct ratelimit *rl, const struct ratelimit_ask *ask,
+                       const struct ratelimit_bucket *b,
+                       const redisReply *reply, char *errstr,
+                       size_t errstr_size);
 
 /* Slows `account` down across the fleet: every take for it is refused for
  * `for_ms` milliseconds from now (Redis time). A longer penalty already in

@@ -175,7 +175,9 @@ static int accounts_parse_one(struct account *a, const char *name, json_t *obj,
         return -1;
     }
     a->per_second = json_number_value(ps);
-    a->burst = a->per_second;
+    /* Without a burst the bucket holds a second's worth, and always room
+     * for one segment: a slower rate still sends, now and then. */
+    a->burst = a->per_second < 1 ? 1 : a->per_second;
     if (burst != NULL) {
         if (!json_is_number(burst) || json_number_value(burst) < 1) {
             snprintf(errstr, errstr_size,

@@ -61,7 +61,7 @@ static const struct config_entry entries[] = {
      "provider-sized parts of large jobs, read by the same group"},
     {"KURIR_LOG_LEVEL", STR(log_level_name), "info", 0, 0,
      "debug, info, warn or error"},
-    {"KURIR_MAX_IN_FLIGHT", INT(max_in_flight), "512", 1, 100000,
+    {"KURIR_MAX_IN_FLIGHT", INT(max_in_flight), "4096", 1, 100000,
      "jobs in progress at once in this replica"},
     {"KURIR_HTTP_TIMEOUT_MS", INT(http_timeout_ms), "10000", 100, 600000,
      "provider request timeout"},

@@ -44,6 +44,7 @@
 
 #include "codecs/job.h"
 #include "ratelimit/aredis.h"
+#include "ratelimit/rargv.h"
 #include "worker/events.h"
 #include "worker/log.h"
 #include "worker/outcome.h"
@@ -88,7 +89,7 @@ struct task {
     int attempt;                     /* 1 for the first try */
     int64_t first_ms;                /* wall clock of the first try */
     bool from_parts;                 /* a part of a fanned-out job */
-    struct codec_calls calls;        /* the unit's calls */
+    struct codec_calls *calls;       /* the unit's calls, once encoded */
     size_t next_call;                /* index into calls of the next call */
     bool encoded;                    /* calls holds the unit */
     bool sent;                       /* the unit's call went out */
@@ -131,7 +132,9 @@ static void task_free(struct task *t)
         w->all = t->next;
     if (t->next != NULL)
         t->next->prev = t->prev;
-    codec_calls_cleanup(&t->calls);
+    if (t->calls != NULL)
+        codec_calls_cleanup(t->calls);
+    free(t->calls);
     outcome_cleanup(&t->rec);
     call_result_cleanup(&t->retry_res);
     marker_begin_cleanup(t->marks, t->nmarks);
@@ -271,6 +274,11 @@ void task_abandon(struct task *t)
 
 void task_abandon_parked(struct worker *w)
 {
+    while (w->tok_head != NULL) {
+        struct task *t = w->tok_head;
+        w->tok_head = t->next_parked;
+        task_abandon(t);
+    }
     while (w->slot_head != NULL) {
         struct task *t = w->slot_head;
         w->slot_head = t->next_parked;
@@ -941,7 +949,7 @@ static void task_result(struct task *t, const struct codec_call *call,
         free(outs);
         return;
     }
-    if (res->outcome != CALL_ACCEPTED || t->next_call + 1 == t->calls.ncalls) {
+    if (res->outcome != CALL_ACCEPTED || t->next_call + 1 == t->calls->ncalls) {
         /* A job-level action: a failure ends it; the last step's success
          * ends it in its done state. */
         struct task_outcome o = {
@@ -968,7 +976,7 @@ static void task_http_done(const struct http_response *resp, const char *error,
                            bool maybe_sent, void *opaque)
 {
     struct task *t = opaque;
-    const struct codec_call *call = &t->calls.calls[t->next_call];
+    const struct codec_call *call = &t->calls->calls[t->next_call];
     struct call_result res = {0};
     char errstr[256];
 
@@ -1023,10 +1031,14 @@ static int task_encode(struct task *t)
     const struct job *job = t->job;
     char errstr[256];
 
-    codec_calls_cleanup(&t->calls);
+    /* Allocated only now: a task waiting for tokens or a mark stays small
+     * (the list holds CODEC_MAX_CALLS requests). */
+    if (t->calls == NULL)
+        t->calls = xcalloc(1, sizeof(*t->calls));
+    codec_calls_cleanup(t->calls);
     t->next_call = 0;
     struct plan_unit u = {0, plan_is_bulk(job) ? job->nto : 0};
-    if (plan_encode(&t->calls, t->acct, job, u, (int64_t)time(NULL), errstr,
+    if (plan_encode(t->calls, t->acct, job, u, (int64_t)time(NULL), errstr,
                     sizeof(errstr)) != 0) {
         struct task_outcome o = {
             .recipient = TASK_JOB_LEVEL,
@@ -1044,8 +1056,58 @@ static int task_encode(struct task *t)
     return 0;
 }
 
+/* One rate-limit ask on the asynchronous connection. */
+struct task_ask {
+    struct worker *w;
+    struct ratelimit_ask ask;
+    struct ratelimit_bucket b;
+    char account[128];
+};
+
+/* Wakes every task waiting for an ask's answer: each takes again. */
+static void task_wake_token_waiters(struct worker *w)
+{
+    while (w->tok_head != NULL) {
+        struct task *t = w->tok_head;
+        w->tok_head = t->next_parked;
+        task_park(t, 0);
+    }
+}
+
+static void task_asked(const redisReply *reply, const char *err,
+                       void *privdata)
+{
+    struct task_ask *a = privdata;
+    struct worker *w = a->w;
+    char errstr[256];
+
+    a->b.account = a->account;
+    if (!w->closing) {
+        if (ratelimit_ask_done(w->ratelimit, &a->ask, &a->b,
+                               err != NULL ? NULL : reply, errstr,
+                               sizeof(errstr)) != 0) {
+            if (w->redis_ok)
+                log_error("redis: rate limit: %s; not taking new work until "
+                          "it is back",
+                          err != NULL ? err : errstr);
+            w->redis_ok = false;
+        }
+        task_wake_token_waiters(w);
+    }
+    free(a);
+}
+
+/* Queues the task until the account's ask is answered. */
+static void task_wait_tokens(struct task *t)
+{
+    t->next_parked = t->w->tok_head;
+    t->w->tok_head = t;
+}
+
 /* STAGE_TOKENS: charges the account's bucket for every recipient, in
- * bucket-sized takes, parking until the tokens are there. */
+ * bucket-sized takes, parking while the bucket refills. Leased tokens are
+ * spent locally; a new lease is asked for on the asynchronous connection
+ * while the task waits. */
 static void task_tokens(struct task *t)
 {
     const struct job *job = t->job;
@@ -1064,15 +1126,53 @@ static void task_tokens(struct task *t)
     while (t->charge_left > 0) {
         int64_t take = t->charge_left < most ? t->charge_left : most;
         int64_t wait_ms;
-        if (ratelimit_take(t->w->ratelimit, &wait_ms, &b, (unsigned)take,
-                           errstr, sizeof(errstr)) != 0) {
-            task_redis_down(t, "rate limit", errstr);
-            task_park(t, TASK_REDIS_RETRY_MS);
+        enum ratelimit_step step;
+        struct ratelimit_ask ask;
+        if (ratelimit_take_begin(t->w->ratelimit, &step, &wait_ms, &ask, &b,
+                                 (unsigned)take, errstr, sizeof(errstr)) != 0) {
+            /* Never admissible: a bucket smaller than one message. */
+            struct task_outcome o = {
+                .recipient = TASK_JOB_LEVEL,
+                .state = STATE_REJECTED,
+                .op = MARKER_OP_DONE,
+                .error_code = "rate_limit",
+                .error_message = errstr,
+            };
+            log_error("task: job %s: account %s: %s", job->id, job->account,
+                      errstr);
+            task_record(t, &o, 1, AFTER_END);
             return;
         }
-        t->w->redis_ok = true;
-        if (wait_ms > 0) {
+        if (step == RL_WAIT) {
             task_park(t, wait_ms);
+            return;
+        }
+        if (step == RL_ASKING) {
+            task_wait_tokens(t);
+            return;
+        }
+        if (step == RL_ASK) {
+            struct task_ask *a = xcalloc(1, sizeof(*a));
+            struct rargv args = {0};
+            a->w = t->w;
+            a->ask = ask;
+            a->b = b;
+            snprintf(a->account, sizeof(a->account), "%s", job->account);
+            if (ratelimit_ask_build(&args, aredis_prefix(t->w->aredis),
+                                    t->w->ratelimit, &b, &ask, errstr,
+                                    sizeof(errstr)) != 0) {
+                /* Cannot happen for an account that passed start-up. */
+                ratelimit_ask_done(t->w->ratelimit, &ask, &b, NULL, errstr,
+                                   sizeof(errstr));
+                free(a);
+                task_park(t, TASK_REDIS_RETRY_MS);
+                return;
+            }
+            aredis_eval(t->w->aredis, ratelimit_take_script(),
+                        ask.with_sender ? 3 : 2, (int)args.n, args.v,
+                        args.len, task_asked, a);
+            rargv_cleanup(&args);
+            task_wait_tokens(t);
             return;
         }
         t->charge_left -= take;
@@ -1146,7 +1246,7 @@ static void task_next(struct task *t)
         return;
     case STAGE_RECORD:
         if (t->pending_retry) {
-            if (task_retry_later(t, &t->calls.calls[t->next_call],
+            if (task_retry_later(t, &t->calls->calls[t->next_call],
                                  &t->retry_res) != 0) {
                 task_park(t, TASK_REDIS_RETRY_MS);
                 return;
@@ -1163,7 +1263,7 @@ static void task_next(struct task *t)
     if (!t->encoded) {
         if (task_encode(t) != 0)
             return;
-        if (t->calls.ncalls == 0) {
+        if (t->calls->ncalls == 0) {
             /* Nothing to ask the provider (a campaign cancel whose parts
              * were all still here): the job is done as it stands. */
             struct task_outcome o = {
@@ -1175,7 +1275,7 @@ static void task_next(struct task *t)
             return;
         }
     }
-    if (t->next_call >= t->calls.ncalls) {
+    if (t->next_call >= t->calls->ncalls) {
         task_end(t);
         return;
     }
@@ -1184,7 +1284,7 @@ static void task_next(struct task *t)
         task_abandon(t);
         return;
     }
-    const struct codec_call *call = &t->calls.calls[t->next_call];
+    const struct codec_call *call = &t->calls->calls[t->next_call];
     if (http_submit(t->w->http, &call->req, task_http_done, t, errstr,
                     sizeof(errstr)) != 0) {
         log_error("task: %s", errstr);

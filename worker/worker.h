@@ -64,6 +64,7 @@ struct worker {
     struct task *parked;    /* tasks waiting for a time, by wake_ms */
     struct task *slot_head; /* tasks waiting for a connection place */
     struct task *slot_tail;
+    struct task *tok_head; /* tasks waiting for a rate-limit ask */
     size_t calls_active; /* tasks marked and calling */
     bool closing;        /* clients going away: ignore callbacks */
     struct worker_stats stats;
