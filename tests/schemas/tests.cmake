@@ -1,0 +1,6 @@
+# The JSON Schemas of docs/schemas/ agree with kurir's own validation
+# (tests/schemas/check; Debian's python3-jsonschema).
+add_test(NAME schemas.check
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/schemas/check --kurir $<TARGET_FILE:kurir>)
+set_tests_properties(schemas.check PROPERTIES TIMEOUT 120
+    FAIL_REGULAR_EXPRESSION "ERROR: (Address|Leak)Sanitizer|runtime error:")
