@@ -42,7 +42,7 @@ stack_deps() {
         clang-format libclang-rt-14-dev librdkafka-dev libcurl4-openssl-dev
         libjansson-dev libxml2-dev libhiredis-dev libcriterion-dev
         libmicrohttpd-dev redis-server kcat wrk maven openjdk-17-jre-headless
-        curl)
+        curl python3-jsonschema python3-confluent-kafka)
     local missing=() p
     for p in "${want[@]}"; do
         if [ "$p" = openjdk-17-jre-headless ] && command -v java >/dev/null; then
@@ -157,15 +157,20 @@ stack_kafka_start() {
 }
 
 # Creates topics ahead of use so the first job does not wait for
-# auto-creation: stack_topics PARTITIONS TOPIC...
+# auto-creation: stack_topics PARTITIONS TOPIC... It also creates the
+# latest-state topic (KURIR_TOPIC_LATEST, default sms.status.latest)
+# log-compacted, as auto-creation would not (docs/cookbook.md).
 stack_topics() {
     local parts=$1 t
     shift
-    for t in "$@"; do
+    for t in "$@" "${KURIR_TOPIC_LATEST:-sms.status.latest}"; do
+        local conf=()
+        [ "$t" = "${KURIR_TOPIC_LATEST:-sms.status.latest}" ] &&
+            conf=(--config cleanup.policy=compact)
         java -cp "$KAFKA_LIBS/*" \
             -Dlog4j2.configurationFile="$KURIR_ROOT/deploy/local/kafka/log4j2.properties" \
             org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BROKERS" \
             --create --if-not-exists --topic "$t" --partitions "$parts" \
-            --replication-factor 1 >/dev/null
+            --replication-factor 1 "${conf[@]}" >/dev/null
     done
 }

@@ -9,6 +9,7 @@
 
 #include <criterion/criterion.h>
 
+#include "tests/support/schema.h"
 #include "tests/support/support.h"
 
 void tk_unique(char *out, size_t out_size)
@@ -54,11 +55,50 @@ void tk_produce(const char *brokers, const char *topic, const char *key,
     rd_kafka_destroy(rk);
 }
 
+/* The docs/schemas/ name of the events on `topic`, by its last part. */
+static const char *tk_schema_of(const char *topic)
+{
+    static const char *const names[][2] = {
+        {".status", "status"},
+        {".replies", "reply"},
+        {".results", "results"},
+        {".latest", "latest"},
+    };
+    size_t len = strlen(topic);
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t n = strlen(names[i][0]);
+        if (len >= n && strcmp(topic + len - n, names[i][0]) == 0)
+            return names[i][1];
+    }
+    return NULL;
+}
+
+/* The events of open readers, reachable from here: a test that fails
+ * before closing its reader does not also report them as leaked. */
+static json_t *tk_reads[32];
+
+static void tk_reads_keep(json_t *read, bool keep)
+{
+    for (size_t i = 0; i < sizeof(tk_reads) / sizeof(tk_reads[0]); i++) {
+        if (keep ? tk_reads[i] == NULL : tk_reads[i] == read) {
+            tk_reads[i] = keep ? read : NULL;
+            return;
+        }
+    }
+}
+
 void tk_reader_open(struct tk_reader *r, const char *brokers, const char *topic)
 {
     rd_kafka_conf_t *conf = tk_conf(brokers);
     char err[256];
     char group[64];
+
+    snprintf(r->topic, sizeof(r->topic), "%s", topic);
+    r->schema = tk_schema_of(topic);
+    r->read = r->schema != NULL ? json_array() : NULL;
+    if (r->read != NULL)
+        tk_reads_keep(r->read, true);
 
     tk_unique(group, sizeof(group));
     rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
@@ -84,6 +124,19 @@ void tk_reader_close(struct tk_reader *r)
     rd_kafka_consumer_close(r->rk);
     rd_kafka_destroy(r->rk);
     r->rk = NULL;
+    if (r->read != NULL) {
+        int bad = schema_check(r->schema, r->read);
+        size_t n = json_array_size(r->read);
+        tk_reads_keep(r->read, false);
+        json_decref(r->read);
+        r->read = NULL;
+        cr_assert(bad == 0,
+                  "%zu event(s) read from %s: %s docs/schemas/ (schema %s; "
+                  "the validator's lines are above)",
+                  n, r->topic,
+                  bad < 0 ? "could not check them against" : "do not all match",
+                  r->schema);
+    }
 }
 
 rd_kafka_message_t *tk_reader_next(struct tk_reader *r, int timeout_ms)
@@ -131,6 +184,8 @@ json_t *tk_reader_wait_json(struct tk_reader *r, const char *const *want,
         rd_kafka_message_destroy(rkm);
         if (ev == NULL)
             continue;
+        if (r->read != NULL)
+            json_array_append(r->read, ev);
         if (tk_matches(ev, want))
             return ev;
         if (seen != NULL)

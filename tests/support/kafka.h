@@ -17,14 +17,22 @@ void tk_unique(char *out, size_t out_size);
 void tk_produce(const char *brokers, const char *topic, const char *key,
                 const void *value, size_t len);
 
-/* A reader of one topic from its beginning. */
+/* A reader of one topic from its beginning. A reader of a topic named
+ * "*.status", "*.replies", "*.results" or "*.latest" keeps every JSON event
+ * tk_reader_wait_json() reads and checks them against docs/schemas/ when
+ * it is closed (tests/support/schema.h): a test fails on an event that
+ * does not match its schema. */
 struct tk_reader {
     rd_kafka_t *rk;
+    const char *schema; /* NULL: not checked */
+    json_t *read;       /* the events read, for the check */
+    char topic[128];
 };
 
 /* Starts reading `topic` (subscribes with a unique group). */
 void tk_reader_open(struct tk_reader *r, const char *brokers,
                     const char *topic);
+/* Closes the reader, after checking the events it read (see above). */
 void tk_reader_close(struct tk_reader *r);
 
 /* Waits up to timeout_ms for the next message; returns it (the caller
