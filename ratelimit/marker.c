@@ -11,8 +11,9 @@
 #include <string.h>
 
 /* Batched over jobs of one account (one hash slot). KEYS: per job its
- * markers, cxjob and cxcamp (cxjob again when there is no campaign). ARGV:
- * stale_ms, ttl_ms, owner, then per job: n, recipients... Returns per
+ * markers, cxjob, cxcamp (cxjob again when there is no campaign) and its
+ * echo headers. ARGV: stale_ms, ttl_ms, owner, then per job: n, headers
+ * ("" for none; stored for later events of the job), recipients... Returns per
  * recipient {code, outcome} with the codes of enum marker_begin_result. A
  * marker is "i<ms>/<owner>" in flight, "d<outcome>" done; a fresh marker of
  * the same non-empty owner counts as new, so an owner that lost a reply can
@@ -25,14 +26,17 @@ static struct rconn_script begin_script = {
            "local mark = 'i' .. now .. '/' .. owner\n"
            "local out = {}\n"
            "local a = 4\n"
-           "for j = 1, #KEYS, 3 do\n"
+           "for j = 1, #KEYS, 4 do\n"
            "  local mk = KEYS[j]\n"
            "  local cx = redis.call('EXISTS', KEYS[j + 1]) == 1 or\n"
            "    (KEYS[j + 2] ~= KEYS[j + 1] and\n"
            "     redis.call('EXISTS', KEYS[j + 2]) == 1)\n"
            "  local n = tonumber(ARGV[a])\n"
+           "  if ARGV[a + 1] ~= '' then\n"
+           "    redis.call('SET', KEYS[j + 3], ARGV[a + 1], 'PX', ttl)\n"
+           "  end\n"
            "  local wrote = false\n"
-           "  for i = a + 1, a + n do\n"
+           "  for i = a + 2, a + n + 1 do\n"
            "    local v = redis.call('HGET', mk, ARGV[i])\n"
            "    local code, outcome = 0, ''\n"
            "    local ms, who\n"
@@ -55,25 +59,28 @@ static struct rconn_script begin_script = {
            "    out[#out + 1] = outcome\n"
            "  end\n"
            "  if wrote then redis.call('PEXPIRE', mk, ttl) end\n"
-           "  a = a + n + 1\n"
+           "  a = a + n + 2\n"
            "end\n"
            "return out\n",
 };
 
-/* Batched over jobs of one account. KEYS: per job its markers and states.
- * ARGV: ttl_ms, then per job: n, then per item: recipient, op ("k", "d",
- * "c"), outcome, state ("" for none). Returns one number per item: 1 when
- * its state advanced, 2 when it already was that state, 0 otherwise. */
+/* Batched over jobs of one account. KEYS: per job its markers, states and
+ * echo headers. ARGV: ttl_ms, then per job: n, want ("1": return the
+ * job's echo headers), then per item: recipient, op ("k", "d", "c"),
+ * outcome, state ("" for none). Returns one number per item: 1 when its
+ * state advanced, 2 when it already was that state, 0 otherwise; after a
+ * job's items, its headers ("" for none) when wanted. */
 static struct rconn_script update_script = {
     .src = "local rank = {accepted = 1, scheduled = 2, retrying = 3,\n"
            "  submitted = 4, unknown = 5, delivered = 6, failed = 6,\n"
            "  rejected = 6, cancelled = 6}\n"
            "local out = {}\n"
            "local a = 2\n"
-           "for j = 1, #KEYS, 2 do\n"
+           "for j = 1, #KEYS, 3 do\n"
            "  local n = tonumber(ARGV[a])\n"
+           "  local want = ARGV[a + 1] == '1'\n"
            "  local mk, sw = false, false\n"
-           "  for i = a + 1, a + 4 * n, 4 do\n"
+           "  for i = a + 2, a + 4 * n + 1, 4 do\n"
            "    local r, op, st = ARGV[i], ARGV[i + 1], ARGV[i + 3]\n"
            "    if op == 'd' then\n"
            "      redis.call('HSET', KEYS[j], r, 'd' .. ARGV[i + 2])\n"
@@ -98,7 +105,10 @@ static struct rconn_script update_script = {
            "  end\n"
            "  if mk then redis.call('PEXPIRE', KEYS[j], ARGV[1]) end\n"
            "  if sw then redis.call('PEXPIRE', KEYS[j + 1], ARGV[1]) end\n"
-           "  a = a + 4 * n + 1\n"
+           "  if want then\n"
+           "    out[#out + 1] = redis.call('GET', KEYS[j + 2]) or ''\n"
+           "  end\n"
+           "  a = a + 4 * n + 2\n"
            "end\n"
            "return out\n",
 };
@@ -177,12 +187,17 @@ int marker_begin_build(struct rargv *out, const char *prefix,
                         jb->campaign_id, errstr, errstr_size) != 0)
             goto fail;
         rargv_adds(out, key);
+        if (rconn_key_p(key, sizeof(key), prefix, account, "hd", jb->job_id,
+                        errstr, errstr_size) != 0)
+            goto fail;
+        rargv_adds(out, key);
     }
     rargv_addi(out, stale_ms);
     rargv_addi(out, MARKER_TTL_MS);
     rargv_adds(out, owner != NULL ? owner : "");
     for (size_t j = 0; j < njobs; j++) {
         rargv_addi(out, (int64_t)jobs[j].n);
+        rargv_adds(out, jobs[j].headers != NULL ? jobs[j].headers : "");
         for (size_t i = 0; i < jobs[j].n; i++)
             rargv_adds(out, jobs[j].items[i].recipient);
     }
@@ -238,7 +253,7 @@ int marker_begin(struct marker *m, const char *account, const char *job_id,
                  const char *campaign_id, struct marker_begin_item *items,
                  size_t n, int64_t stale_ms, char *errstr, size_t errstr_size)
 {
-    struct marker_begin_job job = {job_id, campaign_id, items, n};
+    struct marker_begin_job job = {job_id, campaign_id, items, n, NULL};
     struct rargv args = {0};
     redisReply *reply = NULL;
     int ret = -1;
@@ -252,7 +267,7 @@ int marker_begin(struct marker *m, const char *account, const char *job_id,
         return -1;
     /* Not repeated on a lost reply: without an owner the repeat would find
      * its own marks and answer MARKER_BUSY. The caller retries later. */
-    if (rconn_eval(&reply, m->rc, &begin_script, 3, (int)args.n, args.v,
+    if (rconn_eval(&reply, m->rc, &begin_script, 4, (int)args.n, args.v,
                    args.len, false, errstr, errstr_size) != 0)
         goto out;
     ret = marker_begin_read(reply, &job, 1, errstr, errstr_size);
@@ -323,7 +338,7 @@ int marker_update_read(const redisReply *reply, struct marker_update_job *jobs,
     size_t total = 0;
 
     for (size_t j = 0; j < njobs; j++)
-        total += jobs[j].n;
+        total += jobs[j].n + (jobs[j].want_headers ? 1 : 0);
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != total)
         goto bad;
     for (size_t j = 0, k = 0; j < njobs; j++) {
@@ -333,6 +348,20 @@ int marker_update_read(const redisReply *reply, struct marker_update_job *jobs,
                 goto bad;
             jobs[j].items[i].advanced = adv == 1;
             jobs[j].items[i].repeated = adv == 2;
+        }
+        if (!jobs[j].want_headers)
+            continue;
+        const redisReply *h = reply->element[k++];
+        if (h->type != REDIS_REPLY_STRING)
+            goto bad;
+        free(jobs[j].headers_out);
+        jobs[j].headers_out = NULL;
+        if (h->len > 0) {
+            jobs[j].headers_out = malloc(h->len + 1);
+            if (jobs[j].headers_out == NULL)
+                abort();
+            memcpy(jobs[j].headers_out, h->str, h->len);
+            jobs[j].headers_out[h->len] = '\0';
         }
     }
     return 0;
@@ -346,7 +375,7 @@ int marker_update(struct marker *m, const char *account, const char *job_id,
                   struct marker_update_item *items, size_t n, char *errstr,
                   size_t errstr_size)
 {
-    struct marker_update_job job = {job_id, items, n};
+    struct marker_update_job job = {job_id, items, n, false, NULL};
     struct rargv args = {0};
     redisReply *reply = NULL;
     int ret = -1;
@@ -358,7 +387,7 @@ int marker_update(struct marker *m, const char *account, const char *job_id,
         return -1;
     /* Not repeated on a lost reply: a second run would find the states
      * already advanced and report `advanced` false, hiding events. */
-    if (rconn_eval(&reply, m->rc, &update_script, 2, (int)args.n, args.v,
+    if (rconn_eval(&reply, m->rc, &update_script, 3, (int)args.n, args.v,
                    args.len, false, errstr, errstr_size) != 0)
         goto out;
     ret = marker_update_read(reply, &job, 1, errstr, errstr_size);

@@ -114,7 +114,7 @@ int marker_update(struct marker *m, const char *account, const char *job_id,
 /* ------------------------------------------------------------------------ */
 /* Batches: the same two scripts over many jobs of one account in one call,
  * for callers that queue the call themselves (the worker's asynchronous
- * Redis). Build the arguments (keys first: 3 per job for begin, 2 per job
+ * Redis). Build the arguments (keys first: 4 per job for begin, 3 per job
  * for update), send them with the script, read the reply back into the
  * jobs. */
 
@@ -126,6 +126,8 @@ struct marker_begin_job {
     const char *campaign_id; /* NULL: none */
     struct marker_begin_item *items;
     size_t n;
+    const char *headers; /* NULL, or the job's echo headers to keep for the
+                            events that come later (callbacks, polls) */
 };
 
 /* One job's part of a batched marker_update. */
@@ -133,6 +135,8 @@ struct marker_update_job {
     const char *job_id;
     struct marker_update_item *items;
     size_t n;
+    bool want_headers; /* in: return the headers marker_begin kept */
+    char *headers_out; /* out, malloc'd: those headers, or NULL */
 };
 
 /* The scripts, for aredis_eval() / rconn_eval(). */

@@ -409,19 +409,25 @@ int ratelimit_take(struct ratelimit *rl, int64_t *wait_ms,
 {
     enum ratelimit_step step;
     struct ratelimit_ask ask;
-    int64_t granted, wait;
+    int64_t granted, wait, local_wait;
 
-    if (ratelimit_local(rl, &step, wait_ms, &ask, b, segments, errstr,
+    /* *wait_ms is set only on success. */
+    if (ratelimit_local(rl, &step, &local_wait, &ask, b, segments, errstr,
                         errstr_size) != 0)
         return -1;
-    if (step != RL_ASK)
-        return 0; /* RL_ASKING cannot happen without asynchronous asks */
-    if (ratelimit_remote_take(rl, &granted, &wait, b, ask.with_sender,
-                              ask.want, ask.need, errstr, errstr_size) != 0)
-        return -1;
-    ratelimit_apply(rl, &ask, b, granted, wait);
-    return ratelimit_local(rl, &step, wait_ms, &ask, b, segments, errstr,
-                           errstr_size);
+    if (step == RL_ASK) {
+        if (ratelimit_remote_take(rl, &granted, &wait, b, ask.with_sender,
+                                  ask.want, ask.need, errstr,
+                                  errstr_size) != 0)
+            return -1;
+        ratelimit_apply(rl, &ask, b, granted, wait);
+        if (ratelimit_local(rl, &step, &local_wait, &ask, b, segments, errstr,
+                            errstr_size) != 0)
+            return -1;
+    }
+    /* RL_ASKING cannot happen without asynchronous asks. */
+    *wait_ms = local_wait;
+    return 0;
 }
 
 int ratelimit_take_begin(struct ratelimit *rl, enum ratelimit_step *step,

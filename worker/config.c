@@ -59,6 +59,8 @@ static const struct config_entry entries[] = {
      "jobs that cannot be processed"},
     {"KURIR_TOPIC_PARTS", STR(topic_parts), "sms.parts", 0, 0,
      "provider-sized parts of large jobs, read by the same group"},
+    {"KURIR_TOPIC_LATEST", STR(topic_latest), "sms.status.latest", 0, 0,
+     "each recipient's latest state, keyed job/recipient (compacted)"},
     {"KURIR_LOG_LEVEL", STR(log_level_name), "info", 0, 0,
      "debug, info, warn or error"},
     {"KURIR_MAX_IN_FLIGHT", INT(max_in_flight), "4096", 1, 100000,

@@ -32,6 +32,7 @@ struct config {
     char *topic_replies;      /* KURIR_TOPIC_REPLIES */
     char *topic_dlq;          /* KURIR_TOPIC_DLQ */
     char *topic_parts;        /* KURIR_TOPIC_PARTS */
+    char *topic_latest;       /* KURIR_TOPIC_LATEST */
     char *log_level_name;     /* KURIR_LOG_LEVEL */
     enum log_level log_level; /* parsed from log_level_name */
     long max_in_flight;       /* KURIR_MAX_IN_FLIGHT: jobs at once */

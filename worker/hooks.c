@@ -137,6 +137,7 @@ static void hook_status(struct worker *w, struct hook *h,
         .job_id = r->job,
         .items = xcalloc(1, sizeof(*r->o.items)),
         .n = 1,
+        .want_echo = true,
         .owner = h,
         .done = hook_recorded,
     };

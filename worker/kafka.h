@@ -26,9 +26,10 @@ enum kafka_topic {
     KAFKA_REPLIES,
     KAFKA_DLQ,
     KAFKA_PARTS,
+    KAFKA_LATEST,
 };
 
-#define KAFKA_NTOPICS 4
+#define KAFKA_NTOPICS 5
 
 struct kafka;
 

@@ -1,25 +1,56 @@
 /* worker/outcome.c - record, then publish. */
 #include "worker/outcome.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "worker/echo.h"
 #include "worker/log.h"
 #include "worker/worker.h"
 #include "worker/xalloc.h"
+
+int outcome_publish(struct worker *w, void *owner, const char *job_id,
+                    const char *recipient, const char *value, size_t len,
+                    const char *echo, size_t *produced)
+{
+    char key[CODEC_ID_MAX * 2 + 32];
+    char errstr[256];
+    int ret = 0;
+
+    if (kafka_produce(w->kafka, KAFKA_STATUS, job_id, strlen(job_id), value,
+                      len, echo_headers(echo), owner, errstr,
+                      sizeof(errstr)) != 0) {
+        log_error("outcome: %s job=%s", errstr, job_id);
+        return -1;
+    }
+    (*produced)++;
+    w->stats.events++;
+    snprintf(key, sizeof(key), "%s/%s", job_id,
+             recipient != NULL && recipient[0] != '\0' ? recipient : "-");
+    if (kafka_produce(w->kafka, KAFKA_LATEST, key, strlen(key), value, len,
+                      echo_headers(echo), owner, errstr, sizeof(errstr)) != 0) {
+        log_error("outcome: %s job=%s", errstr, job_id);
+        ret = -1;
+    } else {
+        (*produced)++;
+    }
+    return ret;
+}
 
 static void outcome_recorded(struct rbatch_req *req, const char *err)
 {
     struct outcome *o = req->owner;
     struct worker *w = o->w;
-    char errstr[256];
-
     if (w->closing)
         err = "shutting down";
     if (err != NULL) {
+        free(req->update.headers_out);
+        req->update.headers_out = NULL;
         o->done(o, err);
         return;
     }
+    const char *echo = o->echo != NULL ? o->echo : req->update.headers_out;
     for (size_t i = 0; i < o->n; i++) {
         const struct marker_update_item *m = &o->mitems[i];
         struct outcome_item *it = &o->items[i];
@@ -27,16 +58,13 @@ static void outcome_recorded(struct rbatch_req *req, const char *err)
                     (m->repeated && (it->emit_repeated || o->again));
         if (!emit || it->event == NULL)
             continue;
-        if (kafka_produce(w->kafka, KAFKA_STATUS, o->job_id,
-                          strlen(o->job_id), it->event, it->event_len, NULL,
-                          o->owner, errstr, sizeof(errstr)) != 0) {
-            log_error("outcome: %s job=%s", errstr, o->job_id);
+        const char *r = strcmp(it->recipient, "-") == 0 ? NULL : it->recipient;
+        if (outcome_publish(w, o->owner, o->job_id, r, it->event,
+                            it->event_len, echo, &o->produced) != 0)
             o->produce_failed = true;
-            continue;
-        }
-        o->produced++;
-        w->stats.events++;
     }
+    free(req->update.headers_out);
+    req->update.headers_out = NULL;
     o->done(o, NULL);
 }
 
@@ -60,7 +88,8 @@ void outcome_record(struct worker *w, struct outcome *o)
     o->req = (struct rbatch_req){
         .is_begin = false,
         .account = o->account,
-        .update = {o->job_id, o->mitems, o->n},
+        .update = {o->job_id, o->mitems, o->n, o->want_echo && o->echo == NULL,
+                   NULL},
         .fn = outcome_recorded,
         .owner = o,
     };

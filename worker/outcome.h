@@ -45,6 +45,9 @@ typedef void outcome_done_fn(struct outcome *o, const char *err);
 struct outcome {
     const char *account; /* borrowed */
     const char *job_id;  /* borrowed */
+    const char *echo;    /* borrowed: the job's echo headers (worker/echo.h),
+                            or NULL; want_echo fetches them from Redis */
+    bool want_echo;      /* callbacks, polls: take the kept ones */
     struct outcome_item *items;
     size_t n;
     void *owner;          /* the events' msg_opaque (enum event_owner *) */
@@ -56,6 +59,15 @@ struct outcome {
     struct rbatch_req req;             /* private */
     struct worker *w;                  /* private */
 };
+
+/* Publishes one status event of job `job_id` (and its latest-state record,
+ * keyed "<job>/<recipient>", "-" for the job itself) with the echo headers
+ * `echo` (NULL: none); `owner` gets Kafka's acknowledgements. Adds the
+ * events queued to *produced. Returns 0, or -1 when one could not be
+ * queued (logged). */
+int outcome_publish(struct worker *w, void *owner, const char *job_id,
+                    const char *recipient, const char *value, size_t len,
+                    const char *echo, size_t *produced);
 
 /* Starts recording (asynchronously; done is called once). */
 void outcome_record(struct worker *w, struct outcome *o);

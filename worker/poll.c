@@ -203,6 +203,7 @@ static bool poll_status_done(struct worker *w, struct pollreq *p,
         .account = p->acct->name,
         .job_id = p->job,
         .items = xcalloc(res->nupdates + 1, sizeof(*p->rec.items)),
+        .want_echo = true,
         .owner = p,
         .done = poll_recorded,
     };

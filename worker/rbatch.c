@@ -59,6 +59,8 @@ static void rbatch_reply(const redisReply *reply, const char *err,
         for (size_t i = 0; i < f->n; i++)
             jobs[i] = f->reqs[i]->update;
         int r = marker_update_read(reply, jobs, f->n, errstr, sizeof(errstr));
+        for (size_t i = 0; i < f->n; i++)
+            f->reqs[i]->update.headers_out = jobs[i].headers_out;
         free(jobs);
         rbatch_end(f, r == 0 ? NULL : errstr);
     }
@@ -99,7 +101,7 @@ static void rbatch_send(struct worker *w, struct rbatch_req **reqs, size_t n)
         rbatch_end(f, errstr);
         return;
     }
-    int nkeys = (int)(f->is_begin ? 3 * n : 2 * n);
+    int nkeys = (int)(f->is_begin ? 4 * n : 3 * n);
     aredis_eval(w->aredis,
                 f->is_begin ? marker_begin_script() : marker_update_script(),
                 nkeys, (int)args.n, args.v, args.len, rbatch_reply, f);

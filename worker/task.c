@@ -45,6 +45,7 @@
 #include "codecs/job.h"
 #include "ratelimit/aredis.h"
 #include "ratelimit/rargv.h"
+#include "worker/echo.h"
 #include "worker/events.h"
 #include "worker/log.h"
 #include "worker/outcome.h"
@@ -100,6 +101,7 @@ struct task {
     size_t nmarks;
     struct rbatch_req mark_req;
     bool waiting;                 /* a Redis reply is due to this task */
+    char *echo; /* the job's echo headers (worker/echo.h), or NULL */
     bool pending_retry;           /* STAGE_RECORD: the retry is to store */
     struct call_result retry_res; /* ... for this answer */
     int64_t charge_left;          /* tokens still to take (STAGE_TOKENS) */
@@ -145,6 +147,7 @@ static void task_free(struct task *t)
     free(t->entry.id);
     free(t->entry.token);
     free(t->entry.payload);
+    free(t->echo);
     free(t);
     w->tasks--;
 }
@@ -347,11 +350,15 @@ static void task_status(struct task *t, const char *job_id,
                         const char *recipient, enum sms_state state,
                         const char *error_code, const char *error_message)
 {
-    size_t len;
+    size_t len, produced = 0;
     char *value = task_status_json(t, job_id, recipient, state, NULL, NULL,
                                    error_code, error_message, &len);
 
-    task_produce(t, KAFKA_STATUS, job_id, value, len, NULL);
+    if (outcome_publish(t->w, t, job_id, recipient, value, len, t->echo,
+                        &produced) != 0)
+        t->abandoned = true; /* the source comes back */
+    t->pending_events += (int)produced;
+    free(value);
 }
 
 /* One recipient's new state, to be recorded in Redis and then emitted. */
@@ -423,6 +430,7 @@ static void task_record_ex(struct task *t, const struct task_outcome *outs,
         .job_id = job->id,
         .items = xcalloc(n + nextra + 1, sizeof(*t->rec.items)),
         .n = n + nextra,
+        .echo = t->echo,
         .owner = t,
         .done = task_recorded,
     };
@@ -530,6 +538,8 @@ static char *task_entry_payload(const struct task *t, char **to, size_t nto,
     json_t *root = json_pack("{s:s, s:i, s:I, s:o}", "type",
                              job_type_name(t->job->type), "attempt", attempt,
                              "first_ms", (json_int_t)t->first_ms, "job", job);
+    if (t->echo != NULL)
+        json_object_set_new(root, "echo", json_loads(t->echo, 0, NULL));
     char *s = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     if (s == NULL) /* out of memory only: the job was valid JSON */
@@ -1403,6 +1413,7 @@ static int task_parse_payload(struct task *t, const char *payload, size_t len,
     if (t->attempt < 1)
         t->attempt = 1;
     t->first_ms = json_integer_value(json_object_get(root, "first_ms"));
+    t->echo = echo_from_json(json_object_get(root, "echo"));
     int r = -1;
     if (jbytes == NULL) {
         snprintf(errstr, errstr_size, "unreadable stored job");
@@ -1431,6 +1442,7 @@ void task_start(struct worker *w, rd_kafka_message_t *rkm)
                                errstr, sizeof(errstr));
     } else {
         w->stats.jobs++;
+        t->echo = echo_from_message(rkm);
         r = job_parse(&t->job, rkm->payload, rkm->len,
                       task_topic_type(w->cfg, topic), id, sizeof(id), errstr,
                       sizeof(errstr));

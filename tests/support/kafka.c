@@ -38,15 +38,30 @@ static rd_kafka_conf_t *tk_conf(const char *brokers)
 void tk_produce(const char *brokers, const char *topic, const char *key,
                 const void *value, size_t len)
 {
+    tk_produce_headers(brokers, topic, key, value, len, NULL);
+}
+
+void tk_produce_headers(const char *brokers, const char *topic,
+                        const char *key, const void *value, size_t len,
+                        const char *const *headers)
+{
     char err[256];
     rd_kafka_t *rk =
         rd_kafka_new(RD_KAFKA_PRODUCER, tk_conf(brokers), err, sizeof(err));
+    rd_kafka_headers_t *hdrs = NULL;
 
     cr_assert(rk != NULL, "producer: %s", err);
+    if (headers != NULL) {
+        hdrs = rd_kafka_headers_new(4);
+        for (size_t i = 0; headers[i] != NULL && headers[i + 1] != NULL;
+             i += 2)
+            rd_kafka_header_add(hdrs, headers[i], -1, headers[i + 1], -1);
+    }
     rd_kafka_resp_err_t kerr = rd_kafka_producev(
         rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
         RD_KAFKA_V_VALUE((void *)value, len),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+        RD_KAFKA_V_END);
     cr_assert(kerr == RD_KAFKA_RESP_ERR_NO_ERROR, "produce: %s",
               rd_kafka_err2str(kerr));
     kerr = rd_kafka_flush(rk, 30000);

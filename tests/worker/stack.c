@@ -114,6 +114,8 @@ void stack_start(struct stack *s, const char *redis)
     snprintf(s->topic_replies, sizeof(s->topic_replies), "%s.replies", s->uniq);
     snprintf(s->topic_dlq, sizeof(s->topic_dlq), "%s.dlq", s->uniq);
     snprintf(s->topic_parts, sizeof(s->topic_parts), "%s.parts", s->uniq);
+    snprintf(s->topic_latest, sizeof(s->topic_latest), "%s.status.latest",
+             s->uniq);
     s->standin_port = support_free_port();
     s->kurir_port = support_free_port();
     cr_assert(s->standin_port != s->kurir_port);
@@ -159,6 +161,7 @@ void stack_spawn_worker(const struct stack *s, struct proc *p, int port,
     ENV("KURIR_TOPIC_REPLIES=%s", s->topic_replies);
     ENV("KURIR_TOPIC_DLQ=%s", s->topic_dlq);
     ENV("KURIR_TOPIC_PARTS=%s", s->topic_parts);
+    ENV("KURIR_TOPIC_LATEST=%s", s->topic_latest);
     ENV("KURIR_REDIS_URL=redis://%s/0", s->redis);
     ENV("KURIR_LOG_LEVEL=debug");
     ENV("KURIR_POLL_INTERVAL_MS=300");

@@ -459,3 +459,102 @@ Test(e2e, jojka_statuses_and_replies_are_polled)
     tk_reader_close(&status);
     tk_reader_close(&replies);
 }
+
+/* A producer's trace headers come back on every event of its job, the
+ * callback's included, and the latest-state topic holds one record per
+ * recipient with its final state. */
+Test(e2e, trace_headers_echo_and_latest_state)
+{
+    static const char *const headers[] = {
+        "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "kurir-echo-request", "req-77",
+        "x-not-echoed", "secret",
+        NULL,
+    };
+    static const char *const to[] = {"46701230001", "46701230002"};
+    struct tk_reader status, latest;
+
+    tk_reader_open(&status, e.brokers, e.topic_status);
+    static const char job[] =
+        "{\"id\": \"trace-1\", \"account\": \"hooks-intime\", \"to\": "
+        "[\"46701230001\", \"46701230002\"], \"text\": \"Spara\"}";
+    tk_produce_headers(e.brokers, e.topic_send, "trace-1", job, strlen(job),
+                       headers);
+
+    /* Every event of the job until both recipients are delivered. */
+    size_t delivered = 0, events = 0;
+    int64_t deadline = support_now_ms() + 90000;
+    while (delivered < 2 && support_now_ms() < deadline) {
+        rd_kafka_message_t *m = tk_reader_next(&status, 500);
+        if (m == NULL)
+            continue;
+        json_t *ev = json_loadb(m->payload, m->len, 0, NULL);
+        const char *j = json_string_value(json_object_get(ev, "job_id"));
+        if (j != NULL && strcmp(j, "trace-1") == 0) {
+            char *tp = tk_header(m, "traceparent");
+            char *rq = tk_header(m, "kurir-echo-request");
+            char *no = tk_header(m, "x-not-echoed");
+            cr_assert(ne(ptr, tp, NULL), "an event without traceparent: %.*s",
+                      (int)m->len, (const char *)m->payload);
+            cr_assert(eq(str, tp, (char *)headers[1]));
+            cr_assert(ne(ptr, rq, NULL));
+            cr_assert(eq(str, rq, "req-77"));
+            cr_assert(eq(ptr, no, NULL), "a header not marked was echoed");
+            free(tp);
+            free(rq);
+            events++;
+            const char *s = json_string_value(json_object_get(ev, "state"));
+            if (s != NULL && strcmp(s, "delivered") == 0)
+                delivered++;
+        }
+        json_decref(ev);
+        rd_kafka_message_destroy(m);
+    }
+    if (delivered < 2)
+        support_proc_log_dump(&e.kurir);
+    cr_assert(eq(sz, delivered, 2), "both recipients delivered");
+    cr_assert(ge(sz, events, 4), "submitted and delivered for each");
+    tk_reader_close(&status);
+
+    /* The latest state: one key per recipient, its last value final. */
+    tk_reader_open(&latest, e.brokers, e.topic_latest);
+    json_t *last = json_object();
+    deadline = support_now_ms() + 30000;
+    for (;;) {
+        bool done = json_object_size(last) == 2;
+        const char *key;
+        json_t *v;
+        json_object_foreach(last, key, v)
+        {
+            const char *s = json_string_value(json_object_get(v, "state"));
+            done = done && s != NULL && strcmp(s, "delivered") == 0;
+        }
+        if (done || support_now_ms() >= deadline)
+            break;
+        rd_kafka_message_t *m = tk_reader_next(&latest, 500);
+        if (m == NULL)
+            continue;
+        char key[128];
+        snprintf(key, sizeof(key), "%.*s", (int)m->key_len,
+                 (const char *)m->key);
+        if (strncmp(key, "trace-1/", 8) == 0) {
+            char *tp = tk_header(m, "traceparent");
+            cr_assert(ne(ptr, tp, NULL), "a latest record without traceparent");
+            free(tp);
+            json_object_set_new(last, key, json_loadb(m->payload, m->len, 0,
+                                                      NULL));
+        }
+        rd_kafka_message_destroy(m);
+    }
+    cr_assert(eq(sz, json_object_size(last), 2), "one key per recipient");
+    for (size_t i = 0; i < 2; i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "trace-1/%s", to[i]);
+        json_t *v = json_object_get(last, key);
+        cr_assert(ne(ptr, v, NULL), "no latest record for %s", key);
+        cr_assert(eq(str, (char *)json_string_value(json_object_get(v, "state")),
+                     "delivered"));
+    }
+    json_decref(last);
+    tk_reader_close(&latest);
+}
