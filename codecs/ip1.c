@@ -328,7 +328,9 @@ static json_t *ip1_contact_doc(const struct contact *ct)
     ip1_set_str(props, "firstName", ct->first_name);
     ip1_set_str(props, "lastName", ct->last_name);
     ip1_set_str(props, "email", ct->email);
-    if (ct->extra != NULL) {
+    if (json_is_string(ct->extra)) /* InTime's shape: one free field */
+        ip1_set_str(props, "extrafield", json_string_value(ct->extra));
+    if (json_is_object(ct->extra)) {
         const char *key;
         json_t *value;
         json_object_foreach(ct->extra, key, value)
@@ -402,9 +404,9 @@ static int ip1_encode_contacts(struct codec_calls *out,
     return 0;
 }
 
-static int ip1_encode(struct codec_calls *out, const struct account *acct,
-                      const struct job *job, size_t first, size_t count,
-                      int64_t now, char *errstr, size_t errstr_size)
+static int ip1_encode_one(struct codec_calls *out, const struct account *acct,
+                          const struct job *job, size_t first, size_t count,
+                          int64_t now, char *errstr, size_t errstr_size)
 {
     size_t start = out->ncalls;
     int ret;
@@ -419,6 +421,15 @@ static int ip1_encode(struct codec_calls *out, const struct account *acct,
     if (ret != 0)
         codec_calls_truncate(out, start);
     return ret;
+}
+
+/* One slice, one call: see codec_encode_slice(). */
+static int ip1_encode(struct codec_calls *out, const struct account *acct,
+                      const struct job *job, size_t first, size_t count,
+                      int64_t now, char *errstr, size_t errstr_size)
+{
+    return codec_encode_slice(&codec_ip1, ip1_encode_one, out, acct, job, first,
+                              count, now, errstr, errstr_size);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -770,6 +781,8 @@ const struct codec codec_ip1 = {
     .campaign_max_recipients = IP1_MAX_RECIPIENTS,
     .has_callbacks = true,
     .polls = false,
+    .segments = &segment_rule_gsm, /* 160/153, 70/67 */
+    .per_call = NULL,
     .check = ip1_check,
     .encode = ip1_encode,
     .decode = ip1_decode,

@@ -33,6 +33,18 @@
 #define IP1L_NS             "http://tempuri.org/"
 #define IP1L_BUNDLE_PREFIX  "bundle:"
 
+/* 001: 160 characters in one SMS, long ones "uppdelade I flera
+ * meddelanden upp till 152 tecken", and a newline "räknas alltså som tre
+ * tecken" (it goes as %0a). UCS-2 is not carried; 70/67 for the record. */
+static const struct segment_rule ip1l_segments = {
+    .gsm_single = IP1L_SINGLE,
+    .gsm_part = IP1L_PART,
+    .ucs_single = 70,
+    .ucs_part = 67,
+    .newline_cost = 3,
+    .chars = false,
+};
+
 /* ========================= Operations and codes ========================= */
 
 /* What a call is, kept in codec_call.step. */
@@ -351,13 +363,12 @@ static int ip1l_check_text(const struct job *job, bool mms, char *errstr,
                  "03.38 text only");
         return -1;
     }
-    size_t parts = info.units <= IP1L_SINGLE
-                       ? 1
-                       : (info.units + IP1L_PART - 1) / IP1L_PART;
+    size_t parts = text_segments(&ip1l_segments, job->text, job->text_len);
     if (job->flash && parts > 1) {
         snprintf(errstr, errstr_size,
-                 "flash text is %zu characters; one SMS holds %d", info.units,
-                 IP1L_SINGLE);
+                 "flash text needs %zu SMS; one holds %d characters, a "
+                 "newline counting 3",
+                 parts, IP1L_SINGLE);
         return -1;
     }
     if (parts > IP1L_MAX_PARTS) {
@@ -484,9 +495,9 @@ static void ip1l_encode_soap_send(struct codec_call *call,
     buf_cleanup(&env);
 }
 
-static int ip1l_encode(struct codec_calls *out, const struct account *acct,
-                       const struct job *job, size_t first, size_t count,
-                       int64_t now, char *errstr, size_t errstr_size)
+static int ip1l_encode_one(struct codec_calls *out, const struct account *acct,
+                           const struct job *job, size_t first, size_t count,
+                           int64_t now, char *errstr, size_t errstr_size)
 {
     size_t ncalls = out->ncalls;
     char prio[16], send_at[24];
@@ -560,6 +571,15 @@ fail:
     while (out->ncalls > ncalls)
         http_request_cleanup(&out->calls[--out->ncalls].req);
     return -1;
+}
+
+/* One slice, one call: see codec_encode_slice(). */
+static int ip1l_encode(struct codec_calls *out, const struct account *acct,
+                       const struct job *job, size_t first, size_t count,
+                       int64_t now, char *errstr, size_t errstr_size)
+{
+    return codec_encode_slice(&codec_ip1_legacy, ip1l_encode_one, out, acct,
+                              job, first, count, now, errstr, errstr_size);
 }
 
 /* Status and cancel of one SMS id (digits) or one bundle ("bundle:<id>"),
@@ -1082,6 +1102,16 @@ static int ip1l_callback(struct callback_result *out,
 
 static const char *const ip1l_creds_names[] = {"account", "password", NULL};
 
+/* Flash and MMS go one recipient per call (FlashSMS and sendMMS take one
+ * number); other sends a bundle. */
+static size_t ip1l_per_call(const struct account *acct, const struct job *job)
+{
+    (void)acct;
+    if (job->flash || ip1l_mms(job) != NULL)
+        return 1;
+    return 0;
+}
+
 const struct codec codec_ip1_legacy = {
     .name = "ip1-legacy",
     .creds = ip1l_creds_names,
@@ -1089,6 +1119,8 @@ const struct codec codec_ip1_legacy = {
     .campaign_max_recipients = IP1L_MAX_RECIPIENTS,
     .has_callbacks = true,
     .polls = true,
+    .segments = &ip1l_segments,
+    .per_call = ip1l_per_call,
     .check = ip1l_check,
     .encode = ip1l_encode,
     .decode = ip1l_decode,

@@ -504,9 +504,9 @@ static int jojka_encode_contacts(struct codec_calls *out,
     return 0;
 }
 
-static int jojka_encode(struct codec_calls *out, const struct account *acct,
-                        const struct job *job, size_t first, size_t count,
-                        int64_t now, char *errstr, size_t errstr_size)
+static int jojka_encode_one(struct codec_calls *out, const struct account *acct,
+                            const struct job *job, size_t first, size_t count,
+                            int64_t now, char *errstr, size_t errstr_size)
 {
     size_t start = out->ncalls;
     int ret = -1;
@@ -527,6 +527,15 @@ static int jojka_encode(struct codec_calls *out, const struct account *acct,
     if (ret != 0)
         codec_calls_truncate(out, start);
     return ret;
+}
+
+/* One slice, one call: see codec_encode_slice(). */
+static int jojka_encode(struct codec_calls *out, const struct account *acct,
+                        const struct job *job, size_t first, size_t count,
+                        int64_t now, char *errstr, size_t errstr_size)
+{
+    return codec_encode_slice(&codec_jojka, jojka_encode_one, out, acct, job,
+                              first, count, now, errstr, errstr_size);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -953,6 +962,8 @@ const struct codec codec_jojka = {
     .campaign_max_recipients = JOJKA_CAMPAIGN_MAX,
     .has_callbacks = false,
     .polls = true,
+    .segments = &segment_rule_gsm, /* no rule documented: 3GPP's */
+    .per_call = NULL,
     .check = jojka_check,
     .encode = jojka_encode,
     .decode = jojka_decode,

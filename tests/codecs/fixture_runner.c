@@ -474,11 +474,24 @@ static json_t *fixture_encode(struct codec_calls *calls, struct job **job_out,
         if (codec->check(acct, job, errstr, sizeof(errstr)) != 0)
             return fixture_error_json(errstr);
         size_t first = (size_t)fixture_params_int(params, "first", 0);
-        size_t count = (size_t)fixture_params_int(params, "count",
-                                                  (int)(job->nto - first));
-        if (codec->encode(calls, acct, job, first, count, now, errstr,
-                          sizeof(errstr)) != 0)
-            return fixture_error_json(errstr);
+        if (json_object_get(params, "count") != NULL) {
+            size_t count = (size_t)fixture_params_int(params, "count", 0);
+            if (codec->encode(calls, acct, job, first, count, now, errstr,
+                              sizeof(errstr)) != 0)
+                return fixture_error_json(errstr);
+        } else {
+            /* As the engine does: slices of codec_per_call(), one call
+             * each (one slice when the job has no recipients). */
+            size_t per = codec_per_call(codec, acct, job);
+            do {
+                size_t left = job->nto - first;
+                size_t count = per > 0 && left > per ? per : left;
+                if (codec->encode(calls, acct, job, first, count, now, errstr,
+                                  sizeof(errstr)) != 0)
+                    return fixture_error_json(errstr);
+                first += count;
+            } while (first < job->nto);
+        }
         *poll_out = false;
         return NULL;
     }
