@@ -380,6 +380,19 @@ int codec_encode_slice(const struct codec *c, codec_encode_fn *one,
                        const struct job *job, size_t first, size_t count,
                        int64_t now, char *errstr, size_t errstr_size);
 
+/* iP.1 REST's "reference" holds 40 characters; delivery reports echo it
+ * (status_update.transid). A job id that fits goes as it is. A longer one
+ * goes as its first CODEC_IP1_REFERENCE_KEEP bytes (cut on a character
+ * boundary), "~" and the 16 hex digits of util_hash64(job id): stable, so
+ * a retried send carries the same reference. Writes the reference to out
+ * and returns true when it is not the job id itself: the engine must then
+ * store reference -> job id (per account, as long as reports may come)
+ * and read a report's transid through that mapping. */
+#define CODEC_IP1_REFERENCE_MAX  40
+#define CODEC_IP1_REFERENCE_KEEP 23
+bool codec_ip1_reference(char out[CODEC_IP1_REFERENCE_MAX + 1],
+                         const char *job_id);
+
 /* Returns the codec for a provider name, or NULL. */
 const struct codec *codec_find(const char *name);
 

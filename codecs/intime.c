@@ -693,7 +693,13 @@ static int intime_check_message(const struct account *acct,
                  INTIME_MAX_MULTI);
         return -1;
     }
-    if (sender != NULL && intime_check_sender(sender, errstr, errstr_size) != 0)
+    if (sender == NULL) {
+        snprintf(errstr, errstr_size,
+                 "InTime needs a sender: give the job a \"from\" or the "
+                 "account a default_sender");
+        return -1;
+    }
+    if (intime_check_sender(sender, errstr, errstr_size) != 0)
         return -1;
     if (job->nto == 0 && job->ngroups == 0) {
         snprintf(errstr, errstr_size, "no recipients and no groups");

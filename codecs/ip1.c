@@ -38,8 +38,10 @@
  * not how.
  *
  * Choices ([I] in providers.md): at most 500 numbers per batch (the v1
- * guidance; v2 states none); reference only when the job id fits iP.1's 40
- * characters; the answer to POST /v2/batches is read as the batch document
+ * guidance; v2 states none); a job id longer than iP.1's 40-character
+ * reference goes as codec_ip1_reference() makes it (its head, "~", a
+ * hash), which the engine maps back; the answer to POST /v2/batches is read as
+ * the batch document
  * ("id") or as an array of message documents (v1's shape), and a 2xx
  * answer without either is still accepted, as iP.1's own clients do; error
  * bodies are read as ASP.NET problem details (title, errors). */
@@ -53,7 +55,6 @@
 
 #define IP1_MAX_RECIPIENTS 500
 #define IP1_BODY_MAX       2000 /* characters */
-#define IP1_REFERENCE_MAX  40
 #define IP1_WINDOW_SECONDS (7 * 24 * 3600)
 #define IP1_ALNUM \
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -262,6 +263,23 @@ static int ip1_check(const struct account *acct, const struct job *job,
 /* ------------------------------------------------------------------------ */
 /* encode() */
 
+bool codec_ip1_reference(char out[CODEC_IP1_REFERENCE_MAX + 1],
+                         const char *job_id)
+{
+    size_t len = strlen(job_id), keep = CODEC_IP1_REFERENCE_KEEP;
+
+    if (len <= CODEC_IP1_REFERENCE_MAX) {
+        memcpy(out, job_id, len + 1);
+        return false;
+    }
+    /* Cut on a UTF-8 character boundary. */
+    while (keep > 0 && ((unsigned char)job_id[keep] & 0xc0) == 0x80)
+        keep--;
+    snprintf(out, CODEC_IP1_REFERENCE_MAX + 1, "%.*s~%016llx", (int)keep,
+             job_id, (unsigned long long)util_hash64(job_id, len));
+    return true;
+}
+
 static int ip1_encode_batch(struct codec_calls *out, const struct account *acct,
                             const struct job *job, size_t first, size_t count,
                             int64_t now, char *errstr, size_t errstr_size)
@@ -299,8 +317,9 @@ static int ip1_encode_batch(struct codec_calls *out, const struct account *acct,
     char *report_url = account_callback_url(acct, "status");
     ip1_set_str(root, "deliveryReportUrl", report_url);
     free(report_url);
-    if (strlen(job->id) <= IP1_REFERENCE_MAX)
-        ip1_set_str(root, "reference", job->id);
+    char ref[CODEC_IP1_REFERENCE_MAX + 1];
+    codec_ip1_reference(ref, job->id);
+    ip1_set_str(root, "reference", ref);
     if (job->reference != NULL)
         json_object_set_new(root, "tags", json_pack("[s]", job->reference));
 

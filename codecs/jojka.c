@@ -847,10 +847,16 @@ static int jojka_decode_replies(struct callback_result *out, json_t *root,
             return -1;
         }
         util_strlcpy(r->from, sender, sizeof(r->from));
-        if (inserted != NULL &&
-            jojka_parse_time(r->received_at, digits, inserted))
-            snprintf(r->provider_id, sizeof(r->provider_id), "%.24s-%s", sender,
-                     digits);
+        digits[0] = '\0';
+        if (inserted == NULL ||
+            !jojka_parse_time(r->received_at, digits, inserted))
+            digits[0] = '\0';
+        /* Jojka gives replies no id: everything it does give, so that two
+         * replies from one sender in one second stay two. Only the same
+         * text from the same number in the same second is one reply. */
+        snprintf(r->provider_id, sizeof(r->provider_id), "%.24s-%s-%016llx",
+                 sender, digits,
+                 (unsigned long long)util_hash64(message, strlen(message)));
         r->text = strdup(message);
         if (r->text == NULL)
             abort();
