@@ -54,8 +54,8 @@ static struct job *parse_job(const char *json, enum job_type topic)
     struct job *job = NULL;
     char id[64];
 
-    int ret = job_parse(&job, json, strlen(json), topic, id, sizeof(id),
-                        errstr, sizeof(errstr));
+    int ret = job_parse(&job, json, strlen(json), topic, id, sizeof(id), errstr,
+                        sizeof(errstr));
     cr_assert(eq(int, ret, 0), "%s", errstr);
     return job;
 }
@@ -109,14 +109,14 @@ ParameterizedTestParameters(issue10, segments)
         {"ip1", "a", 161, "", 2},
         {"ip1", "a", 306, "", 2},
         {"ip1", "a", 307, "", 3},
-        {"ip1", "a", 158, "\n", 1}, /* a newline is one septet */
+        {"ip1", "a", 158, "\n", 1},       /* a newline is one septet */
         {"jojka", "\xd0\x96", 70, "", 1}, /* Ж: UCS-2 */
         {"jojka", "\xd0\x96", 71, "", 2},
         {"jojka", "\xd0\x96", 134, "", 2},
         {"jojka", "\xd0\x96", 135, "", 3},
-        {"jojka", "{", 80, "", 1},  /* 160 septets */
-        {"jojka", "{", 81, "", 2},  /* 162: escape pairs */
-        {"jojka", "a", 0, "", 1},   /* empty text: one SMS */
+        {"jojka", "{", 80, "", 1}, /* 160 septets */
+        {"jojka", "{", 81, "", 2}, /* 162: escape pairs */
+        {"jojka", "a", 0, "", 1},  /* empty text: one SMS */
     };
     return cr_make_param_array(struct seg_case, cases,
                                sizeof(cases) / sizeof(cases[0]));
@@ -133,8 +133,7 @@ ParameterizedTest(struct seg_case *c, issue10, segments)
     memcpy(s + len, c->tail, strlen(c->tail) + 1);
     len += strlen(c->tail);
     cr_assert(eq(uint, codec_segments(codec, s, len), c->want),
-              "%s: %zu x %s + %zu", c->codec, c->n, c->unit,
-              strlen(c->tail));
+              "%s: %zu x %s + %zu", c->codec, c->n, c->unit, strlen(c->tail));
     free(s);
 }
 
@@ -200,8 +199,8 @@ ParameterizedTest(struct slice_case *c, issue10, slices)
     for (size_t first = 0; first < job->nto; first += per) {
         size_t count = job->nto - first < per ? job->nto - first : per;
         size_t before = calls->ncalls;
-        int ret = codec->encode(calls, &acct, job, first, count,
-                                   1700000000, errstr, sizeof(errstr));
+        int ret = codec->encode(calls, &acct, job, first, count, 1700000000,
+                                errstr, sizeof(errstr));
         cr_assert(eq(int, ret, 0), "%s: %s", codec->name, errstr);
         cr_assert(eq(sz, calls->ncalls, before + 1), "%s", codec->name);
         cr_assert(le(sz, calls->calls[before].count, per));
@@ -211,8 +210,8 @@ ParameterizedTest(struct slice_case *c, issue10, slices)
 
     /* One more than the limit is refused, clearly, with nothing added. */
     size_t before = calls->ncalls;
-    int ret = codec->encode(calls, &acct, job, 0, per + 1, 1700000000,
-                               errstr, sizeof(errstr));
+    int ret = codec->encode(calls, &acct, job, 0, per + 1, 1700000000, errstr,
+                            sizeof(errstr));
     cr_assert(eq(int, ret, -1), "%s", codec->name);
     cr_assert(ne(ptr, strstr(errstr, "recipients per call"), NULL), "%s",
               errstr);
@@ -242,19 +241,20 @@ Test(issue10, render_per_recipient)
     cr_assert(job_is_personal(job));
     cr_assert(eq(sz, job->nto, 2));
     cr_assert(eq(str, job->to[0], "46701234567"));
-    cr_assert(eq(int, job_render_text(job, 0, buf, sizeof(buf), &n, errstr,
-                                      sizeof(errstr)),
-                 0));
+    cr_assert(eq(
+        int,
+        job_render_text(job, 0, buf, sizeof(buf), &n, errstr, sizeof(errstr)),
+        0));
     cr_assert(eq(str, buf, "Hej Anna, {x} idag"));
     cr_assert(eq(sz, n, strlen(buf)));
-    cr_assert(eq(int, job_render_text(job, 1, buf, sizeof(buf), &n, errstr,
-                                      sizeof(errstr)),
-                 0));
+    cr_assert(eq(
+        int,
+        job_render_text(job, 1, buf, sizeof(buf), &n, errstr, sizeof(errstr)),
+        0));
     cr_assert(eq(str, buf, "Hej \xc3\x85sa, {x} imorgon"));
     /* A buffer too small is an error, not a cut text. */
-    cr_assert(eq(int, job_render_text(job, 1, buf, 8, &n, errstr,
-                                      sizeof(errstr)),
-                 -1));
+    cr_assert(eq(
+        int, job_render_text(job, 1, buf, 8, &n, errstr, sizeof(errstr)), -1));
     job_free(job);
 }
 
@@ -266,9 +266,10 @@ Test(issue10, text_without_params_is_sent_as_written)
     char buf[64];
 
     cr_assert(not(job_is_personal(job)));
-    cr_assert(eq(int, job_render_text(job, 0, buf, sizeof(buf), NULL, errstr,
-                                      sizeof(errstr)),
-                 0));
+    cr_assert(eq(
+        int,
+        job_render_text(job, 0, buf, sizeof(buf), NULL, errstr, sizeof(errstr)),
+        0));
     cr_assert(eq(str, buf, "{name} {{"));
     job_free(job);
 }
@@ -336,7 +337,8 @@ Test(issue10, params_are_bounded)
                  job_parse(&job, json, strlen(json), JOB_SEND, id, sizeof(id),
                            errstr, sizeof(errstr)),
                  -1));
-    cr_assert(eq(str, errstr, "\"to\"[0]: \"params\" has 17 entries, 16 at most"));
+    cr_assert(
+        eq(str, errstr, "\"to\"[0]: \"params\" has 17 entries, 16 at most"));
 }
 
 /* Every provider sends a personal job one recipient per call, each call
@@ -376,10 +378,10 @@ ParameterizedTest(struct seg_case *cp, issue10, personal_encode)
                   "%s call %zu: %s", c->name, i, hay);
         cr_assert(eq(ptr, strstr(hay, "{name}"), NULL), "%s", c->name);
     }
-    cr_assert(eq(int,
-                 c->encode(&calls, &acct, job, 0, 2, 1700000000, errstr,
-                           sizeof(errstr)),
-                 -1));
+    cr_assert(eq(
+        int,
+        c->encode(&calls, &acct, job, 0, 2, 1700000000, errstr, sizeof(errstr)),
+        -1));
     codec_calls_cleanup(&calls);
     job_free(job);
 }
@@ -389,10 +391,10 @@ ParameterizedTest(struct seg_case *cp, issue10, personal_encode)
 
 Test(issue10, stop_words)
 {
-    static const char *const yes[] = {"STOP", "stop", " Stopp\n", "\tavregistrera\r\n",
-                                      "STOPP"};
-    static const char *const no[] = {"STOP please", "stopper", "", "  ",
-                                     "NO STOP", "S TOP", "STOP."};
+    static const char *const yes[] = {"STOP", "stop", " Stopp\n",
+                                      "\tavregistrera\r\n", "STOPP"};
+    static const char *const no[] = {"STOP please", "stopper", "",     "  ",
+                                     "NO STOP",     "S TOP",   "STOP."};
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
         cr_assert(text_is_stop_word(yes[i], NULL), "\"%s\"", yes[i]);
     for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
@@ -436,9 +438,8 @@ Test(issue10, ip1_reference)
 Test(issue10, read_actions_parse)
 {
     static const char *const reads[] = {
-        "list-groups",  "list-blocklist", "list-reminders",
-        "export-contacts", "balance",     "list-senders",
-        "blocklist-import"};
+        "list-groups", "list-blocklist", "list-reminders",  "export-contacts",
+        "balance",     "list-senders",   "blocklist-import"};
     for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
         char json[160];
         snprintf(json, sizeof(json),
@@ -446,8 +447,8 @@ Test(issue10, read_actions_parse)
                  "\"page\":2}",
                  reads[i]);
         struct job *job = parse_job(json, JOB_CONTACTS);
-        cr_assert(eq(str, (char *)job_action_name(job->action),
-                     (char *)reads[i]));
+        cr_assert(
+            eq(str, (char *)job_action_name(job->action), (char *)reads[i]));
         cr_assert(job_action_is_read(job->action));
         cr_assert(eq(int, job->page, 2));
         job_free(job);
@@ -477,11 +478,11 @@ Test(issue10, read_actions_parse)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct job *j = NULL;
         char id[64];
-        cr_assert(eq(int,
-                     job_parse(&j, bad[i].json, strlen(bad[i].json),
-                               JOB_CONTACTS, id, sizeof(id), errstr,
-                               sizeof(errstr)),
-                     -1));
+        cr_assert(
+            eq(int,
+               job_parse(&j, bad[i].json, strlen(bad[i].json), JOB_CONTACTS, id,
+                         sizeof(id), errstr, sizeof(errstr)),
+               -1));
         cr_assert(eq(str, errstr, bad[i].error));
     }
 }
@@ -508,22 +509,22 @@ Test(issue10, extra_in_both_shapes)
                  strstr(calls.calls[0].req.body,
                         "<extrafield>Ledningsgrupp</extrafield>"),
                  NULL));
-    cr_assert(ne(ptr, strstr(calls.calls[0].req.body,
-                             "<extrafield>VD</extrafield>"),
+    cr_assert(ne(ptr,
+                 strstr(calls.calls[0].req.body, "<extrafield>VD</extrafield>"),
                  NULL));
     codec_calls_cleanup(&calls);
 
     acct = acct_of(&codec_ip1);
     cr_assert(eq(int,
-                 codec_ip1.encode(&calls, &acct, job, 0, 0, 1700000000,
-                                  errstr, sizeof(errstr)),
+                 codec_ip1.encode(&calls, &acct, job, 0, 0, 1700000000, errstr,
+                                  sizeof(errstr)),
                  0),
               "%s", errstr);
-    cr_assert(ne(ptr,
-                 strstr(calls.calls[0].req.body,
-                        "\"extrafield\":\"Ledningsgrupp\""),
-                 NULL),
-              "%s", calls.calls[0].req.body);
+    cr_assert(
+        ne(ptr,
+           strstr(calls.calls[0].req.body, "\"extrafield\":\"Ledningsgrupp\""),
+           NULL),
+        "%s", calls.calls[0].req.body);
     codec_calls_cleanup(&calls);
     job_free(job);
 
