@@ -65,6 +65,12 @@ struct account {
     char *webhook_token;  /* the ?token= on our callback URLs; may be NULL */
     char *callback_url;   /* KURIR_PUBLIC_URL/callbacks/<name>, or NULL
                              when no public URL is configured */
+    struct account_options {
+        /* "options": {"legacy_unconfirmed_soap": true}: lets the iP.1
+         * legacy codec send the SOAP operations whose wire names no
+         * working client confirms (docs/providers-choices.md). */
+        bool legacy_unconfirmed_soap;
+    } options;
 };
 
 /* Returns the value of credential `name`, or NULL when the account has none.

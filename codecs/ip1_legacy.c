@@ -60,24 +60,47 @@ enum ip1l_step {
     IP1L_STATUS_BUNDLE,
     IP1L_BALANCE,
     IP1L_MMS, /* mms.asmx */
+    IP1L_SMS, /* sendSms.asmx again: the one confirmed send operation */
 };
 
-/* SOAP operation names. Only "sms" and "balans" are confirmed by working
- * clients; the rest follow the document's headings (see
- * docs/providers-choices.md) and live here so that one edit fixes them. */
-static const char *const ip1l_ops[] = {
-    [IP1L_URL] = NULL,
-    [IP1L_FLASH] = "FlashSMS",
-    [IP1L_TIMED] = "TimedSMS",
-    [IP1L_BUNDLE] = "BundleSMS",
-    [IP1L_TIMED_BUNDLE] = "TimedBundleSMS",
-    [IP1L_CANCEL_BUNDLE] = "CancelBundleSMS",
-    [IP1L_CANCEL_SMS] = "CancelSMS",
-    [IP1L_STATUS] = "Status",
-    [IP1L_STATUS_BUNDLE] = "statusBundle",
-    [IP1L_BALANCE] = "balans",
-    [IP1L_MMS] = "sendMMS",
+/* The SOAP operations, one table. `confirmed`: a working client uses the
+ * name against the live service (providers.md §2.2: "sms" and "balans").
+ * The other names follow the document's headings, which give no wire
+ * names; they are sent only when the account's
+ * options.legacy_unconfirmed_soap allows it, and live here so that one
+ * edit fixes them. The stand-in plays the same set from its own table. */
+static const struct ip1l_op {
+    const char *name;
+    bool confirmed;
+} ip1l_ops[] = {
+    [IP1L_URL] = {NULL, true}, /* the URL call: documented, not SOAP */
+    [IP1L_SMS] = {"sms", true},
+    [IP1L_FLASH] = {"FlashSMS", false},
+    [IP1L_TIMED] = {"TimedSMS", false},
+    [IP1L_BUNDLE] = {"BundleSMS", false},
+    [IP1L_TIMED_BUNDLE] = {"TimedBundleSMS", false},
+    [IP1L_CANCEL_BUNDLE] = {"CancelBundleSMS", false},
+    [IP1L_CANCEL_SMS] = {"CancelSMS", false},
+    [IP1L_STATUS] = {"Status", false},
+    [IP1L_STATUS_BUNDLE] = {"statusBundle", false},
+    [IP1L_BALANCE] = {"balans", true},
+    [IP1L_MMS] = {"sendMMS", false},
 };
+
+/* Returns 0 when `acct` may send `step`; else -1 with errstr saying what
+ * setting would allow it. */
+static int ip1l_allowed(const struct account *acct, enum ip1l_step step,
+                        char *errstr, size_t errstr_size)
+{
+    if (ip1l_ops[step].confirmed || acct->options.legacy_unconfirmed_soap)
+        return 0;
+    snprintf(errstr, errstr_size,
+             "the iP.1 legacy SOAP operation %s is unconfirmed (no working "
+             "client uses its name); set \"options\": "
+             "{\"legacy_unconfirmed_soap\": true} on account %s to send it",
+             ip1l_ops[step].name, acct->name ? acct->name : "?");
+    return -1;
+}
 
 /* A status code of Appendix A (SMS) or B (MMS): what it means as the answer
  * to a call, and as the state of a message a Status poll returns.
@@ -224,7 +247,7 @@ static void ip1l_soap_request(struct codec_call *call,
     call->req.url = buf_detach(&url, NULL);
     http_request_add_header(&call->req, "Content-Type",
                             "text/xml; charset=utf-8");
-    snprintf(action, sizeof(action), "\"" IP1L_NS "%s\"", ip1l_ops[step]);
+    snprintf(action, sizeof(action), "\"" IP1L_NS "%s\"", ip1l_ops[step].name);
     http_request_add_header(&call->req, "SOAPAction", action);
     call->req.body = buf_detach(env, &call->req.body_len);
 }
@@ -420,12 +443,10 @@ static int ip1l_check(const struct account *acct, const struct job *job,
                  "iP.1 legacy cannot schedule a flash SMS");
         return -1;
     }
-    if ((job->flash || mms) && job->nto > CODEC_MAX_CALLS) {
-        snprintf(errstr, errstr_size,
-                 "a flash SMS or MMS is one call per recipient: at most %d",
-                 CODEC_MAX_CALLS);
+    if (job->flash && ip1l_allowed(acct, IP1L_FLASH, errstr, errstr_size) != 0)
         return -1;
-    }
+    if (mms && ip1l_allowed(acct, IP1L_MMS, errstr, errstr_size) != 0)
+        return -1;
     return 0;
 }
 
@@ -461,7 +482,7 @@ static void ip1l_encode_soap_send(struct codec_call *call,
                                   const char *till, const char *prio,
                                   const char *send_at)
 {
-    const char *op = ip1l_ops[step];
+    const char *op = ip1l_ops[step].name;
     struct buf env;
 
     buf_init(&env);
@@ -499,7 +520,6 @@ static int ip1l_encode_one(struct codec_calls *out, const struct account *acct,
                            const struct job *job, size_t first, size_t count,
                            int64_t now, char *errstr, size_t errstr_size)
 {
-    size_t ncalls = out->ncalls;
     char prio[16], send_at[24];
     bool mms = ip1l_mms(job) != NULL;
     bool later = job->send_at_ms > 0 && job->send_at_ms / 1000 > now;
@@ -523,31 +543,21 @@ static int ip1l_encode_one(struct codec_calls *out, const struct account *acct,
                  (long long)(at + swedish_time_offset(at)));
     }
     enum codec_op op = job->type == JOB_SEND ? OP_SEND : OP_CAMPAIGN_CREATE;
-
-    if (job->flash || mms || count == 1) {
-        /* One call per recipient. */
-        for (size_t i = first; i < first + count; i++) {
-            struct codec_call *call = codec_calls_add(out, op);
-            if (call == NULL) {
-                snprintf(errstr, errstr_size, "too many calls for one job");
-                goto fail;
-            }
-            call->first = i;
-            call->count = 1;
-            if (mms)
-                ip1l_encode_soap_send(call, acct, job, IP1L_MMS, job->to[i],
-                                      prio, NULL);
-            else if (job->flash)
-                ip1l_encode_soap_send(call, acct, job, IP1L_FLASH, job->to[i],
-                                      prio, NULL);
-            else if (later)
-                ip1l_encode_soap_send(call, acct, job, IP1L_TIMED, job->to[i],
-                                      prio, send_at);
-            else
-                ip1l_encode_url(call, acct, job, job->to[i], prio);
-        }
-        return 0;
-    }
+    enum ip1l_step step;
+    if (mms)
+        step = IP1L_MMS;
+    else if (job->flash)
+        step = IP1L_FLASH;
+    else if (count > 1)
+        step = later ? IP1L_TIMED_BUNDLE : IP1L_BUNDLE;
+    else if (later)
+        step = IP1L_TIMED;
+    else if (job->nto > 1) /* one recipient of a bundle cut into singles */
+        step = IP1L_SMS;
+    else
+        step = IP1L_URL;
+    if (ip1l_allowed(acct, step, errstr, errstr_size) != 0)
+        return -1;
 
     struct buf till;
     buf_init(&till);
@@ -557,20 +567,17 @@ static int ip1l_encode_one(struct codec_calls *out, const struct account *acct,
     if (call == NULL) {
         buf_cleanup(&till);
         snprintf(errstr, errstr_size, "too many calls for one job");
-        goto fail;
+        return -1;
     }
     call->first = first;
     call->count = count;
-    ip1l_encode_soap_send(call, acct, job,
-                          later ? IP1L_TIMED_BUNDLE : IP1L_BUNDLE, till.data,
-                          prio, later ? send_at : NULL);
+    if (step == IP1L_URL)
+        ip1l_encode_url(call, acct, job, till.data, prio);
+    else
+        ip1l_encode_soap_send(call, acct, job, step, till.data, prio,
+                              later ? send_at : NULL);
     buf_cleanup(&till);
     return 0;
-
-fail:
-    while (out->ncalls > ncalls)
-        http_request_cleanup(&out->calls[--out->ncalls].req);
-    return -1;
 }
 
 /* One slice, one call: see codec_encode_slice(). */
@@ -621,6 +628,8 @@ static int ip1l_encode_poll(struct codec_calls *out, const struct account *acct,
         return -1;
     }
 
+    if (ip1l_allowed(acct, step, errstr, errstr_size) != 0)
+        return -1;
     call = codec_calls_add(out, op);
     if (call == NULL) {
         snprintf(errstr, errstr_size, "too many calls");
@@ -629,7 +638,7 @@ static int ip1l_encode_poll(struct codec_calls *out, const struct account *acct,
     if (step != IP1L_BALANCE) /* the id, for decode_poll's updates */
         call->first = (size_t)strtoull(id, NULL, 10);
     buf_init(&env);
-    ip1l_soap_begin(&env, ip1l_ops[step]);
+    ip1l_soap_begin(&env, ip1l_ops[step].name);
     /* balans is confirmed with capitalised names; the others follow sms. */
     ip1l_soap_param(&env, step == IP1L_BALANCE ? "Konto" : "konto", acc);
     ip1l_soap_param(&env, step == IP1L_BALANCE ? "Passwd" : "passwd", pass);
@@ -641,7 +650,7 @@ static int ip1l_encode_poll(struct codec_calls *out, const struct account *acct,
         ip1l_soap_param(&env, "BundleID", id);
     else if (step == IP1L_CANCEL_SMS)
         ip1l_soap_param(&env, "smsID", id);
-    ip1l_soap_end(&env, ip1l_ops[step]);
+    ip1l_soap_end(&env, ip1l_ops[step].name);
     ip1l_soap_request(call, acct, "/sendSms/sendSms.asmx", step, &env);
     buf_cleanup(&env);
     return 0;
@@ -796,7 +805,7 @@ static int ip1l_soap_answer(struct call_result *out, xmlDoc **doc_out,
         call_result_spread(out, call->count);
         return 0;
     }
-    snprintf(name, sizeof(name), "%sResult", ip1l_ops[call->step]);
+    snprintf(name, sizeof(name), "%sResult", ip1l_ops[call->step].name);
     *result = ip1l_find(root, name, 0);
     if (*result == NULL) {
         snprintf(errstr, errstr_size, "SOAP answer without <%s>", name);
@@ -1103,11 +1112,14 @@ static int ip1l_callback(struct callback_result *out,
 static const char *const ip1l_creds_names[] = {"account", "password", NULL};
 
 /* Flash and MMS go one recipient per call (FlashSMS and sendMMS take one
- * number); other sends a bundle. */
+ * number); other sends a bundle where the account allows BundleSMS, else
+ * one "sms" call per recipient. */
 static size_t ip1l_per_call(const struct account *acct, const struct job *job)
 {
-    (void)acct;
     if (job->flash || ip1l_mms(job) != NULL)
+        return 1;
+    /* Without BundleSMS a bundle becomes confirmed single sends. */
+    if (acct == NULL || !acct->options.legacy_unconfirmed_soap)
         return 1;
     return 0;
 }

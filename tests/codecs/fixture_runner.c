@@ -118,6 +118,8 @@ static void fixture_account_load(struct account *acct, json_t *root)
     acct->default_sender = fixture_dup(root, "default_sender");
     acct->webhook_token = fixture_dup(root, "webhook_token");
     acct->callback_url = fixture_dup(root, "callback_url");
+    acct->options.legacy_unconfirmed_soap = json_is_true(json_object_get(
+        json_object_get(root, "options"), "legacy_unconfirmed_soap"));
     const char *key;
     json_t *value;
     json_object_foreach(json_object_get(root, "credentials"), key, value)

@@ -23,6 +23,9 @@ static struct account legacy_acct = {
     .creds = {{"account", "ip1-1000"}, {"password", "k&y"}},
     .ncreds = 2,
     .default_sender = "Shop",
+    /* Most cases here play the document's whole SOAP set; the confirmed_*
+     * fixtures play an account without it. */
+    .options = {.legacy_unconfirmed_soap = true},
 };
 
 static char errstr[256];

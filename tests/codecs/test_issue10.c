@@ -37,6 +37,7 @@ static struct account acct_of(const struct codec *c)
         a.creds[0] = (struct account_cred){"account", "ip1-1000"};
         a.creds[1] = (struct account_cred){"password", "k"};
         a.ncreds = 2;
+        a.options.legacy_unconfirmed_soap = true; /* the whole SOAP set */
     } else if (c == &codec_ip1) {
         a.base_url = "https://api.ip1sms.com";
         a.creds[0] = (struct account_cred){"api_key", "k"};
@@ -221,6 +222,42 @@ ParameterizedTest(struct slice_case *c, issue10, slices)
     free(calls);
     job_free(job);
     free(json);
+}
+
+/* Without the unconfirmed SOAP set, a legacy bundle becomes one confirmed
+ * "sms" call per recipient, and flash is refused by check(). */
+Test(issue10, legacy_confirmed_only)
+{
+    struct account acct = acct_of(&codec_ip1_legacy);
+    acct.options.legacy_unconfirmed_soap = false;
+    char *json =
+        many_to(3, "{\"id\":\"s\",\"account\":\"a\",", "\"text\":\"Hej\"");
+    struct job *job = parse_job(json, JOB_SEND);
+    struct codec_calls calls = {0};
+
+    cr_assert(eq(sz, codec_per_call(&codec_ip1_legacy, &acct, job), 1));
+    for (size_t i = 0; i < 3; i++)
+        cr_assert(
+            eq(int,
+               codec_ip1_legacy.encode(&calls, &acct, job, i, 1, 1700000000,
+                                       errstr, sizeof(errstr)),
+               0),
+            "%s", errstr);
+    cr_assert(eq(sz, calls.ncalls, 3));
+    for (size_t i = 0; i < 3; i++)
+        cr_assert(
+            ne(ptr, strstr(calls.calls[i].req.body, "<sms xmlns="), NULL));
+    codec_calls_cleanup(&calls);
+    job_free(job);
+    free(json);
+
+    job = parse_job("{\"id\":\"f\",\"account\":\"a\",\"to\":\"46701234567\","
+                    "\"text\":\"x\",\"flash\":true}",
+                    JOB_SEND);
+    cr_assert(eq(
+        int, codec_ip1_legacy.check(&acct, job, errstr, sizeof(errstr)), -1));
+    cr_assert(ne(ptr, strstr(errstr, "FlashSMS is unconfirmed"), NULL));
+    job_free(job);
 }
 
 /* ---------------------------------------------------------------- */
