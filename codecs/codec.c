@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codecs/reads.h"
 #include "codecs/util.h"
 
 static const char *const state_names[] = {
@@ -260,6 +261,8 @@ int codec_encode_slice(const struct codec *c, codec_encode_fn *one,
     char *text = NULL;
     int ret;
 
+    if (job->type == JOB_CONTACTS && job_action_is_read(job->action))
+        return codec_encode_read(out, c, acct, job, errstr, errstr_size);
     if (job->type == JOB_CONTACTS ||
         (job->type == JOB_CAMPAIGN && job->action == ACTION_CANCEL))
         return one(out, acct, job, first, count, now, errstr, errstr_size);

@@ -267,7 +267,8 @@ struct inbound_sms {
     char *text;           /* owned, UTF-8 */
 };
 
-#define CODEC_MAX_EVENTS 256
+#define CODEC_MAX_EVENTS \
+    1000 /* a Jojka campaign's recipients, all in one answer */
 
 /* What a callback or a poll carried, and what to answer the provider. */
 struct callback_result {

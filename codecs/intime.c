@@ -18,6 +18,7 @@
 #include <libxml/tree.h>
 
 #include "codecs/codec.h"
+#include "codecs/reads.h"
 #include "codecs/swedish_time.h"
 #include "codecs/text.h"
 #include "codecs/util.h"
@@ -724,6 +725,8 @@ static int intime_check(const struct account *acct, const struct job *job,
     struct buf doc;
     enum intime_endpoint ep;
     int ret;
+    if (job->type == JOB_CONTACTS && job_action_is_read(job->action))
+        return codec_check_read(&codec_intime, job, errstr, errstr_size);
 
     if (intime_has_creds(acct, errstr, errstr_size) != 0)
         return -1;

@@ -46,6 +46,7 @@
  * answer without either is still accepted, as iP.1's own clients do; error
  * bodies are read as ASP.NET problem details (title, errors). */
 #include "codecs/codec.h"
+#include "codecs/reads.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,7 +108,7 @@ static const struct ip1_block {
 
 /* The resources OP_READ may GET, by their first path segment. */
 static const char *const ip1_read_roots[] = {
-    "batches", "blacklist", "contacts", "labels", "conversations",
+    "batches", "blacklist", "contacts", "labels", "conversations", "me/senders",
 };
 
 static const char *const ip1_creds[] = {"api_key", NULL};
@@ -229,6 +230,8 @@ static int ip1_check(const struct account *acct, const struct job *job,
                      char *errstr, size_t errstr_size)
 {
     size_t calls = 0;
+    if (job->type == JOB_CONTACTS && job_action_is_read(job->action))
+        return codec_check_read(&codec_ip1, job, errstr, errstr_size);
 
     switch (job->type) {
     case JOB_SEND:
@@ -242,6 +245,11 @@ static int ip1_check(const struct account *acct, const struct job *job,
     }
     switch (job->action) {
     case ACTION_CONTACT_UPSERT:
+        if (job->ncontacts == 0) {
+            snprintf(errstr, errstr_size,
+                     "ip1 takes \"contacts\", not a contacts_list_url");
+            return -1;
+        }
         calls = 1;
         break;
     case ACTION_CONTACT_DELETE:
@@ -251,6 +259,11 @@ static int ip1_check(const struct account *acct, const struct job *job,
         break;
     case ACTION_GROUP_DELETE:
         calls = job->ngroups;
+        break;
+    case ACTION_REGISTER_SENDER:
+    case ACTION_CONTACT_UPDATE:
+    case ACTION_LABEL_ADD:
+        calls = 1;
         break;
     default:
         snprintf(errstr, errstr_size, "ip1 has no %s",
@@ -384,6 +397,38 @@ static int ip1_encode_contacts(struct codec_calls *out,
         buf_puts(&path, "contacts?sync");
         return ip1_add_call(out, acct, OP_CONTACTS, IP1_STEP_CONTACTS, "POST",
                             &path, ip1_dump(docs), errstr, errstr_size)
+                   ? 0
+                   : -1;
+    }
+    if (job->action == ACTION_REGISTER_SENDER) {
+        /* PUT /v2/me/senders/{sender}, no body (IP1-SND). */
+        buf_puts(&path, "me/senders/");
+        buf_append_urlenc(&path, job->from, strlen(job->from));
+        return ip1_add_call(out, acct, OP_CONTACTS, IP1_STEP_CONTACTS, "PUT",
+                            &path, NULL, errstr, errstr_size)
+                   ? 0
+                   : -1;
+    }
+    if (job->action == ACTION_CONTACT_UPDATE) {
+        /* PATCH /v2/contacts/{id} with the properties to change. */
+        buf_puts(&path, "contacts/");
+        buf_append_urlenc(&path, job->provider_id, strlen(job->provider_id));
+        return ip1_add_call(out, acct, OP_CONTACTS, IP1_STEP_CONTACTS, "PATCH",
+                            &path, ip1_dump(ip1_contact_doc(&job->contacts[0])),
+                            errstr, errstr_size)
+                   ? 0
+                   : -1;
+    }
+    if (job->action == ACTION_LABEL_ADD) {
+        /* POST /v2/labels/{label}/contacts with the contact ids (002). */
+        json_t *ids = json_array();
+        for (size_t i = 0; i < job->ncontact_ids; i++)
+            json_array_append_new(ids, json_string(job->contact_ids[i]));
+        buf_puts(&path, "labels/");
+        buf_append_urlenc(&path, job->groups[0], strlen(job->groups[0]));
+        buf_puts(&path, "/contacts");
+        return ip1_add_call(out, acct, OP_CONTACTS, IP1_STEP_CONTACTS, "POST",
+                            &path, ip1_dump(ids), errstr, errstr_size)
                    ? 0
                    : -1;
     }
@@ -628,13 +673,13 @@ static int ip1_encode_poll(struct codec_calls *out, const struct account *acct,
                  "ip1 pushes statuses and replies: nothing to poll");
         return -1;
     }
-    size_t root_len = strcspn(provider_id, "/?");
     size_t path_len = strcspn(provider_id, "?");
     bool known = false;
-    for (size_t i = 0; i < NELEMS(ip1_read_roots); i++)
-        known =
-            known || (strlen(ip1_read_roots[i]) == root_len &&
-                      memcmp(ip1_read_roots[i], provider_id, root_len) == 0);
+    for (size_t i = 0; i < NELEMS(ip1_read_roots); i++) {
+        size_t n = strlen(ip1_read_roots[i]);
+        known = known || (strncmp(ip1_read_roots[i], provider_id, n) == 0 &&
+                          strchr("/?", provider_id[n]) != NULL);
+    }
     /* The path may hold ids, not dots or escapes; the query is passed on
      * as it is, minus what would break the URL. */
     bool clean = strspn(provider_id, IP1_ALNUM "/_-") == path_len &&

@@ -20,6 +20,7 @@
 #include <libxml/tree.h>
 
 #include "codecs/codec.h"
+#include "codecs/reads.h"
 #include "codecs/swedish_time.h"
 #include "codecs/text.h"
 #include "codecs/util.h"
@@ -409,6 +410,8 @@ static int ip1l_check(const struct account *acct, const struct job *job,
     const char *acc, *pass;
     const char *sender = ip1l_sender(acct, job);
     bool mms = ip1l_mms(job) != NULL;
+    if (job->type == JOB_CONTACTS && job_action_is_read(job->action))
+        return codec_check_read(&codec_ip1_legacy, job, errstr, errstr_size);
 
     if (ip1l_creds(&acc, &pass, acct, errstr, errstr_size) != 0)
         return -1;

@@ -752,6 +752,10 @@ static int job_parse_contacts(struct job *job, char *errstr, size_t errstr_size)
         job_get_str(&job->provider_id, NULL, root, "provider_id", errstr,
                     errstr_size) != 0 ||
         job_get_str(&job->from, NULL, root, "from", errstr, errstr_size) != 0 ||
+        job_get_names(&job->contact_ids, &job->ncontact_ids, root,
+                      "contact_ids", errstr, errstr_size) != 0 ||
+        job_get_str(&job->contacts_list_url, NULL, root, "contacts_list_url",
+                    errstr, errstr_size) != 0 ||
         job_get_contacts(job, errstr, errstr_size) != 0 ||
         job_get_numbers(&job->msisdns, &job->nmsisdns, root, "msisdns", errstr,
                         errstr_size) != 0 ||
@@ -784,7 +788,9 @@ static int job_parse_contacts(struct job *job, char *errstr, size_t errstr_size)
     bool members = job->contacts != NULL || job->msisdns != NULL;
     switch (job->action) {
     case ACTION_CONTACT_UPSERT:
-        need = job->contacts ? NULL : "\"contacts\"";
+        need = job->contacts || job->contacts_list_url
+                   ? NULL
+                   : "\"contacts\" or \"contacts_list_url\"";
         break;
     case ACTION_CONTACT_DELETE:
         need = members ? NULL : "\"contacts\" or \"msisdns\"";
@@ -819,13 +825,16 @@ static int job_parse_contacts(struct job *job, char *errstr, size_t errstr_size)
         need = job->from ? NULL : "\"from\" (the sender to register)";
         break;
     case ACTION_CONTACT_UPDATE:
-        need = job->contacts ? NULL : "\"contacts\"";
+        if (job->provider_id == NULL)
+            need = "\"provider_id\" (the provider's contact id)";
+        else if (job->ncontacts != 1)
+            need = "one contact in \"contacts\"";
         break;
     case ACTION_LABEL_ADD:
-        if (job->groups == NULL)
-            need = "\"groups\" (the label)";
-        else if (!members)
-            need = "\"contacts\" or \"msisdns\"";
+        if (job->ngroups != 1)
+            need = "one label in \"groups\"";
+        else if (job->contact_ids == NULL)
+            need = "\"contact_ids\"";
         break;
     default:
         break;
@@ -833,6 +842,13 @@ static int job_parse_contacts(struct job *job, char *errstr, size_t errstr_size)
     if (need != NULL) {
         snprintf(errstr, errstr_size, "missing %s for %s", need,
                  job_action_name(job->action));
+        return -1;
+    }
+    if (job->contacts_list_url != NULL &&
+        (strncmp(job->contacts_list_url, "https://", 8) != 0 ||
+         strpbrk(job->contacts_list_url, " \t\r\n") != NULL)) {
+        snprintf(errstr, errstr_size,
+                 "\"contacts_list_url\" is not an https:// URL");
         return -1;
     }
     return 0;
@@ -921,6 +937,7 @@ void job_free(struct job *job)
     free(job->params);
     free(job->groups);
     free(job->msisdns);
+    free(job->contact_ids);
     for (size_t i = 0; i < job->ncontacts; i++)
         free(job->contacts[i].groups);
     free(job->contacts);

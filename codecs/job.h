@@ -95,12 +95,17 @@ struct job {
     size_t nmsisdns;
     struct contact *contacts; /* owned */
     size_t ncontacts;
-    json_t *reminders;       /* borrowed array or NULL (InTime) */
-    const char *provider_id; /* message-status, campaign-status: the
-                                provider's id; may be NULL */
-    int page;                /* reads: the page asked for, from 1; 0 when
-                                not given (the first) */
-    json_t *root;            /* owned: the parsed document */
+    json_t *reminders;        /* borrowed array or NULL (InTime) */
+    const char *provider_id;  /* message-status, campaign-status: the
+                                 provider's id; may be NULL */
+    int page;                 /* reads: the page asked for, from 1; 0 when
+                                 not given (the first) */
+    const char **contact_ids; /* label-add: the provider's contact ids,
+                                 owned array of borrowed strings */
+    size_t ncontact_ids;
+    const char *contacts_list_url; /* contact-upsert: an https URL of a
+                                      CSV the provider fetches (Jojka) */
+    json_t *root;                  /* owned: the parsed document */
 };
 
 /* Parses a job from `len` bytes of JSON. `topic_type` is the type of the

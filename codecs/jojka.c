@@ -39,6 +39,7 @@
  * jojka_error_kinds); a reply has no provider id, so its id is made of the
  * sender and the time ("46709771337-20160531130006"). */
 #include "codecs/codec.h"
+#include "codecs/reads.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -308,6 +309,8 @@ static int jojka_check_contacts(const struct job *job, char *errstr,
 static int jojka_check(const struct account *acct, const struct job *job,
                        char *errstr, size_t errstr_size)
 {
+    if (job->type == JOB_CONTACTS && job_action_is_read(job->action))
+        return codec_check_read(&codec_jojka, job, errstr, errstr_size);
     switch (job->type) {
     case JOB_SEND:
         return jojka_check_sender(acct, job, errstr, errstr_size);
@@ -425,6 +428,15 @@ static int jojka_encode_upsert(struct codec_calls *out,
     char name[256];
 
     jojka_body_init(&b, acct);
+    if (job->contacts_list_url != NULL) {
+        /* import_contacts_list fetches the CSV itself (003). */
+        buf_add_param(&b, "contacts_list_url", job->contacts_list_url);
+        return jojka_add_call(out, acct, OP_CONTACTS,
+                              JOJKA_IMPORT_CONTACTS_LIST, &b, errstr,
+                              errstr_size)
+                   ? 0
+                   : -1;
+    }
     if (job->ncontacts == 1) {
         const struct contact *ct = &job->contacts[0];
         jojka_contact_name(name, sizeof(name), ct);

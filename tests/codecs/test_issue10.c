@@ -506,7 +506,14 @@ Test(issue10, read_actions_parse)
          "missing \"from\" (the sender to register) for register-sender"},
         {"{\"id\":\"r\",\"account\":\"a\",\"action\":\"label-add\","
          "\"groups\":\"vip\"}",
-         "missing \"contacts\" or \"msisdns\" for label-add"},
+         "missing \"contact_ids\" for label-add"},
+        {"{\"id\":\"r\",\"account\":\"a\",\"action\":\"contact-update\","
+         "\"contacts\":[{\"msisdn\":\"46701234567\"}]}",
+         "missing \"provider_id\" (the provider's contact id) for "
+         "contact-update"},
+        {"{\"id\":\"r\",\"account\":\"a\",\"action\":\"contact-upsert\","
+         "\"contacts_list_url\":\"http://x\"}",
+         "\"contacts_list_url\" is not an https:// URL"},
         {"{\"id\":\"r\",\"account\":\"a\",\"action\":\"balance\",\"page\":0}",
          "\"page\" is not an integer from 1 to 1000000"},
         {"{\"id\":\"r\",\"account\":\"a\",\"action\":\"list-everything\"}",

@@ -103,7 +103,9 @@ ParameterizedTestParameters(job, errors)
          "unknown action \"create\" for a contact-sync job"},
         {JOB_CONTACTS,
          "{\"id\":\"k1\",\"account\":\"a\",\"action\":\"contact-upsert\"}",
-         "k1", "missing \"contacts\" for contact-upsert"},
+         "k1",
+         "missing \"contacts\" or \"contacts_list_url\" for "
+         "contact-upsert"},
         {JOB_CONTACTS,
          "{\"id\":\"k1\",\"account\":\"a\",\"action\":\"contact-upsert\","
          "\"contacts\":[{\"msisdn\":\"46701234567\"},{\"name\":\"x\"}]}",
