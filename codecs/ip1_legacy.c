@@ -60,8 +60,11 @@ enum ip1l_step {
     IP1L_STATUS,
     IP1L_STATUS_BUNDLE,
     IP1L_BALANCE,
-    IP1L_MMS, /* mms.asmx */
-    IP1L_SMS, /* sendSms.asmx again: the one confirmed send operation */
+    IP1L_MMS,         /* mms.asmx */
+    IP1L_SMS,         /* sendSms.asmx again: the one confirmed send operation */
+    IP1L_TIDPUNKT,    /* when a scheduled SMS goes */
+    IP1L_BESKRIVNING, /* the text of a status code */
+    IP1L_STATUS_MMS,  /* mms.asmx: the status of one MMS */
 };
 
 /* The SOAP operations, one table. `confirmed`: a working client uses the
@@ -75,7 +78,6 @@ static const struct ip1l_op {
     bool confirmed;
 } ip1l_ops[] = {
     [IP1L_URL] = {NULL, true}, /* the URL call: documented, not SOAP */
-    [IP1L_SMS] = {"sms", true},
     [IP1L_FLASH] = {"FlashSMS", false},
     [IP1L_TIMED] = {"TimedSMS", false},
     [IP1L_BUNDLE] = {"BundleSMS", false},
@@ -86,6 +88,10 @@ static const struct ip1l_op {
     [IP1L_STATUS_BUNDLE] = {"statusBundle", false},
     [IP1L_BALANCE] = {"balans", true},
     [IP1L_MMS] = {"sendMMS", false},
+    [IP1L_SMS] = {"sms", true},
+    [IP1L_TIDPUNKT] = {"Tidpunkt", false},
+    [IP1L_BESKRIVNING] = {"Beskrivning", false},
+    [IP1L_STATUS_MMS] = {"statusMMS", false},
 };
 
 /* Returns 0 when `acct` may send `step`; else -1 with errstr saying what
@@ -609,6 +615,23 @@ static int ip1l_encode_poll(struct codec_calls *out, const struct account *acct,
         return -1;
     if (op == OP_READ && id != NULL && strcmp(id, "balance") == 0) {
         step = IP1L_BALANCE;
+    } else if ((op == OP_READ && id != NULL &&
+                (strncmp(id, "when:", 5) == 0 ||
+                 strncmp(id, "describe:", 9) == 0)) ||
+               (op == OP_POLL_STATUS && id != NULL &&
+                strncmp(id, "mms:", 4) == 0)) {
+        /* Tidpunkt (an SMS id), Beskrivning (a status code), status
+         * MMS (an MMS id). */
+        step = id[0] == 'w'   ? IP1L_TIDPUNKT
+               : id[0] == 'd' ? IP1L_BESKRIVNING
+                              : IP1L_STATUS_MMS;
+        id = strchr(id, ':') + 1;
+        if (!ip1l_is_digits(id, 1, 18)) {
+            snprintf(errstr, errstr_size,
+                     "iP.1 legacy %s takes digits, not \"%.40s\"",
+                     ip1l_ops[step].name, id);
+            return -1;
+        }
     } else if (op == OP_POLL_STATUS || op == OP_CANCEL) {
         if (id != NULL &&
             strncmp(id, IP1L_BUNDLE_PREFIX, strlen(IP1L_BUNDLE_PREFIX)) == 0) {
@@ -626,8 +649,9 @@ static int ip1l_encode_poll(struct codec_calls *out, const struct account *acct,
             step = bundle ? IP1L_CANCEL_BUNDLE : IP1L_CANCEL_SMS;
     } else {
         snprintf(errstr, errstr_size,
-                 "iP.1 legacy pushes incoming SMS; it can poll a status, "
-                 "cancel, or read \"balance\"");
+                 "iP.1 legacy pushes incoming SMS; it can poll a status "
+                 "(<id>, bundle:<id>, mms:<id>), cancel, or read "
+                 "\"balance\", when:<id>, describe:<code>");
         return -1;
     }
 
@@ -653,8 +677,17 @@ static int ip1l_encode_poll(struct codec_calls *out, const struct account *acct,
         ip1l_soap_param(&env, "BundleID", id);
     else if (step == IP1L_CANCEL_SMS)
         ip1l_soap_param(&env, "smsID", id);
+    else if (step == IP1L_TIDPUNKT) /* parameter names as 001 spells them */
+        ip1l_soap_param(&env, "Id", id);
+    else if (step == IP1L_BESKRIVNING)
+        ip1l_soap_param(&env, "ID", id);
+    else if (step == IP1L_STATUS_MMS)
+        ip1l_soap_param(&env, "mmsId", id);
     ip1l_soap_end(&env, ip1l_ops[step].name);
-    ip1l_soap_request(call, acct, "/sendSms/sendSms.asmx", step, &env);
+    ip1l_soap_request(call, acct,
+                      step == IP1L_STATUS_MMS ? "/mms/mms.asmx"
+                                              : "/sendSms/sendSms.asmx",
+                      step, &env);
     buf_cleanup(&env);
     return 0;
 }
@@ -819,7 +852,8 @@ static int ip1l_soap_answer(struct call_result *out, xmlDoc **doc_out,
 
 /* One status update from a Status code. */
 static int ip1l_update(struct status_update *u, const char *id,
-                       const char *code_text, char *errstr, size_t errstr_size)
+                       const char *code_text, const struct ip1l_code *table,
+                       char *errstr, size_t errstr_size)
 {
     long long code;
 
@@ -828,7 +862,7 @@ static int ip1l_update(struct status_update *u, const char *id,
                  code_text);
         return -1;
     }
-    const struct ip1l_code *c = ip1l_code_find(ip1l_sms_codes, (long)code);
+    const struct ip1l_code *c = ip1l_code_find(table, (long)code);
     if (c->call_error) {
         snprintf(errstr, errstr_size, "status query refused: %lld %s", code,
                  c->name);
@@ -859,7 +893,8 @@ static int ip1l_decode(struct call_result *out, const struct account *acct,
     (void)acct;
     (void)job;
     memset(out, 0, sizeof(*out));
-    if (step == IP1L_STATUS || step == IP1L_STATUS_BUNDLE) {
+    if (step == IP1L_STATUS || step == IP1L_STATUS_BUNDLE ||
+        step == IP1L_STATUS_MMS) {
         snprintf(errstr, errstr_size, "status answers go to decode_poll");
         return -1;
     }
@@ -892,6 +927,21 @@ static int ip1l_decode(struct call_result *out, const struct account *acct,
     if (step == IP1L_BALANCE) {
         out->outcome = CALL_ACCEPTED;
         out->data = json_pack("{s:s}", "balance", value);
+        ret = 0;
+        goto out;
+    }
+    if (step == IP1L_TIDPUNKT) {
+        /* "yyyy-mmdd hh:mm:ss", or 0: not scheduled or no such id. */
+        out->outcome = CALL_ACCEPTED;
+        out->data = strcmp(value, "0") == 0
+                        ? json_pack("{s:n}", "send_at")
+                        : json_pack("{s:s}", "send_at", value);
+        ret = 0;
+        goto out;
+    }
+    if (step == IP1L_BESKRIVNING) {
+        out->outcome = CALL_ACCEPTED;
+        out->data = json_pack("{s:s}", "description", value);
         ret = 0;
         goto out;
     }
@@ -988,7 +1038,7 @@ static int ip1l_bundle_updates(struct callback_result *out, xmlNode *result,
         ip1l_text(code, sizeof(code), ip1l_leaf(c, status_names, 0));
         ip1l_text(number, sizeof(number), ip1l_leaf(c, number_names, 0));
         struct status_update *u = &out->updates[out->nupdates];
-        if (ip1l_update(u, id, code, errstr, errstr_size) != 0)
+        if (ip1l_update(u, id, code, ip1l_sms_codes, errstr, errstr_size) != 0)
             return -1;
         if (ip1l_is_digits(number, 8, 15))
             snprintf(u->recipient, sizeof(u->recipient), "%s", number);
@@ -1012,7 +1062,8 @@ static int ip1l_decode_poll(struct callback_result *out,
     (void)acct;
     memset(out, 0, sizeof(*out));
     memset(&res, 0, sizeof(res));
-    if (call->step != IP1L_STATUS && call->step != IP1L_STATUS_BUNDLE) {
+    if (call->step != IP1L_STATUS && call->step != IP1L_STATUS_BUNDLE &&
+        call->step != IP1L_STATUS_MMS) {
         snprintf(errstr, errstr_size, "not a status poll");
         return -1;
     }
@@ -1033,7 +1084,10 @@ static int ip1l_decode_poll(struct callback_result *out,
         abort();
     snprintf(id, sizeof(id), "%zu", call->first);
     ip1l_text(value, sizeof(value), result);
-    if (ip1l_update(&out->updates[0], id, value, errstr, errstr_size) != 0)
+    if (ip1l_update(&out->updates[0], id, value,
+                    call->step == IP1L_STATUS_MMS ? ip1l_mms_codes
+                                                  : ip1l_sms_codes,
+                    errstr, errstr_size) != 0)
         goto out;
     out->nupdates = 1;
     ret = 0;

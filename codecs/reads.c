@@ -64,8 +64,8 @@ static const struct read_route read_routes[] = {
      NULL, false},
     {"ip1-legacy", ACTION_MESSAGE_STATUS, OP_POLL_STATUS, "{}", ARG_ID,
      ITEMS_UPDATES, NULL, false},
-    {"ip1-legacy", ACTION_CAMPAIGN_STATUS, OP_POLL_STATUS, "bundle:{}",
-     ARG_ID, ITEMS_UPDATES, NULL, false},
+    {"ip1-legacy", ACTION_CAMPAIGN_STATUS, OP_POLL_STATUS, "bundle:{}", ARG_ID,
+     ITEMS_UPDATES, NULL, false},
     /* iP.1 REST v2 (002, providers.md §3). */
     {"ip1", ACTION_CAMPAIGN_STATUS, OP_READ, "batches/{}/messages", ARG_ID,
      ITEMS_DATA, NULL, false},
@@ -73,8 +73,8 @@ static const struct read_route read_routes[] = {
      NULL, false},
     {"ip1", ACTION_LIST_BLOCKLIST, OP_READ, "blacklist", ARG_NONE, ITEMS_DATA,
      NULL, false},
-    {"ip1", ACTION_BLOCKLIST_IMPORT, OP_READ, "blacklist", ARG_NONE,
-     ITEMS_DATA, NULL, false},
+    {"ip1", ACTION_BLOCKLIST_IMPORT, OP_READ, "blacklist", ARG_NONE, ITEMS_DATA,
+     NULL, false},
     {"ip1", ACTION_CHECK_BLOCKLIST, OP_READ, "blacklist/{}", ARG_MSISDN,
      ITEMS_DATA, NULL, false},
     {"ip1", ACTION_EXPORT_CONTACTS, OP_READ, "contacts", ARG_NONE, ITEMS_DATA,
@@ -93,8 +93,7 @@ static const struct read_route read_routes[] = {
     {"jojka", ACTION_MESSAGE_STATUS, OP_POLL_STATUS, "{}", ARG_ID,
      ITEMS_UPDATES, NULL, false},
     {"jojka", ACTION_CHECK_BLOCKLIST, OP_READ,
-     "check_if_in_blocklist?msisdn={}", ARG_MSISDN, ITEMS_BLOCKED, NULL,
-     false},
+     "check_if_in_blocklist?msisdn={}", ARG_MSISDN, ITEMS_BLOCKED, NULL, false},
     {"jojka", ACTION_LIST_GROUPS, OP_READ, "get_groups_from_msisdn?msisdn={}",
      ARG_MSISDN, ITEMS_KEY, "groups", false},
 };
@@ -120,8 +119,7 @@ static void read_list(char *out, size_t out_size, const struct codec *c)
     for (size_t i = 0; i < NROUTES && n < out_size; i++)
         if (strcmp(read_routes[i].provider, c->name) == 0 &&
             strstr(out, job_action_name(read_routes[i].action)) == NULL)
-            n += (size_t)snprintf(out + n, out_size - n, "%s%s",
-                                  n ? ", " : "",
+            n += (size_t)snprintf(out + n, out_size - n, "%s%s", n ? ", " : "",
                                   job_action_name(read_routes[i].action));
 }
 
@@ -130,8 +128,8 @@ bool codec_has_read(const struct codec *c, enum job_action action)
     return read_route_find(c, action) != NULL;
 }
 
-int codec_check_read(const struct codec *c, const struct job *job,
-                     char *errstr, size_t errstr_size)
+int codec_check_read(const struct codec *c, const struct job *job, char *errstr,
+                     size_t errstr_size)
 {
     const struct read_route *r = read_route_find(c, job->action);
 
@@ -203,8 +201,8 @@ int codec_encode_read(struct codec_calls *out, const struct codec *c,
     if (hole == NULL)
         snprintf(what, sizeof(what), "%s", r->spec);
     else
-        snprintf(what, sizeof(what), "%.*s%s%s", (int)(hole - r->spec),
-                 r->spec, a, hole + 2);
+        snprintf(what, sizeof(what), "%.*s%s%s", (int)(hole - r->spec), r->spec,
+                 a, hole + 2);
     return c->encode_poll(out, acct, r->op, what, 0, errstr, errstr_size);
 }
 
@@ -310,9 +308,9 @@ int codec_decode_read(struct call_result *out, const struct codec *c,
             json_t *b = json_object_get(d, "in_blocklist");
             if (b == NULL)
                 b = json_object_get(d, "on_blocklist");
-            json_array_append_new(
-                items, json_pack("{s:s,s:b}", "msisdn", job->msisdns[0],
-                                 "blocked", json_is_true(b)));
+            json_array_append_new(items, json_pack("{s:s,s:b}", "msisdn",
+                                                   job->msisdns[0], "blocked",
+                                                   json_is_true(b)));
         } else if (json_is_array(d)) {
             json_array_extend(items, d);
         } else if (d != NULL && !json_is_null(d)) {

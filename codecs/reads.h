@@ -19,8 +19,8 @@ bool codec_has_read(const struct codec *c, enum job_action action);
  * kurir pages). Returns 0, or -1 with errstr set (naming the reads the
  * provider has when it lacks this one). Each codec's check() calls it for
  * read actions. */
-int codec_check_read(const struct codec *c, const struct job *job,
-                     char *errstr, size_t errstr_size);
+int codec_check_read(const struct codec *c, const struct job *job, char *errstr,
+                     size_t errstr_size);
 
 /* Appends the one call read job `job` makes on provider `c` (through its
  * encode_poll()). Returns 0, or -1 with errstr set and nothing appended.
