@@ -585,3 +585,78 @@ Test(issue10, extra_in_both_shapes)
                  "\"contacts\"[0]: \"extra\" is neither an object nor a "
                  "string"));
 }
+
+/* ---------------------------------------------------------------- */
+/* Every action of issue 10 on every provider: check() takes it, or
+ * refuses it with one line that names it. */
+
+struct action_case {
+    char codec[16];
+    char json[200];
+    bool supported;
+};
+
+ParameterizedTestParameters(issue10, actions_everywhere)
+{
+#define A(p, body, ok)                                                \
+    {                                                                 \
+        p, "{\"id\":\"a\",\"account\":\"a\",\"action\":" body "}", ok \
+    }
+#define ALL4(body, it, ip, leg, jo)                                        \
+    A("intime", body, it), A("ip1", body, ip), A("ip1-legacy", body, leg), \
+        A("jojka", body, jo)
+    static struct action_case cases[] = {
+        ALL4("\"list-groups\",\"msisdns\":\"46701234567\"", true, true, false,
+             true),
+        ALL4("\"list-blocklist\"", true, true, false, false),
+        ALL4("\"list-reminders\"", true, false, false, false),
+        ALL4("\"export-contacts\"", false, true, false, true),
+        ALL4("\"balance\"", false, false, true, false),
+        ALL4("\"message-status\",\"provider_id\":\"123456789\"", false, true,
+             true, true),
+        ALL4("\"campaign-status\",\"provider_id\":\"287359\"", false, true,
+             true, true),
+        ALL4("\"check-blocklist\",\"msisdns\":\"46701234567\"", false, true,
+             false, true),
+        ALL4("\"list-senders\"", false, true, false, false),
+        ALL4("\"register-sender\",\"from\":\"Shop\"", false, true, false,
+             false),
+        ALL4("\"contact-update\",\"provider_id\":\"c1\",\"contacts\":"
+             "[{\"msisdn\":\"46701234567\",\"first_name\":\"A\"}]",
+             false, true, false, false),
+        ALL4("\"label-add\",\"groups\":\"vip\",\"contact_ids\":[\"c1\"]", false,
+             true, false, false),
+        ALL4("\"blocklist-import\"", true, true, false, false),
+    };
+#undef ALL4
+#undef A
+    return cr_make_param_array(struct action_case, cases,
+                               sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct action_case *c, issue10, actions_everywhere)
+{
+    const struct codec *codec = codec_find(c->codec);
+    struct account acct = acct_of(codec);
+    struct job *job = parse_job(c->json, JOB_CONTACTS);
+    struct codec_calls calls = {0};
+
+    errstr[0] = '\0';
+    int ret = codec->check(&acct, job, errstr, sizeof(errstr));
+    if (c->supported) {
+        cr_assert(eq(int, ret, 0), "%s %s: %s", c->codec,
+                  job_action_name(job->action), errstr);
+        ret = codec->encode(&calls, &acct, job, 0, 0, 1700000000, errstr,
+                            sizeof(errstr));
+        cr_assert(eq(int, ret, 0), "%s %s: %s", c->codec,
+                  job_action_name(job->action), errstr);
+        cr_assert(eq(sz, calls.ncalls, 1));
+    } else {
+        cr_assert(eq(int, ret, -1), "%s %s was taken", c->codec,
+                  job_action_name(job->action));
+        cr_assert(ne(ptr, strstr(errstr, job_action_name(job->action)), NULL),
+                  "%s: %s", c->codec, errstr);
+    }
+    codec_calls_cleanup(&calls);
+    job_free(job);
+}
