@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codecs/reads.h"
 #include "codecs/util.h"
 
 static const char *const state_names[] = {
@@ -197,4 +198,102 @@ int codec_check_ncalls(const char *provider, const struct job *job,
              "%s needs %zu calls for this %s, %d at most in one job", provider,
              ncalls, job_action_name(job->action), CODEC_MAX_CALLS);
     return -1;
+}
+
+unsigned codec_segments(const struct codec *c, const char *utf8, size_t len)
+{
+    return text_segments(c->segments != NULL ? c->segments : &segment_rule_gsm,
+                         utf8, len);
+}
+
+size_t codec_per_call(const struct codec *c, const struct account *acct,
+                      const struct job *job)
+{
+    size_t max;
+
+    if (job->type == JOB_CONTACTS)
+        return 0;
+    max = job->type == JOB_CAMPAIGN ? c->campaign_max_recipients
+                                    : c->send_max_recipients;
+    if (c->per_call != NULL) {
+        size_t own = c->per_call(acct, job);
+        if (own > 0 && own < max)
+            max = own;
+    }
+    if (job_is_personal(job))
+        max = 1;
+    return max;
+}
+
+int codec_check_slice(const struct codec *c, const struct account *acct,
+                      const struct job *job, size_t first, size_t count,
+                      char *errstr, size_t errstr_size)
+{
+    size_t max = codec_per_call(c, acct, job);
+
+    if (first > job->nto || count > job->nto - first) {
+        snprintf(errstr, errstr_size,
+                 "recipients %zu+%zu are outside the job's %zu", first, count,
+                 job->nto);
+        return -1;
+    }
+    if (count == 0 && job->nto > 0) {
+        snprintf(errstr, errstr_size, "no recipients in the slice");
+        return -1;
+    }
+    if (count > max) {
+        snprintf(errstr, errstr_size,
+                 "%s carries at most %zu recipients per call for this job, "
+                 "not %zu: cut the job with codec_per_call()",
+                 c->name, max, count);
+        return -1;
+    }
+    return 0;
+}
+
+int codec_encode_slice(const struct codec *c, codec_encode_fn *one,
+                       struct codec_calls *out, const struct account *acct,
+                       const struct job *job, size_t first, size_t count,
+                       int64_t now, char *errstr, size_t errstr_size)
+{
+    size_t start = out->ncalls;
+    struct job view;
+    char *text = NULL;
+    int ret;
+
+    if (job->type == JOB_CONTACTS && job_action_is_read(job->action))
+        return codec_encode_read(out, c, acct, job, errstr, errstr_size);
+    if (job->type == JOB_CONTACTS ||
+        (job->type == JOB_CAMPAIGN && job->action == ACTION_CANCEL))
+        return one(out, acct, job, first, count, now, errstr, errstr_size);
+    if (codec_check_slice(c, acct, job, first, count, errstr, errstr_size) != 0)
+        return -1;
+    if (job_is_personal(job) && count == 1) {
+        size_t n;
+        text = malloc(JOB_MAX_TEXT + 1);
+        if (text == NULL) {
+            fprintf(stderr, "out of memory\n");
+            abort();
+        }
+        view = *job;
+        if (job_render_text(job, first, text, JOB_MAX_TEXT + 1, &n, errstr,
+                            errstr_size) != 0 ||
+            text_analyse(&view.text_info, text, n, errstr, errstr_size) != 0) {
+            free(text);
+            return -1;
+        }
+        view.text = text;
+        view.text_len = n;
+        job = &view;
+    }
+    ret = one(out, acct, job, first, count, now, errstr, errstr_size);
+    if (ret == 0 && out->ncalls != start + 1) {
+        snprintf(errstr, errstr_size,
+                 "%s encoded %zu calls for one slice of %zu recipients",
+                 c->name, out->ncalls - start, count);
+        codec_calls_truncate(out, start);
+        ret = -1;
+    }
+    free(text);
+    return ret;
 }

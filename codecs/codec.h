@@ -65,6 +65,12 @@ struct account {
     char *webhook_token;  /* the ?token= on our callback URLs; may be NULL */
     char *callback_url;   /* KURIR_PUBLIC_URL/callbacks/<name>, or NULL
                              when no public URL is configured */
+    struct account_options {
+        /* "options": {"legacy_unconfirmed_soap": true}: lets the iP.1
+         * legacy codec send the SOAP operations whose wire names no
+         * working client confirms (docs/providers-choices.md). */
+        bool legacy_unconfirmed_soap;
+    } options;
 };
 
 /* Returns the value of credential `name`, or NULL when the account has none.
@@ -111,8 +117,9 @@ enum codec_op {
     OP_READ,         /* any other read (lists, balances) */
 };
 
-/* One HTTP exchange a job needs. A job may need several: one per chunk of
- * recipients, or several steps of one contact-sync action. They are made in
+/* One HTTP exchange a job needs. A send or campaign slice of at most
+ * codec_per_call() recipients is exactly one call; a contact-sync action
+ * may need several steps. They are made in
  * order; a failed call stops the rest. */
 struct codec_call {
     struct http_request req;
@@ -260,7 +267,8 @@ struct inbound_sms {
     char *text;           /* owned, UTF-8 */
 };
 
-#define CODEC_MAX_EVENTS 256
+#define CODEC_MAX_EVENTS \
+    1000 /* a Jojka campaign's recipients, all in one answer */
 
 /* What a callback or a poll carried, and what to answer the provider. */
 struct callback_result {
@@ -286,6 +294,14 @@ struct codec {
     size_t campaign_max_recipients; /* the same for a campaign create */
     bool has_callbacks;             /* provider pushes status or inbound */
     bool polls;                     /* statuses and replies must be polled */
+    const struct segment_rule *segments; /* how the provider bills a text;
+                                            NULL: segment_rule_gsm */
+
+    /* Recipients one call may carry for this job, when that differs from
+     * the send/campaign maximum above (flash or MMS one by one, ...);
+     * NULL, or a return of 0, for the maximum. codec_per_call() is what
+     * callers use. */
+    size_t (*per_call)(const struct account *acct, const struct job *job);
 
     /* Checks a job against the provider's rules (sender id, text length and
      * alphabet, supported actions). Returns 0 when it can be sent; on error
@@ -331,6 +347,58 @@ struct codec {
                        const struct http_response *resp, char *errstr,
                        size_t errstr_size);
 };
+
+/* Returns the SMS parts provider `c` bills for the UTF-8 text (its
+ * segment rule, text.h): what the engine charges tokens for and writes as
+ * "segments", per rendered text for a personal job. 0 only for text
+ * job_parse() would refuse. */
+unsigned codec_segments(const struct codec *c, const char *utf8, size_t len);
+
+/* Returns the most recipients one call of `c` may carry for `job` on
+ * account `acct` (NULL: an account with no options): the
+ * campaign or send maximum, less where the codec says (per_call), and 1
+ * for a personal job (job_is_personal()), whose recipients each get their
+ * own text. The engine cuts a job's recipients into slices of at most this
+ * many; encode() makes exactly one call for each such slice and refuses a
+ * bigger one. 0 for a contact-sync job, which is not cut. */
+size_t codec_per_call(const struct codec *c, const struct account *acct,
+                      const struct job *job);
+
+/* Checks that job->to[first .. first+count) is a slice encode() may take
+ * in one call: inside the job, not empty, at most codec_per_call().
+ * Returns 0, or -1 with errstr set. */
+int codec_check_slice(const struct codec *c, const struct account *acct,
+                      const struct job *job, size_t first, size_t count,
+                      char *errstr, size_t errstr_size);
+
+/* A codec's encode() of one slice, as struct codec has it. */
+typedef int codec_encode_fn(struct codec_calls *out, const struct account *acct,
+                            const struct job *job, size_t first, size_t count,
+                            int64_t now, char *errstr, size_t errstr_size);
+
+/* What every codec's encode() does around its own `one`: for a send or
+ * campaign create, checks the slice (codec_check_slice), hands `one` a
+ * view of the job whose text is recipient `first`'s rendered text when the
+ * job is personal, and checks `one` appended exactly one call. Contact-sync
+ * jobs and campaign cancels go to `one` as they are. Returns what `one`
+ * returned, or -1 with errstr set and nothing appended. */
+int codec_encode_slice(const struct codec *c, codec_encode_fn *one,
+                       struct codec_calls *out, const struct account *acct,
+                       const struct job *job, size_t first, size_t count,
+                       int64_t now, char *errstr, size_t errstr_size);
+
+/* iP.1 REST's "reference" holds 40 characters; delivery reports echo it
+ * (status_update.transid). A job id that fits goes as it is. A longer one
+ * goes as its first CODEC_IP1_REFERENCE_KEEP bytes (cut on a character
+ * boundary), "~" and the 16 hex digits of util_hash64(job id): stable, so
+ * a retried send carries the same reference. Writes the reference to out
+ * and returns true when it is not the job id itself: the engine must then
+ * store reference -> job id (per account, as long as reports may come)
+ * and read a report's transid through that mapping. */
+#define CODEC_IP1_REFERENCE_MAX  40
+#define CODEC_IP1_REFERENCE_KEEP 23
+bool codec_ip1_reference(char out[CODEC_IP1_REFERENCE_MAX + 1],
+                         const char *job_id);
 
 /* Returns the codec for a provider name, or NULL. */
 const struct codec *codec_find(const char *name);

@@ -18,6 +18,7 @@
 #include <libxml/tree.h>
 
 #include "codecs/codec.h"
+#include "codecs/reads.h"
 #include "codecs/swedish_time.h"
 #include "codecs/text.h"
 #include "codecs/util.h"
@@ -344,9 +345,12 @@ static int intime_contacts_doc(struct buf *b, const struct job *job,
     for (size_t i = 0; i < job->ncontacts; i++) {
         const struct contact *c = &job->contacts[i];
         char number[MSISDN_MAX + 2];
-        json_t *extra = json_object_get(c->extra, "extrafield");
+        /* "extra" is InTime's own string, or {"extrafield": "..."}. */
+        json_t *extra = json_is_string(c->extra)
+                            ? c->extra
+                            : json_object_get(c->extra, "extrafield");
 
-        if (c->extra != NULL &&
+        if (json_is_object(c->extra) &&
             (json_object_size(c->extra) > 1 ||
              (json_object_size(c->extra) == 1 && !json_is_string(extra)))) {
             snprintf(errstr, errstr_size,
@@ -690,7 +694,13 @@ static int intime_check_message(const struct account *acct,
                  INTIME_MAX_MULTI);
         return -1;
     }
-    if (sender != NULL && intime_check_sender(sender, errstr, errstr_size) != 0)
+    if (sender == NULL) {
+        snprintf(errstr, errstr_size,
+                 "InTime needs a sender: give the job a \"from\" or the "
+                 "account a default_sender");
+        return -1;
+    }
+    if (intime_check_sender(sender, errstr, errstr_size) != 0)
         return -1;
     if (job->nto == 0 && job->ngroups == 0) {
         snprintf(errstr, errstr_size, "no recipients and no groups");
@@ -715,6 +725,8 @@ static int intime_check(const struct account *acct, const struct job *job,
     struct buf doc;
     enum intime_endpoint ep;
     int ret;
+    if (job->type == JOB_CONTACTS && job_action_is_read(job->action))
+        return codec_check_read(&codec_intime, job, errstr, errstr_size);
 
     if (intime_has_creds(acct, errstr, errstr_size) != 0)
         return -1;
@@ -746,9 +758,10 @@ static int intime_check(const struct account *acct, const struct job *job,
 
 /* =============================== Encode ================================= */
 
-static int intime_encode(struct codec_calls *out, const struct account *acct,
-                         const struct job *job, size_t first, size_t count,
-                         int64_t now, char *errstr, size_t errstr_size)
+static int intime_encode_one(struct codec_calls *out,
+                             const struct account *acct, const struct job *job,
+                             size_t first, size_t count, int64_t now,
+                             char *errstr, size_t errstr_size)
 {
     struct codec_call *call = NULL;
     struct buf doc;
@@ -801,6 +814,15 @@ out:
     }
     buf_cleanup(&doc);
     return ret;
+}
+
+/* One slice, one call: see codec_encode_slice(). */
+static int intime_encode(struct codec_calls *out, const struct account *acct,
+                         const struct job *job, size_t first, size_t count,
+                         int64_t now, char *errstr, size_t errstr_size)
+{
+    return codec_encode_slice(&codec_intime, intime_encode_one, out, acct, job,
+                              first, count, now, errstr, errstr_size);
 }
 
 /* Builds a cancel (message/delete.ashx of one numeric message id) or a
@@ -1257,6 +1279,17 @@ static int intime_callback(struct callback_result *out,
 
 static const char *const intime_creds[] = {"user", "hash", NULL};
 
+/* InTime bills characters: 160 in one SMS, 134 in each part of a
+ * multi-SMS (000: "max 6 SMS med max 134 tecken"). */
+static const struct segment_rule intime_segments = {
+    .gsm_single = 160,
+    .gsm_part = 134,
+    .ucs_single = 160,
+    .ucs_part = 134,
+    .newline_cost = 0,
+    .chars = true,
+};
+
 const struct codec codec_intime = {
     .name = "intime",
     .creds = intime_creds,
@@ -1264,6 +1297,8 @@ const struct codec codec_intime = {
     .campaign_max_recipients = INTIME_MAX_RECIPIENTS,
     .has_callbacks = true,
     .polls = false,
+    .segments = &intime_segments,
+    .per_call = NULL,
     .check = intime_check,
     .encode = intime_encode,
     .decode = intime_decode,

@@ -38,12 +38,15 @@
  * not how.
  *
  * Choices ([I] in providers.md): at most 500 numbers per batch (the v1
- * guidance; v2 states none); reference only when the job id fits iP.1's 40
- * characters; the answer to POST /v2/batches is read as the batch document
+ * guidance; v2 states none); a job id longer than iP.1's 40-character
+ * reference goes as codec_ip1_reference() makes it (its head, "~", a
+ * hash), which the engine maps back; the answer to POST /v2/batches is read as
+ * the batch document
  * ("id") or as an array of message documents (v1's shape), and a 2xx
  * answer without either is still accepted, as iP.1's own clients do; error
  * bodies are read as ASP.NET problem details (title, errors). */
 #include "codecs/codec.h"
+#include "codecs/reads.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +56,6 @@
 
 #define IP1_MAX_RECIPIENTS 500
 #define IP1_BODY_MAX       2000 /* characters */
-#define IP1_REFERENCE_MAX  40
 #define IP1_WINDOW_SECONDS (7 * 24 * 3600)
 #define IP1_ALNUM \
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -106,7 +108,7 @@ static const struct ip1_block {
 
 /* The resources OP_READ may GET, by their first path segment. */
 static const char *const ip1_read_roots[] = {
-    "batches", "blacklist", "contacts", "labels", "conversations",
+    "batches", "blacklist", "contacts", "labels", "conversations", "me/senders",
 };
 
 static const char *const ip1_creds[] = {"api_key", NULL};
@@ -228,6 +230,8 @@ static int ip1_check(const struct account *acct, const struct job *job,
                      char *errstr, size_t errstr_size)
 {
     size_t calls = 0;
+    if (job->type == JOB_CONTACTS && job_action_is_read(job->action))
+        return codec_check_read(&codec_ip1, job, errstr, errstr_size);
 
     switch (job->type) {
     case JOB_SEND:
@@ -241,6 +245,11 @@ static int ip1_check(const struct account *acct, const struct job *job,
     }
     switch (job->action) {
     case ACTION_CONTACT_UPSERT:
+        if (job->ncontacts == 0) {
+            snprintf(errstr, errstr_size,
+                     "ip1 takes \"contacts\", not a contacts_list_url");
+            return -1;
+        }
         calls = 1;
         break;
     case ACTION_CONTACT_DELETE:
@@ -250,6 +259,11 @@ static int ip1_check(const struct account *acct, const struct job *job,
         break;
     case ACTION_GROUP_DELETE:
         calls = job->ngroups;
+        break;
+    case ACTION_REGISTER_SENDER:
+    case ACTION_CONTACT_UPDATE:
+    case ACTION_LABEL_ADD:
+        calls = 1;
         break;
     default:
         snprintf(errstr, errstr_size, "ip1 has no %s",
@@ -261,6 +275,23 @@ static int ip1_check(const struct account *acct, const struct job *job,
 
 /* ------------------------------------------------------------------------ */
 /* encode() */
+
+bool codec_ip1_reference(char out[CODEC_IP1_REFERENCE_MAX + 1],
+                         const char *job_id)
+{
+    size_t len = strlen(job_id), keep = CODEC_IP1_REFERENCE_KEEP;
+
+    if (len <= CODEC_IP1_REFERENCE_MAX) {
+        memcpy(out, job_id, len + 1);
+        return false;
+    }
+    /* Cut on a UTF-8 character boundary. */
+    while (keep > 0 && ((unsigned char)job_id[keep] & 0xc0) == 0x80)
+        keep--;
+    snprintf(out, CODEC_IP1_REFERENCE_MAX + 1, "%.*s~%016llx", (int)keep,
+             job_id, (unsigned long long)util_hash64(job_id, len));
+    return true;
+}
 
 static int ip1_encode_batch(struct codec_calls *out, const struct account *acct,
                             const struct job *job, size_t first, size_t count,
@@ -299,8 +330,9 @@ static int ip1_encode_batch(struct codec_calls *out, const struct account *acct,
     char *report_url = account_callback_url(acct, "status");
     ip1_set_str(root, "deliveryReportUrl", report_url);
     free(report_url);
-    if (strlen(job->id) <= IP1_REFERENCE_MAX)
-        ip1_set_str(root, "reference", job->id);
+    char ref[CODEC_IP1_REFERENCE_MAX + 1];
+    codec_ip1_reference(ref, job->id);
+    ip1_set_str(root, "reference", ref);
     if (job->reference != NULL)
         json_object_set_new(root, "tags", json_pack("[s]", job->reference));
 
@@ -328,7 +360,9 @@ static json_t *ip1_contact_doc(const struct contact *ct)
     ip1_set_str(props, "firstName", ct->first_name);
     ip1_set_str(props, "lastName", ct->last_name);
     ip1_set_str(props, "email", ct->email);
-    if (ct->extra != NULL) {
+    if (json_is_string(ct->extra)) /* InTime's shape: one free field */
+        ip1_set_str(props, "extrafield", json_string_value(ct->extra));
+    if (json_is_object(ct->extra)) {
         const char *key;
         json_t *value;
         json_object_foreach(ct->extra, key, value)
@@ -363,6 +397,38 @@ static int ip1_encode_contacts(struct codec_calls *out,
         buf_puts(&path, "contacts?sync");
         return ip1_add_call(out, acct, OP_CONTACTS, IP1_STEP_CONTACTS, "POST",
                             &path, ip1_dump(docs), errstr, errstr_size)
+                   ? 0
+                   : -1;
+    }
+    if (job->action == ACTION_REGISTER_SENDER) {
+        /* PUT /v2/me/senders/{sender}, no body (IP1-SND). */
+        buf_puts(&path, "me/senders/");
+        buf_append_urlenc(&path, job->from, strlen(job->from));
+        return ip1_add_call(out, acct, OP_CONTACTS, IP1_STEP_CONTACTS, "PUT",
+                            &path, NULL, errstr, errstr_size)
+                   ? 0
+                   : -1;
+    }
+    if (job->action == ACTION_CONTACT_UPDATE) {
+        /* PATCH /v2/contacts/{id} with the properties to change. */
+        buf_puts(&path, "contacts/");
+        buf_append_urlenc(&path, job->provider_id, strlen(job->provider_id));
+        return ip1_add_call(out, acct, OP_CONTACTS, IP1_STEP_CONTACTS, "PATCH",
+                            &path, ip1_dump(ip1_contact_doc(&job->contacts[0])),
+                            errstr, errstr_size)
+                   ? 0
+                   : -1;
+    }
+    if (job->action == ACTION_LABEL_ADD) {
+        /* POST /v2/labels/{label}/contacts with the contact ids (002). */
+        json_t *ids = json_array();
+        for (size_t i = 0; i < job->ncontact_ids; i++)
+            json_array_append_new(ids, json_string(job->contact_ids[i]));
+        buf_puts(&path, "labels/");
+        buf_append_urlenc(&path, job->groups[0], strlen(job->groups[0]));
+        buf_puts(&path, "/contacts");
+        return ip1_add_call(out, acct, OP_CONTACTS, IP1_STEP_CONTACTS, "POST",
+                            &path, ip1_dump(ids), errstr, errstr_size)
                    ? 0
                    : -1;
     }
@@ -402,9 +468,9 @@ static int ip1_encode_contacts(struct codec_calls *out,
     return 0;
 }
 
-static int ip1_encode(struct codec_calls *out, const struct account *acct,
-                      const struct job *job, size_t first, size_t count,
-                      int64_t now, char *errstr, size_t errstr_size)
+static int ip1_encode_one(struct codec_calls *out, const struct account *acct,
+                          const struct job *job, size_t first, size_t count,
+                          int64_t now, char *errstr, size_t errstr_size)
 {
     size_t start = out->ncalls;
     int ret;
@@ -419,6 +485,15 @@ static int ip1_encode(struct codec_calls *out, const struct account *acct,
     if (ret != 0)
         codec_calls_truncate(out, start);
     return ret;
+}
+
+/* One slice, one call: see codec_encode_slice(). */
+static int ip1_encode(struct codec_calls *out, const struct account *acct,
+                      const struct job *job, size_t first, size_t count,
+                      int64_t now, char *errstr, size_t errstr_size)
+{
+    return codec_encode_slice(&codec_ip1, ip1_encode_one, out, acct, job, first,
+                              count, now, errstr, errstr_size);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -598,13 +673,13 @@ static int ip1_encode_poll(struct codec_calls *out, const struct account *acct,
                  "ip1 pushes statuses and replies: nothing to poll");
         return -1;
     }
-    size_t root_len = strcspn(provider_id, "/?");
     size_t path_len = strcspn(provider_id, "?");
     bool known = false;
-    for (size_t i = 0; i < NELEMS(ip1_read_roots); i++)
-        known =
-            known || (strlen(ip1_read_roots[i]) == root_len &&
-                      memcmp(ip1_read_roots[i], provider_id, root_len) == 0);
+    for (size_t i = 0; i < NELEMS(ip1_read_roots); i++) {
+        size_t n = strlen(ip1_read_roots[i]);
+        known = known || (strncmp(ip1_read_roots[i], provider_id, n) == 0 &&
+                          strchr("/?", provider_id[n]) != NULL);
+    }
     /* The path may hold ids, not dots or escapes; the query is passed on
      * as it is, minus what would break the URL. */
     bool clean = strspn(provider_id, IP1_ALNUM "/_-") == path_len &&
@@ -770,6 +845,8 @@ const struct codec codec_ip1 = {
     .campaign_max_recipients = IP1_MAX_RECIPIENTS,
     .has_callbacks = true,
     .polls = false,
+    .segments = &segment_rule_gsm, /* 160/153, 70/67 */
+    .per_call = NULL,
     .check = ip1_check,
     .encode = ip1_encode,
     .decode = ip1_decode,

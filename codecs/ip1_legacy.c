@@ -20,6 +20,7 @@
 #include <libxml/tree.h>
 
 #include "codecs/codec.h"
+#include "codecs/reads.h"
 #include "codecs/swedish_time.h"
 #include "codecs/text.h"
 #include "codecs/util.h"
@@ -32,6 +33,18 @@
 #define IP1L_MAX_ANSWER     (1024 * 1024)
 #define IP1L_NS             "http://tempuri.org/"
 #define IP1L_BUNDLE_PREFIX  "bundle:"
+
+/* 001: 160 characters in one SMS, long ones "uppdelade I flera
+ * meddelanden upp till 152 tecken", and a newline "räknas alltså som tre
+ * tecken" (it goes as %0a). UCS-2 is not carried; 70/67 for the record. */
+static const struct segment_rule ip1l_segments = {
+    .gsm_single = IP1L_SINGLE,
+    .gsm_part = IP1L_PART,
+    .ucs_single = 70,
+    .ucs_part = 67,
+    .newline_cost = 3,
+    .chars = false,
+};
 
 /* ========================= Operations and codes ========================= */
 
@@ -47,25 +60,54 @@ enum ip1l_step {
     IP1L_STATUS,
     IP1L_STATUS_BUNDLE,
     IP1L_BALANCE,
-    IP1L_MMS, /* mms.asmx */
+    IP1L_MMS,         /* mms.asmx */
+    IP1L_SMS,         /* sendSms.asmx again: the one confirmed send operation */
+    IP1L_TIDPUNKT,    /* when a scheduled SMS goes */
+    IP1L_BESKRIVNING, /* the text of a status code */
+    IP1L_STATUS_MMS,  /* mms.asmx: the status of one MMS */
 };
 
-/* SOAP operation names. Only "sms" and "balans" are confirmed by working
- * clients; the rest follow the document's headings (see
- * docs/providers-choices.md) and live here so that one edit fixes them. */
-static const char *const ip1l_ops[] = {
-    [IP1L_URL] = NULL,
-    [IP1L_FLASH] = "FlashSMS",
-    [IP1L_TIMED] = "TimedSMS",
-    [IP1L_BUNDLE] = "BundleSMS",
-    [IP1L_TIMED_BUNDLE] = "TimedBundleSMS",
-    [IP1L_CANCEL_BUNDLE] = "CancelBundleSMS",
-    [IP1L_CANCEL_SMS] = "CancelSMS",
-    [IP1L_STATUS] = "Status",
-    [IP1L_STATUS_BUNDLE] = "statusBundle",
-    [IP1L_BALANCE] = "balans",
-    [IP1L_MMS] = "sendMMS",
+/* The SOAP operations, one table. `confirmed`: a working client uses the
+ * name against the live service (providers.md §2.2: "sms" and "balans").
+ * The other names follow the document's headings, which give no wire
+ * names; they are sent only when the account's
+ * options.legacy_unconfirmed_soap allows it, and live here so that one
+ * edit fixes them. The stand-in plays the same set from its own table. */
+static const struct ip1l_op {
+    const char *name;
+    bool confirmed;
+} ip1l_ops[] = {
+    [IP1L_URL] = {NULL, true}, /* the URL call: documented, not SOAP */
+    [IP1L_FLASH] = {"FlashSMS", false},
+    [IP1L_TIMED] = {"TimedSMS", false},
+    [IP1L_BUNDLE] = {"BundleSMS", false},
+    [IP1L_TIMED_BUNDLE] = {"TimedBundleSMS", false},
+    [IP1L_CANCEL_BUNDLE] = {"CancelBundleSMS", false},
+    [IP1L_CANCEL_SMS] = {"CancelSMS", false},
+    [IP1L_STATUS] = {"Status", false},
+    [IP1L_STATUS_BUNDLE] = {"statusBundle", false},
+    [IP1L_BALANCE] = {"balans", true},
+    [IP1L_MMS] = {"sendMMS", false},
+    [IP1L_SMS] = {"sms", true},
+    [IP1L_TIDPUNKT] = {"Tidpunkt", false},
+    [IP1L_BESKRIVNING] = {"Beskrivning", false},
+    [IP1L_STATUS_MMS] = {"statusMMS", false},
 };
+
+/* Returns 0 when `acct` may send `step`; else -1 with errstr saying what
+ * setting would allow it. */
+static int ip1l_allowed(const struct account *acct, enum ip1l_step step,
+                        char *errstr, size_t errstr_size)
+{
+    if (ip1l_ops[step].confirmed || acct->options.legacy_unconfirmed_soap)
+        return 0;
+    snprintf(errstr, errstr_size,
+             "the iP.1 legacy SOAP operation %s is unconfirmed (no working "
+             "client uses its name); set \"options\": "
+             "{\"legacy_unconfirmed_soap\": true} on account %s to send it",
+             ip1l_ops[step].name, acct->name ? acct->name : "?");
+    return -1;
+}
 
 /* A status code of Appendix A (SMS) or B (MMS): what it means as the answer
  * to a call, and as the state of a message a Status poll returns.
@@ -212,7 +254,7 @@ static void ip1l_soap_request(struct codec_call *call,
     call->req.url = buf_detach(&url, NULL);
     http_request_add_header(&call->req, "Content-Type",
                             "text/xml; charset=utf-8");
-    snprintf(action, sizeof(action), "\"" IP1L_NS "%s\"", ip1l_ops[step]);
+    snprintf(action, sizeof(action), "\"" IP1L_NS "%s\"", ip1l_ops[step].name);
     http_request_add_header(&call->req, "SOAPAction", action);
     call->req.body = buf_detach(env, &call->req.body_len);
 }
@@ -351,13 +393,12 @@ static int ip1l_check_text(const struct job *job, bool mms, char *errstr,
                  "03.38 text only");
         return -1;
     }
-    size_t parts = info.units <= IP1L_SINGLE
-                       ? 1
-                       : (info.units + IP1L_PART - 1) / IP1L_PART;
+    size_t parts = text_segments(&ip1l_segments, job->text, job->text_len);
     if (job->flash && parts > 1) {
         snprintf(errstr, errstr_size,
-                 "flash text is %zu characters; one SMS holds %d", info.units,
-                 IP1L_SINGLE);
+                 "flash text needs %zu SMS; one holds %d characters, a "
+                 "newline counting 3",
+                 parts, IP1L_SINGLE);
         return -1;
     }
     if (parts > IP1L_MAX_PARTS) {
@@ -375,6 +416,8 @@ static int ip1l_check(const struct account *acct, const struct job *job,
     const char *acc, *pass;
     const char *sender = ip1l_sender(acct, job);
     bool mms = ip1l_mms(job) != NULL;
+    if (job->type == JOB_CONTACTS && job_action_is_read(job->action))
+        return codec_check_read(&codec_ip1_legacy, job, errstr, errstr_size);
 
     if (ip1l_creds(&acc, &pass, acct, errstr, errstr_size) != 0)
         return -1;
@@ -409,12 +452,10 @@ static int ip1l_check(const struct account *acct, const struct job *job,
                  "iP.1 legacy cannot schedule a flash SMS");
         return -1;
     }
-    if ((job->flash || mms) && job->nto > CODEC_MAX_CALLS) {
-        snprintf(errstr, errstr_size,
-                 "a flash SMS or MMS is one call per recipient: at most %d",
-                 CODEC_MAX_CALLS);
+    if (job->flash && ip1l_allowed(acct, IP1L_FLASH, errstr, errstr_size) != 0)
         return -1;
-    }
+    if (mms && ip1l_allowed(acct, IP1L_MMS, errstr, errstr_size) != 0)
+        return -1;
     return 0;
 }
 
@@ -450,7 +491,7 @@ static void ip1l_encode_soap_send(struct codec_call *call,
                                   const char *till, const char *prio,
                                   const char *send_at)
 {
-    const char *op = ip1l_ops[step];
+    const char *op = ip1l_ops[step].name;
     struct buf env;
 
     buf_init(&env);
@@ -484,11 +525,10 @@ static void ip1l_encode_soap_send(struct codec_call *call,
     buf_cleanup(&env);
 }
 
-static int ip1l_encode(struct codec_calls *out, const struct account *acct,
-                       const struct job *job, size_t first, size_t count,
-                       int64_t now, char *errstr, size_t errstr_size)
+static int ip1l_encode_one(struct codec_calls *out, const struct account *acct,
+                           const struct job *job, size_t first, size_t count,
+                           int64_t now, char *errstr, size_t errstr_size)
 {
-    size_t ncalls = out->ncalls;
     char prio[16], send_at[24];
     bool mms = ip1l_mms(job) != NULL;
     bool later = job->send_at_ms > 0 && job->send_at_ms / 1000 > now;
@@ -512,31 +552,21 @@ static int ip1l_encode(struct codec_calls *out, const struct account *acct,
                  (long long)(at + swedish_time_offset(at)));
     }
     enum codec_op op = job->type == JOB_SEND ? OP_SEND : OP_CAMPAIGN_CREATE;
-
-    if (job->flash || mms || count == 1) {
-        /* One call per recipient. */
-        for (size_t i = first; i < first + count; i++) {
-            struct codec_call *call = codec_calls_add(out, op);
-            if (call == NULL) {
-                snprintf(errstr, errstr_size, "too many calls for one job");
-                goto fail;
-            }
-            call->first = i;
-            call->count = 1;
-            if (mms)
-                ip1l_encode_soap_send(call, acct, job, IP1L_MMS, job->to[i],
-                                      prio, NULL);
-            else if (job->flash)
-                ip1l_encode_soap_send(call, acct, job, IP1L_FLASH, job->to[i],
-                                      prio, NULL);
-            else if (later)
-                ip1l_encode_soap_send(call, acct, job, IP1L_TIMED, job->to[i],
-                                      prio, send_at);
-            else
-                ip1l_encode_url(call, acct, job, job->to[i], prio);
-        }
-        return 0;
-    }
+    enum ip1l_step step;
+    if (mms)
+        step = IP1L_MMS;
+    else if (job->flash)
+        step = IP1L_FLASH;
+    else if (count > 1)
+        step = later ? IP1L_TIMED_BUNDLE : IP1L_BUNDLE;
+    else if (later)
+        step = IP1L_TIMED;
+    else if (job->nto > 1) /* one recipient of a bundle cut into singles */
+        step = IP1L_SMS;
+    else
+        step = IP1L_URL;
+    if (ip1l_allowed(acct, step, errstr, errstr_size) != 0)
+        return -1;
 
     struct buf till;
     buf_init(&till);
@@ -546,20 +576,26 @@ static int ip1l_encode(struct codec_calls *out, const struct account *acct,
     if (call == NULL) {
         buf_cleanup(&till);
         snprintf(errstr, errstr_size, "too many calls for one job");
-        goto fail;
+        return -1;
     }
     call->first = first;
     call->count = count;
-    ip1l_encode_soap_send(call, acct, job,
-                          later ? IP1L_TIMED_BUNDLE : IP1L_BUNDLE, till.data,
-                          prio, later ? send_at : NULL);
+    if (step == IP1L_URL)
+        ip1l_encode_url(call, acct, job, till.data, prio);
+    else
+        ip1l_encode_soap_send(call, acct, job, step, till.data, prio,
+                              later ? send_at : NULL);
     buf_cleanup(&till);
     return 0;
+}
 
-fail:
-    while (out->ncalls > ncalls)
-        http_request_cleanup(&out->calls[--out->ncalls].req);
-    return -1;
+/* One slice, one call: see codec_encode_slice(). */
+static int ip1l_encode(struct codec_calls *out, const struct account *acct,
+                       const struct job *job, size_t first, size_t count,
+                       int64_t now, char *errstr, size_t errstr_size)
+{
+    return codec_encode_slice(&codec_ip1_legacy, ip1l_encode_one, out, acct,
+                              job, first, count, now, errstr, errstr_size);
 }
 
 /* Status and cancel of one SMS id (digits) or one bundle ("bundle:<id>"),
@@ -579,6 +615,23 @@ static int ip1l_encode_poll(struct codec_calls *out, const struct account *acct,
         return -1;
     if (op == OP_READ && id != NULL && strcmp(id, "balance") == 0) {
         step = IP1L_BALANCE;
+    } else if ((op == OP_READ && id != NULL &&
+                (strncmp(id, "when:", 5) == 0 ||
+                 strncmp(id, "describe:", 9) == 0)) ||
+               (op == OP_POLL_STATUS && id != NULL &&
+                strncmp(id, "mms:", 4) == 0)) {
+        /* Tidpunkt (an SMS id), Beskrivning (a status code), status
+         * MMS (an MMS id). */
+        step = id[0] == 'w'   ? IP1L_TIDPUNKT
+               : id[0] == 'd' ? IP1L_BESKRIVNING
+                              : IP1L_STATUS_MMS;
+        id = strchr(id, ':') + 1;
+        if (!ip1l_is_digits(id, 1, 18)) {
+            snprintf(errstr, errstr_size,
+                     "iP.1 legacy %s takes digits, not \"%.40s\"",
+                     ip1l_ops[step].name, id);
+            return -1;
+        }
     } else if (op == OP_POLL_STATUS || op == OP_CANCEL) {
         if (id != NULL &&
             strncmp(id, IP1L_BUNDLE_PREFIX, strlen(IP1L_BUNDLE_PREFIX)) == 0) {
@@ -596,11 +649,14 @@ static int ip1l_encode_poll(struct codec_calls *out, const struct account *acct,
             step = bundle ? IP1L_CANCEL_BUNDLE : IP1L_CANCEL_SMS;
     } else {
         snprintf(errstr, errstr_size,
-                 "iP.1 legacy pushes incoming SMS; it can poll a status, "
-                 "cancel, or read \"balance\"");
+                 "iP.1 legacy pushes incoming SMS; it can poll a status "
+                 "(<id>, bundle:<id>, mms:<id>), cancel, or read "
+                 "\"balance\", when:<id>, describe:<code>");
         return -1;
     }
 
+    if (ip1l_allowed(acct, step, errstr, errstr_size) != 0)
+        return -1;
     call = codec_calls_add(out, op);
     if (call == NULL) {
         snprintf(errstr, errstr_size, "too many calls");
@@ -609,7 +665,7 @@ static int ip1l_encode_poll(struct codec_calls *out, const struct account *acct,
     if (step != IP1L_BALANCE) /* the id, for decode_poll's updates */
         call->first = (size_t)strtoull(id, NULL, 10);
     buf_init(&env);
-    ip1l_soap_begin(&env, ip1l_ops[step]);
+    ip1l_soap_begin(&env, ip1l_ops[step].name);
     /* balans is confirmed with capitalised names; the others follow sms. */
     ip1l_soap_param(&env, step == IP1L_BALANCE ? "Konto" : "konto", acc);
     ip1l_soap_param(&env, step == IP1L_BALANCE ? "Passwd" : "passwd", pass);
@@ -621,8 +677,17 @@ static int ip1l_encode_poll(struct codec_calls *out, const struct account *acct,
         ip1l_soap_param(&env, "BundleID", id);
     else if (step == IP1L_CANCEL_SMS)
         ip1l_soap_param(&env, "smsID", id);
-    ip1l_soap_end(&env, ip1l_ops[step]);
-    ip1l_soap_request(call, acct, "/sendSms/sendSms.asmx", step, &env);
+    else if (step == IP1L_TIDPUNKT) /* parameter names as 001 spells them */
+        ip1l_soap_param(&env, "Id", id);
+    else if (step == IP1L_BESKRIVNING)
+        ip1l_soap_param(&env, "ID", id);
+    else if (step == IP1L_STATUS_MMS)
+        ip1l_soap_param(&env, "mmsId", id);
+    ip1l_soap_end(&env, ip1l_ops[step].name);
+    ip1l_soap_request(call, acct,
+                      step == IP1L_STATUS_MMS ? "/mms/mms.asmx"
+                                              : "/sendSms/sendSms.asmx",
+                      step, &env);
     buf_cleanup(&env);
     return 0;
 }
@@ -776,7 +841,7 @@ static int ip1l_soap_answer(struct call_result *out, xmlDoc **doc_out,
         call_result_spread(out, call->count);
         return 0;
     }
-    snprintf(name, sizeof(name), "%sResult", ip1l_ops[call->step]);
+    snprintf(name, sizeof(name), "%sResult", ip1l_ops[call->step].name);
     *result = ip1l_find(root, name, 0);
     if (*result == NULL) {
         snprintf(errstr, errstr_size, "SOAP answer without <%s>", name);
@@ -787,7 +852,8 @@ static int ip1l_soap_answer(struct call_result *out, xmlDoc **doc_out,
 
 /* One status update from a Status code. */
 static int ip1l_update(struct status_update *u, const char *id,
-                       const char *code_text, char *errstr, size_t errstr_size)
+                       const char *code_text, const struct ip1l_code *table,
+                       char *errstr, size_t errstr_size)
 {
     long long code;
 
@@ -796,7 +862,7 @@ static int ip1l_update(struct status_update *u, const char *id,
                  code_text);
         return -1;
     }
-    const struct ip1l_code *c = ip1l_code_find(ip1l_sms_codes, (long)code);
+    const struct ip1l_code *c = ip1l_code_find(table, (long)code);
     if (c->call_error) {
         snprintf(errstr, errstr_size, "status query refused: %lld %s", code,
                  c->name);
@@ -827,7 +893,8 @@ static int ip1l_decode(struct call_result *out, const struct account *acct,
     (void)acct;
     (void)job;
     memset(out, 0, sizeof(*out));
-    if (step == IP1L_STATUS || step == IP1L_STATUS_BUNDLE) {
+    if (step == IP1L_STATUS || step == IP1L_STATUS_BUNDLE ||
+        step == IP1L_STATUS_MMS) {
         snprintf(errstr, errstr_size, "status answers go to decode_poll");
         return -1;
     }
@@ -860,6 +927,21 @@ static int ip1l_decode(struct call_result *out, const struct account *acct,
     if (step == IP1L_BALANCE) {
         out->outcome = CALL_ACCEPTED;
         out->data = json_pack("{s:s}", "balance", value);
+        ret = 0;
+        goto out;
+    }
+    if (step == IP1L_TIDPUNKT) {
+        /* "yyyy-mmdd hh:mm:ss", or 0: not scheduled or no such id. */
+        out->outcome = CALL_ACCEPTED;
+        out->data = strcmp(value, "0") == 0
+                        ? json_pack("{s:n}", "send_at")
+                        : json_pack("{s:s}", "send_at", value);
+        ret = 0;
+        goto out;
+    }
+    if (step == IP1L_BESKRIVNING) {
+        out->outcome = CALL_ACCEPTED;
+        out->data = json_pack("{s:s}", "description", value);
         ret = 0;
         goto out;
     }
@@ -956,7 +1038,7 @@ static int ip1l_bundle_updates(struct callback_result *out, xmlNode *result,
         ip1l_text(code, sizeof(code), ip1l_leaf(c, status_names, 0));
         ip1l_text(number, sizeof(number), ip1l_leaf(c, number_names, 0));
         struct status_update *u = &out->updates[out->nupdates];
-        if (ip1l_update(u, id, code, errstr, errstr_size) != 0)
+        if (ip1l_update(u, id, code, ip1l_sms_codes, errstr, errstr_size) != 0)
             return -1;
         if (ip1l_is_digits(number, 8, 15))
             snprintf(u->recipient, sizeof(u->recipient), "%s", number);
@@ -980,7 +1062,8 @@ static int ip1l_decode_poll(struct callback_result *out,
     (void)acct;
     memset(out, 0, sizeof(*out));
     memset(&res, 0, sizeof(res));
-    if (call->step != IP1L_STATUS && call->step != IP1L_STATUS_BUNDLE) {
+    if (call->step != IP1L_STATUS && call->step != IP1L_STATUS_BUNDLE &&
+        call->step != IP1L_STATUS_MMS) {
         snprintf(errstr, errstr_size, "not a status poll");
         return -1;
     }
@@ -1001,7 +1084,10 @@ static int ip1l_decode_poll(struct callback_result *out,
         abort();
     snprintf(id, sizeof(id), "%zu", call->first);
     ip1l_text(value, sizeof(value), result);
-    if (ip1l_update(&out->updates[0], id, value, errstr, errstr_size) != 0)
+    if (ip1l_update(&out->updates[0], id, value,
+                    call->step == IP1L_STATUS_MMS ? ip1l_mms_codes
+                                                  : ip1l_sms_codes,
+                    errstr, errstr_size) != 0)
         goto out;
     out->nupdates = 1;
     ret = 0;
@@ -1082,6 +1168,19 @@ static int ip1l_callback(struct callback_result *out,
 
 static const char *const ip1l_creds_names[] = {"account", "password", NULL};
 
+/* Flash and MMS go one recipient per call (FlashSMS and sendMMS take one
+ * number); other sends a bundle where the account allows BundleSMS, else
+ * one "sms" call per recipient. */
+static size_t ip1l_per_call(const struct account *acct, const struct job *job)
+{
+    if (job->flash || ip1l_mms(job) != NULL)
+        return 1;
+    /* Without BundleSMS a bundle becomes confirmed single sends. */
+    if (acct == NULL || !acct->options.legacy_unconfirmed_soap)
+        return 1;
+    return 0;
+}
+
 const struct codec codec_ip1_legacy = {
     .name = "ip1-legacy",
     .creds = ip1l_creds_names,
@@ -1089,6 +1188,8 @@ const struct codec codec_ip1_legacy = {
     .campaign_max_recipients = IP1L_MAX_RECIPIENTS,
     .has_callbacks = true,
     .polls = true,
+    .segments = &ip1l_segments,
+    .per_call = ip1l_per_call,
     .check = ip1l_check,
     .encode = ip1l_encode,
     .decode = ip1l_decode,

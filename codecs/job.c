@@ -21,8 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JOB_MAX_RECIPIENTS 100000
-#define JOB_MAX_TEXT       10000
+#define JOB_MAX_RECIPIENTS  100000
+#define JOB_MAX_PARAMS      16
+#define JOB_MAX_PARAM_NAME  32
+#define JOB_MAX_PARAM_VALUE 160
+#define JOB_PARAM_NAME_CHARS \
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
 
 static const char *const type_names[] = {
     [JOB_SEND] = "send",
@@ -44,6 +48,19 @@ static const char *const action_names[] = {
     [ACTION_BLOCKLIST_REMOVE] = "blocklist-remove",
     [ACTION_REMINDER_ADD] = "reminder-add",
     [ACTION_REMINDER_EDIT] = "reminder-edit",
+    [ACTION_LIST_GROUPS] = "list-groups",
+    [ACTION_LIST_BLOCKLIST] = "list-blocklist",
+    [ACTION_LIST_REMINDERS] = "list-reminders",
+    [ACTION_EXPORT_CONTACTS] = "export-contacts",
+    [ACTION_BALANCE] = "balance",
+    [ACTION_MESSAGE_STATUS] = "message-status",
+    [ACTION_CAMPAIGN_STATUS] = "campaign-status",
+    [ACTION_CHECK_BLOCKLIST] = "check-blocklist",
+    [ACTION_LIST_SENDERS] = "list-senders",
+    [ACTION_REGISTER_SENDER] = "register-sender",
+    [ACTION_CONTACT_UPDATE] = "contact-update",
+    [ACTION_LABEL_ADD] = "label-add",
+    [ACTION_BLOCKLIST_IMPORT] = "blocklist-import",
 };
 
 #define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
@@ -56,6 +73,25 @@ const char *job_type_name(enum job_type type)
 const char *job_action_name(enum job_action action)
 {
     return (size_t)action < NELEMS(action_names) ? action_names[action] : "?";
+}
+
+bool job_action_is_read(enum job_action action)
+{
+    switch (action) {
+    case ACTION_LIST_GROUPS:
+    case ACTION_LIST_BLOCKLIST:
+    case ACTION_LIST_REMINDERS:
+    case ACTION_EXPORT_CONTACTS:
+    case ACTION_BALANCE:
+    case ACTION_MESSAGE_STATUS:
+    case ACTION_CAMPAIGN_STATUS:
+    case ACTION_CHECK_BLOCKLIST:
+    case ACTION_LIST_SENDERS:
+    case ACTION_BLOCKLIST_IMPORT:
+        return true;
+    default:
+        return false;
+    }
 }
 
 static void *job_xcalloc(size_t n, size_t size)
@@ -186,6 +222,133 @@ static int job_get_numbers(char ***out, size_t *n, json_t *root,
     }
     *out = list;
     return 0;
+}
+
+/* Checks one recipient's "params": an object of at most JOB_MAX_PARAMS
+ * string values, keys being placeholder names, each value at most
+ * JOB_MAX_PARAM_VALUE bytes of valid UTF-8. */
+static int job_check_params(json_t *params, char *errstr, size_t errstr_size)
+{
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(params)) {
+        snprintf(errstr, errstr_size, "\"params\" is not an object");
+        return -1;
+    }
+    if (json_object_size(params) > JOB_MAX_PARAMS) {
+        snprintf(errstr, errstr_size, "\"params\" has %zu entries, %d at most",
+                 json_object_size(params), JOB_MAX_PARAMS);
+        return -1;
+    }
+    json_object_foreach(params, key, v)
+    {
+        size_t klen = strlen(key);
+        struct text_info info;
+        char why[96];
+
+        if (klen == 0 || klen > JOB_MAX_PARAM_NAME ||
+            strspn(key, JOB_PARAM_NAME_CHARS) != klen) {
+            snprintf(errstr, errstr_size,
+                     "\"params\" key \"%.40s\" is not 1-%d of a-z A-Z 0-9 _",
+                     key, JOB_MAX_PARAM_NAME);
+            return -1;
+        }
+        if (!json_is_string(v)) {
+            snprintf(errstr, errstr_size, "\"params\".%s is not a string", key);
+            return -1;
+        }
+        if (json_string_length(v) > JOB_MAX_PARAM_VALUE) {
+            snprintf(errstr, errstr_size,
+                     "\"params\".%s is %zu bytes, %d at most", key,
+                     json_string_length(v), JOB_MAX_PARAM_VALUE);
+            return -1;
+        }
+        if (text_analyse(&info, json_string_value(v), json_string_length(v),
+                         why, sizeof(why)) != 0) {
+            snprintf(errstr, errstr_size, "\"params\".%s: %s", key, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Reads "to": one number, or an array whose entries are numbers or
+ * {"msisdn": "...", "params": {...}} objects, mixed. Fills job->to, and
+ * job->params (one borrowed object or NULL per recipient) when any entry
+ * carries params. */
+static int job_get_to(struct job *job, char *errstr, size_t errstr_size)
+{
+    json_t *v = json_object_get(job->root, "to");
+    size_t n;
+
+    if (v == NULL || json_is_null(v) || json_is_string(v))
+        return job_get_numbers(&job->to, &job->nto, job->root, "to", errstr,
+                               errstr_size);
+    if (!json_is_array(v)) {
+        snprintf(errstr, errstr_size,
+                 "\"to\" must be a string or an array of numbers and "
+                 "{\"msisdn\", \"params\"} objects");
+        return -1;
+    }
+    n = json_array_size(v);
+    if (n == 0) {
+        snprintf(errstr, errstr_size, "\"to\" is empty");
+        return -1;
+    }
+    if (n > JOB_MAX_RECIPIENTS) {
+        snprintf(errstr, errstr_size, "\"to\" has %zu numbers, %d at most", n,
+                 JOB_MAX_RECIPIENTS);
+        return -1;
+    }
+    size_t slot = MSISDN_MAX + 1;
+    char **list = job_xcalloc(1, n * (sizeof(char *) + slot));
+    char *digits = (char *)(list + n);
+    json_t **params = NULL;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(v, i), *num = e, *p = NULL;
+        char why[160];
+
+        list[i] = digits + i * slot;
+        if (json_is_object(e)) {
+            num = json_object_get(e, "msisdn");
+            p = json_object_get(e, "params");
+            if (json_is_null(p))
+                p = NULL;
+            if (!json_is_string(num)) {
+                snprintf(errstr, errstr_size,
+                         "\"to\"[%zu]: missing \"msisdn\" string", i);
+                goto fail;
+            }
+            if (p != NULL && job_check_params(p, why, sizeof(why)) != 0) {
+                snprintf(errstr, errstr_size, "\"to\"[%zu]: %s", i, why);
+                goto fail;
+            }
+        } else if (!json_is_string(e)) {
+            snprintf(errstr, errstr_size,
+                     "\"to\"[%zu] is neither a number string nor an object", i);
+            goto fail;
+        }
+        if (msisdn_normalise(list[i], json_string_value(num), why,
+                             sizeof(why)) != 0) {
+            snprintf(errstr, errstr_size, "\"to\"[%zu]: %s", i, why);
+            goto fail;
+        }
+        if (p != NULL) {
+            if (params == NULL)
+                params = job_xcalloc(n, sizeof(*params));
+            params[i] = p;
+        }
+    }
+    job->to = list;
+    job->nto = n;
+    job->params = params;
+    return 0;
+
+fail:
+    free(list);
+    free(params);
+    return -1;
 }
 
 /* Reads a list of names (groups) at `key` into an owned array of borrowed
@@ -336,14 +499,131 @@ static int job_get_contacts(struct job *job, char *errstr, size_t errstr_size)
         }
         ct->msisdn = digits + i * slot;
         json_t *extra = json_object_get(c, "extra");
-        if (extra != NULL && !json_is_null(extra) && !json_is_object(extra)) {
+        if (extra != NULL && !json_is_null(extra) && !json_is_object(extra) &&
+            !json_is_string(extra)) {
             snprintf(errstr, errstr_size,
-                     "\"contacts\"[%zu]: \"extra\" is not an object", i);
+                     "\"contacts\"[%zu]: \"extra\" is neither an object nor "
+                     "a string",
+                     i);
             return -1;
         }
-        ct->extra = json_is_object(extra) ? extra : NULL;
+        ct->extra =
+            json_is_object(extra) || json_is_string(extra) ? extra : NULL;
     }
     return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Placeholders: "{name}" where name is 1-32 of a-z A-Z 0-9 _; "{{" is a
+ * literal "{". Any other "{" is literal text. Only a job where some
+ * recipient carries "params" is rendered, so the text of a job without
+ * params goes out as written, braces and all. */
+
+/* If text[i..len) begins a placeholder, returns its total length ("{" to
+ * "}") and sets *name and *name_len; else returns 0. */
+static size_t job_placeholder_at(const char *text, size_t len, size_t i,
+                                 const char **name, size_t *name_len)
+{
+    size_t j = i + 1;
+
+    if (text[i] != '{')
+        return 0;
+    while (j < len && j - i - 1 < JOB_MAX_PARAM_NAME &&
+           strchr(JOB_PARAM_NAME_CHARS, text[j]) != NULL && text[j] != '\0')
+        j++;
+    if (j == i + 1 || j >= len || text[j] != '}')
+        return 0;
+    *name = text + i + 1;
+    *name_len = j - i - 1;
+    return j - i + 1;
+}
+
+/* Looks up a placeholder's value in a recipient's params (NULL: none). */
+static json_t *job_param(json_t *params, const char *name, size_t name_len)
+{
+    char key[JOB_MAX_PARAM_NAME + 1];
+
+    if (params == NULL || name_len > JOB_MAX_PARAM_NAME)
+        return NULL;
+    memcpy(key, name, name_len);
+    key[name_len] = '\0';
+    return json_object_get(params, key);
+}
+
+bool job_is_personal(const struct job *job)
+{
+    return job->params != NULL && job->text != NULL;
+}
+
+int job_render_text(const struct job *job, size_t i, char *buf, size_t size,
+                    size_t *len_out, char *errstr, size_t errstr_size)
+{
+    const char *t = job->text;
+    size_t len = job->text_len, n = 0;
+    json_t *params =
+        job->params != NULL && i < job->nto ? job->params[i] : NULL;
+
+    for (size_t k = 0; k < len;) {
+        const char *name;
+        size_t name_len, take = 1;
+        const char *piece = t + k;
+        size_t piece_len = 1;
+
+        if (job->params != NULL && t[k] == '{' && k + 1 < len &&
+            t[k + 1] == '{') {
+            take = 2; /* "{{": a literal "{" */
+        } else if (job->params != NULL &&
+                   (take = job_placeholder_at(t, len, k, &name, &name_len)) >
+                       0) {
+            json_t *v = job_param(params, name, name_len);
+            if (v == NULL) {
+                snprintf(errstr, errstr_size,
+                         "recipient %zu has no value for placeholder "
+                         "\"{%.*s}\"",
+                         i, (int)name_len, name);
+                return -1;
+            }
+            piece = json_string_value(v);
+            piece_len = json_string_length(v);
+        } else {
+            take = 1;
+        }
+        if (n + piece_len + 1 > size) {
+            snprintf(errstr, errstr_size,
+                     "recipient %zu's text is longer than %zu bytes", i,
+                     size - 1);
+            return -1;
+        }
+        memcpy(buf + n, piece, piece_len);
+        n += piece_len;
+        k += take;
+    }
+    buf[n] = '\0';
+    if (len_out != NULL)
+        *len_out = n;
+    return 0;
+}
+
+/* For a job with params: renders every recipient's text once, so that an
+ * unknown placeholder or a rendered text over JOB_MAX_TEXT bytes is a
+ * validation error now rather than a failed send later. */
+static int job_check_placeholders(struct job *job, char *errstr,
+                                  size_t errstr_size)
+{
+    if (!job_is_personal(job))
+        return 0;
+    char *buf = job_xcalloc(1, JOB_MAX_TEXT + 1);
+    int ret = 0;
+    for (size_t i = 0; i < job->nto && ret == 0; i++) {
+        size_t n;
+        struct text_info info;
+        ret = job_render_text(job, i, buf, JOB_MAX_TEXT + 1, &n, errstr,
+                              errstr_size);
+        if (ret == 0)
+            ret = text_analyse(&info, buf, n, errstr, errstr_size);
+    }
+    free(buf);
+    return ret;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -376,8 +656,7 @@ static int job_parse_message(struct job *job, char *errstr, size_t errstr_size)
     json_t *root = job->root;
     const char *send_at = NULL;
 
-    if (job_get_numbers(&job->to, &job->nto, root, "to", errstr, errstr_size) !=
-            0 ||
+    if (job_get_to(job, errstr, errstr_size) != 0 ||
         job_get_str(&job->from, NULL, root, "from", errstr, errstr_size) != 0 ||
         job_parse_text(job, true, errstr, errstr_size) != 0 ||
         job_get_str(&send_at, NULL, root, "send_at", errstr, errstr_size) !=
@@ -408,7 +687,7 @@ static int job_parse_message(struct job *job, char *errstr, size_t errstr_size)
         }
         job->priority = (int)json_integer_value(v);
     }
-    return 0;
+    return job_check_placeholders(job, errstr, errstr_size);
 }
 
 static int job_parse_send(struct job *job, char *errstr, size_t errstr_size)
@@ -468,8 +747,15 @@ static int job_parse_contacts(struct job *job, char *errstr, size_t errstr_size)
 {
     json_t *root = job->root;
 
-    if (job_get_action(job, ACTION_CONTACT_UPSERT, ACTION_REMINDER_EDIT, errstr,
-                       errstr_size) != 0 ||
+    if (job_get_action(job, ACTION_CONTACT_UPSERT, ACTION_BLOCKLIST_IMPORT,
+                       errstr, errstr_size) != 0 ||
+        job_get_str(&job->provider_id, NULL, root, "provider_id", errstr,
+                    errstr_size) != 0 ||
+        job_get_str(&job->from, NULL, root, "from", errstr, errstr_size) != 0 ||
+        job_get_names(&job->contact_ids, &job->ncontact_ids, root,
+                      "contact_ids", errstr, errstr_size) != 0 ||
+        job_get_str(&job->contacts_list_url, NULL, root, "contacts_list_url",
+                    errstr, errstr_size) != 0 ||
         job_get_contacts(job, errstr, errstr_size) != 0 ||
         job_get_numbers(&job->msisdns, &job->nmsisdns, root, "msisdns", errstr,
                         errstr_size) != 0 ||
@@ -487,11 +773,24 @@ static int job_parse_contacts(struct job *job, char *errstr, size_t errstr_size)
         job->reminders = reminders;
     }
 
+    json_t *page = json_object_get(root, "page");
+    if (page != NULL && !json_is_null(page)) {
+        if (!json_is_integer(page) || json_integer_value(page) < 1 ||
+            json_integer_value(page) > 1000000) {
+            snprintf(errstr, errstr_size,
+                     "\"page\" is not an integer from 1 to 1000000");
+            return -1;
+        }
+        job->page = (int)json_integer_value(page);
+    }
+
     const char *need = NULL;
     bool members = job->contacts != NULL || job->msisdns != NULL;
     switch (job->action) {
     case ACTION_CONTACT_UPSERT:
-        need = job->contacts ? NULL : "\"contacts\"";
+        need = job->contacts || job->contacts_list_url
+                   ? NULL
+                   : "\"contacts\" or \"contacts_list_url\"";
         break;
     case ACTION_CONTACT_DELETE:
         need = members ? NULL : "\"contacts\" or \"msisdns\"";
@@ -515,12 +814,41 @@ static int job_parse_contacts(struct job *job, char *errstr, size_t errstr_size)
     case ACTION_REMINDER_EDIT:
         need = job->reminders ? NULL : "\"reminders\"";
         break;
+    case ACTION_MESSAGE_STATUS:
+    case ACTION_CAMPAIGN_STATUS:
+        need = job->provider_id ? NULL : "\"provider_id\"";
+        break;
+    case ACTION_CHECK_BLOCKLIST:
+        need = job->msisdns ? NULL : "\"msisdns\"";
+        break;
+    case ACTION_REGISTER_SENDER:
+        need = job->from ? NULL : "\"from\" (the sender to register)";
+        break;
+    case ACTION_CONTACT_UPDATE:
+        if (job->provider_id == NULL)
+            need = "\"provider_id\" (the provider's contact id)";
+        else if (job->ncontacts != 1)
+            need = "one contact in \"contacts\"";
+        break;
+    case ACTION_LABEL_ADD:
+        if (job->ngroups != 1)
+            need = "one label in \"groups\"";
+        else if (job->contact_ids == NULL)
+            need = "\"contact_ids\"";
+        break;
     default:
         break;
     }
     if (need != NULL) {
         snprintf(errstr, errstr_size, "missing %s for %s", need,
                  job_action_name(job->action));
+        return -1;
+    }
+    if (job->contacts_list_url != NULL &&
+        (strncmp(job->contacts_list_url, "https://", 8) != 0 ||
+         strpbrk(job->contacts_list_url, " \t\r\n") != NULL)) {
+        snprintf(errstr, errstr_size,
+                 "\"contacts_list_url\" is not an https:// URL");
         return -1;
     }
     return 0;
@@ -606,8 +934,10 @@ void job_free(struct job *job)
     if (job == NULL)
         return;
     free(job->to);
+    free(job->params);
     free(job->groups);
     free(job->msisdns);
+    free(job->contact_ids);
     for (size_t i = 0; i < job->ncontacts; i++)
         free(job->contacts[i].groups);
     free(job->contacts);

@@ -16,6 +16,8 @@
 
 #include "codecs/text.h"
 
+#define JOB_MAX_TEXT 10000 /* bytes of text, rendered or not */
+
 enum job_type {
     JOB_SEND,
     JOB_CAMPAIGN,
@@ -36,6 +38,21 @@ enum job_action {
     ACTION_BLOCKLIST_REMOVE,
     ACTION_REMINDER_ADD,
     ACTION_REMINDER_EDIT,
+    /* Reads and the later actions of issue 10 (docs/operations-table.md):
+     * contacts-topic actions too. */
+    ACTION_LIST_GROUPS,
+    ACTION_LIST_BLOCKLIST,
+    ACTION_LIST_REMINDERS,
+    ACTION_EXPORT_CONTACTS,
+    ACTION_BALANCE,
+    ACTION_MESSAGE_STATUS,
+    ACTION_CAMPAIGN_STATUS,
+    ACTION_CHECK_BLOCKLIST,
+    ACTION_LIST_SENDERS,
+    ACTION_REGISTER_SENDER,
+    ACTION_CONTACT_UPDATE,
+    ACTION_LABEL_ADD,
+    ACTION_BLOCKLIST_IMPORT,
 };
 
 struct contact {
@@ -45,7 +62,9 @@ struct contact {
     const char *email;      /* may be NULL */
     const char **groups;    /* owned array of borrowed strings */
     size_t ngroups;
-    json_t *extra; /* borrowed object or NULL */
+    json_t *extra; /* borrowed: an object of custom fields, or a string
+                      (InTime's one free field, the same as
+                      {"extrafield": "..."}); NULL when absent */
 };
 
 /* A parsed job. Strings are borrowed from `root` (owned by the job) except
@@ -57,6 +76,9 @@ struct job {
     const char *account; /* required */
     char **to;           /* normalised MSISDNs (digits only), owned */
     size_t nto;
+    json_t **params;  /* per recipient: its "params" object (borrowed) or
+                         NULL; the array is owned, NULL when no recipient
+                         of the job carries params */
     const char *from; /* may be NULL: the account's default */
     const char *text; /* may be NULL for contact-sync and cancel */
     size_t text_len;
@@ -73,8 +95,17 @@ struct job {
     size_t nmsisdns;
     struct contact *contacts; /* owned */
     size_t ncontacts;
-    json_t *reminders; /* borrowed array or NULL (InTime) */
-    json_t *root;      /* owned: the parsed document */
+    json_t *reminders;        /* borrowed array or NULL (InTime) */
+    const char *provider_id;  /* message-status, campaign-status: the
+                                 provider's id; may be NULL */
+    int page;                 /* reads: the page asked for, from 1; 0 when
+                                 not given (the first) */
+    const char **contact_ids; /* label-add: the provider's contact ids,
+                                 owned array of borrowed strings */
+    size_t ncontact_ids;
+    const char *contacts_list_url; /* contact-upsert: an https URL of a
+                                      CSV the provider fetches (Jojka) */
+    json_t *root;                  /* owned: the parsed document */
 };
 
 /* Parses a job from `len` bytes of JSON. `topic_type` is the type of the
@@ -86,8 +117,26 @@ int job_parse(struct job **out, const char *buf, size_t len,
               enum job_type topic_type, char *id_out, size_t id_out_size,
               char *errstr, size_t errstr_size);
 
+/* Returns true when the job's text is rendered per recipient: some
+ * recipient carries "params" (docs/personalisation.md). */
+bool job_is_personal(const struct job *job);
+
+/* Writes recipient i's text, NUL-terminated, to buf[0..size): the job's
+ * text with each "{name}" replaced by the recipient's params.name and "{{"
+ * by "{" when the job is personal, else the text as it is. Sets *len_out
+ * (may be NULL) to its length in bytes. Returns 0, or -1 with errstr set
+ * when a placeholder has no value or the text does not fit. job_parse()
+ * has rendered every recipient once, so -1 means only a small buf. */
+int job_render_text(const struct job *job, size_t i, char *buf, size_t size,
+                    size_t *len_out, char *errstr, size_t errstr_size);
+
 /* Frees a job and all it owns. job_free(NULL) does nothing. */
 void job_free(struct job *job);
+
+/* Returns true for the read actions (list-*, export-contacts, balance,
+ * *-status, check-blocklist, blocklist-import): they change nothing at the
+ * provider and their result is call_result.data. */
+bool job_action_is_read(enum job_action action);
 
 /* Returns "send", "campaign" or "contact-sync". */
 const char *job_type_name(enum job_type type);

@@ -39,6 +39,7 @@
  * jojka_error_kinds); a reply has no provider id, so its id is made of the
  * sender and the time ("46709771337-20160531130006"). */
 #include "codecs/codec.h"
+#include "codecs/reads.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -308,6 +309,8 @@ static int jojka_check_contacts(const struct job *job, char *errstr,
 static int jojka_check(const struct account *acct, const struct job *job,
                        char *errstr, size_t errstr_size)
 {
+    if (job->type == JOB_CONTACTS && job_action_is_read(job->action))
+        return codec_check_read(&codec_jojka, job, errstr, errstr_size);
     switch (job->type) {
     case JOB_SEND:
         return jojka_check_sender(acct, job, errstr, errstr_size);
@@ -425,6 +428,15 @@ static int jojka_encode_upsert(struct codec_calls *out,
     char name[256];
 
     jojka_body_init(&b, acct);
+    if (job->contacts_list_url != NULL) {
+        /* import_contacts_list fetches the CSV itself (003). */
+        buf_add_param(&b, "contacts_list_url", job->contacts_list_url);
+        return jojka_add_call(out, acct, OP_CONTACTS,
+                              JOJKA_IMPORT_CONTACTS_LIST, &b, errstr,
+                              errstr_size)
+                   ? 0
+                   : -1;
+    }
     if (job->ncontacts == 1) {
         const struct contact *ct = &job->contacts[0];
         jojka_contact_name(name, sizeof(name), ct);
@@ -504,9 +516,9 @@ static int jojka_encode_contacts(struct codec_calls *out,
     return 0;
 }
 
-static int jojka_encode(struct codec_calls *out, const struct account *acct,
-                        const struct job *job, size_t first, size_t count,
-                        int64_t now, char *errstr, size_t errstr_size)
+static int jojka_encode_one(struct codec_calls *out, const struct account *acct,
+                            const struct job *job, size_t first, size_t count,
+                            int64_t now, char *errstr, size_t errstr_size)
 {
     size_t start = out->ncalls;
     int ret = -1;
@@ -527,6 +539,15 @@ static int jojka_encode(struct codec_calls *out, const struct account *acct,
     if (ret != 0)
         codec_calls_truncate(out, start);
     return ret;
+}
+
+/* One slice, one call: see codec_encode_slice(). */
+static int jojka_encode(struct codec_calls *out, const struct account *acct,
+                        const struct job *job, size_t first, size_t count,
+                        int64_t now, char *errstr, size_t errstr_size)
+{
+    return codec_encode_slice(&codec_jojka, jojka_encode_one, out, acct, job,
+                              first, count, now, errstr, errstr_size);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -838,10 +859,16 @@ static int jojka_decode_replies(struct callback_result *out, json_t *root,
             return -1;
         }
         util_strlcpy(r->from, sender, sizeof(r->from));
-        if (inserted != NULL &&
-            jojka_parse_time(r->received_at, digits, inserted))
-            snprintf(r->provider_id, sizeof(r->provider_id), "%.24s-%s", sender,
-                     digits);
+        digits[0] = '\0';
+        if (inserted == NULL ||
+            !jojka_parse_time(r->received_at, digits, inserted))
+            digits[0] = '\0';
+        /* Jojka gives replies no id: everything it does give, so that two
+         * replies from one sender in one second stay two. Only the same
+         * text from the same number in the same second is one reply. */
+        snprintf(r->provider_id, sizeof(r->provider_id), "%.24s-%s-%016llx",
+                 sender, digits,
+                 (unsigned long long)util_hash64(message, strlen(message)));
         r->text = strdup(message);
         if (r->text == NULL)
             abort();
@@ -953,6 +980,8 @@ const struct codec codec_jojka = {
     .campaign_max_recipients = JOJKA_CAMPAIGN_MAX,
     .has_callbacks = false,
     .polls = true,
+    .segments = &segment_rule_gsm, /* no rule documented: 3GPP's */
+    .per_call = NULL,
     .check = jojka_check,
     .encode = jojka_encode,
     .decode = jojka_decode,

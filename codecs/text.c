@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define GSM_SINGLE 160
 #define GSM_PART   153
@@ -293,6 +294,82 @@ int text_analyse(struct text_info *out, const char *utf8, size_t len,
         out->segments = units <= UCS_SINGLE ? 1 : (unsigned)ucs.parts;
     }
     return 0;
+}
+
+const struct segment_rule segment_rule_gsm = {
+    .gsm_single = GSM_SINGLE,
+    .gsm_part = GSM_PART,
+    .ucs_single = UCS_SINGLE,
+    .ucs_part = UCS_PART,
+    .newline_cost = 0,
+    .chars = false,
+};
+
+unsigned text_segments(const struct segment_rule *rule, const char *utf8,
+                       size_t len)
+{
+    const unsigned char *s = (const unsigned char *)utf8;
+    struct packer gsm = {0, 0}, ucs = {0, 0};
+    size_t septets = 0, units = 0;
+    bool is_gsm = true;
+
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t n = utf8_decode(&cp, s + i, len - i);
+
+        if (n == 0 || cp == 0)
+            return 0;
+        i += n;
+        unsigned ucost = cp > 0xffff ? 2 : 1;
+        unsigned gcost = gsm_cost(cp);
+        if (rule->chars)
+            ucost = gcost = 1;
+        if (cp == '\n' && rule->newline_cost > 0)
+            ucost = gcost = rule->newline_cost;
+        units += ucost;
+        packer_add(&ucs, ucost, rule->chars ? rule->gsm_part : rule->ucs_part);
+        if (is_gsm && !rule->chars && gcost == 0)
+            is_gsm = false;
+        if (is_gsm) {
+            septets += gcost;
+            packer_add(&gsm, gcost, rule->gsm_part);
+        }
+    }
+    if (rule->chars)
+        return units <= rule->gsm_single || ucs.parts == 0
+                   ? 1
+                   : (unsigned)ucs.parts;
+    if (is_gsm)
+        return septets <= rule->gsm_single || gsm.parts == 0
+                   ? 1
+                   : (unsigned)gsm.parts;
+    return units <= rule->ucs_single || ucs.parts == 0 ? 1
+                                                       : (unsigned)ucs.parts;
+}
+
+const char *const text_stop_words[] = {"STOP", "STOPP", "AVREGISTRERA", NULL};
+
+static bool text_is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+bool text_is_stop_word(const char *text, const char *const *words)
+{
+    const char *start = text, *end;
+
+    if (words == NULL)
+        words = text_stop_words;
+    while (text_is_space(*start))
+        start++;
+    end = start + strlen(start);
+    while (end > start && text_is_space(end[-1]))
+        end--;
+    size_t n = (size_t)(end - start);
+    for (size_t i = 0; words[i] != NULL; i++)
+        if (strlen(words[i]) == n && strncasecmp(start, words[i], n) == 0)
+            return true;
+    return false;
 }
 
 int msisdn_normalise(char out[MSISDN_MAX + 1], const char *in, char *errstr,

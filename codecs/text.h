@@ -24,6 +24,40 @@ struct text_info {
 
 #define MSISDN_MAX 15
 
+/* How one provider bills a text: the units one SMS holds and the units each
+ * part of a long SMS holds, per coding, and what a newline costs. A codec
+ * keeps its rule in its table (struct codec.segments); codec_segments()
+ * applies it. `chars` counts every character as one unit whatever the
+ * coding (InTime bills "tecken", characters, not septets), so only the
+ * gsm_* budgets apply then. */
+struct segment_rule {
+    unsigned gsm_single;   /* GSM-7 units in one SMS */
+    unsigned gsm_part;     /* ... in each part of a long one */
+    unsigned ucs_single;   /* UTF-16 units in one SMS */
+    unsigned ucs_part;     /* ... in each part of a long one */
+    unsigned newline_cost; /* units one LF costs; 0 for the coding's own */
+    bool chars;            /* count characters, not septets/units */
+};
+
+/* 3GPP TS 23.040: 160/153 GSM-7 septets, 70/67 UTF-16 units. */
+extern const struct segment_rule segment_rule_gsm;
+
+/* Returns the SMS parts `rule` bills for UTF-8 text (1 for empty text),
+ * packing characters greedily so that no escape pair, surrogate pair or
+ * multi-unit newline is split; 0 when the bytes are not valid UTF-8 or hold
+ * a NUL (job_parse() refuses those). */
+unsigned text_segments(const struct segment_rule *rule, const char *utf8,
+                       size_t len);
+
+/* Returns true when `text` is one of `words` alone: compared without
+ * regard to ASCII case, with whitespace (space, tab, CR, LF) around it
+ * allowed and nothing else. `words` is NULL-ended; NULL means the default
+ * list text_stop_words. */
+bool text_is_stop_word(const char *text, const char *const *words);
+
+/* STOP, STOPP, AVREGISTRERA, NULL-ended. */
+extern const char *const text_stop_words[];
+
 /* Analyses UTF-8 text: which coding it needs, its length in that coding's
  * units and the number of SMS segments. Returns 0, or -1 with errstr set
  * when the bytes are not valid UTF-8 (or hold a NUL). */

@@ -311,3 +311,15 @@ bool util_json_id(char *out, size_t out_size, const json_t *obj,
     }
     return false;
 }
+
+uint64_t util_hash64(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = 0xcbf29ce484222325ULL;
+
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}

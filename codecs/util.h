@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -66,6 +67,10 @@ void util_format_utc(char *out, size_t out_size, long long unix_seconds,
  * found, false when absent or of another kind. */
 bool util_json_id(char *out, size_t out_size, const json_t *obj,
                   const char *key);
+
+/* Returns the 64-bit FNV-1a hash of len bytes: a stable, short fingerprint
+ * (reply ids, long references), not a secret. */
+uint64_t util_hash64(const void *data, size_t len);
 
 /* Copies src into a fixed array, truncating; always NUL-terminates. */
 void util_strlcpy(char *dst, const char *src, size_t dst_size);

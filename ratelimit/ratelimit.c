@@ -383,7 +383,8 @@ static int ratelimit_local(struct ratelimit *rl, enum ratelimit_step *step,
 }
 
 /* What Redis granted for an ask. */
-static void ratelimit_apply(struct ratelimit *rl, const struct ratelimit_ask *ask,
+static void ratelimit_apply(struct ratelimit *rl,
+                            const struct ratelimit_ask *ask,
                             const struct ratelimit_bucket *b, int64_t granted,
                             int64_t wait)
 {
@@ -417,8 +418,7 @@ int ratelimit_take(struct ratelimit *rl, int64_t *wait_ms,
         return -1;
     if (step == RL_ASK) {
         if (ratelimit_remote_take(rl, &granted, &wait, b, ask.with_sender,
-                                  ask.want, ask.need, errstr,
-                                  errstr_size) != 0)
+                                  ask.want, ask.need, errstr, errstr_size) != 0)
             return -1;
         ratelimit_apply(rl, &ask, b, granted, wait);
         if (ratelimit_local(rl, &step, &local_wait, &ask, b, segments, errstr,

@@ -65,13 +65,50 @@ static void account_cleanup(struct account *a)
     free(a->callback_url);
 }
 
+/* "options": {"legacy_unconfirmed_soap": bool}. Absent is all false; an
+ * unknown option is an error, so a typo does not pass silently. */
+static int accounts_parse_options(struct account *a, const char *name,
+                                  json_t *opts, char *errstr,
+                                  size_t errstr_size)
+{
+    const char *key;
+    json_t *value;
+
+    if (opts == NULL)
+        return 0;
+    if (!json_is_object(opts)) {
+        snprintf(errstr, errstr_size,
+                 "account %s: \"options\" must be an object", name);
+        return -1;
+    }
+    json_object_foreach(opts, key, value)
+    {
+        if (strcmp(key, "legacy_unconfirmed_soap") != 0) {
+            snprintf(errstr, errstr_size,
+                     "account %s: unknown option \"%s\" "
+                     "(legacy_unconfirmed_soap)",
+                     name, key);
+            return -1;
+        }
+        if (!json_is_boolean(value)) {
+            snprintf(errstr, errstr_size,
+                     "account %s: option \"%s\" must be true or false", name,
+                     key);
+            return -1;
+        }
+        a->options.legacy_unconfirmed_soap = json_is_true(value);
+    }
+    return 0;
+}
+
 static int accounts_parse_one(struct account *a, const char *name, json_t *obj,
                               const char *public_url, char *errstr,
                               size_t errstr_size)
 {
     static const char *const known[] = {
-        "provider",       "base_url",      "credentials", "rate_limit",
-        "default_sender", "webhook_token", "standin",     NULL,
+        "provider",   "base_url",       "credentials",
+        "rate_limit", "default_sender", "webhook_token",
+        "standin",    "options",        NULL,
     };
     char err[256];
     const char *key;
@@ -212,6 +249,9 @@ static int accounts_parse_one(struct account *a, const char *name, json_t *obj,
             return -1;
         }
     }
+    if (accounts_parse_options(a, name, json_object_get(obj, "options"), errstr,
+                               errstr_size) != 0)
+        return -1;
     if (public_url[0] != '\0') {
         size_t n = strlen(public_url) + strlen(name) + 32;
         a->callback_url = xmalloc(n);

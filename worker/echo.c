@@ -41,9 +41,8 @@ char *echo_from_message(const rd_kafka_message_t *rkm)
     if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return NULL;
     json_t *obj = json_object();
-    for (size_t i = 0;
-         rd_kafka_header_get_all(hdrs, i, &name, &value, &len) ==
-         RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &len) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR;
          i++)
         echo_add(obj, name, value, len);
     return echo_dump(obj);

@@ -2,12 +2,14 @@
 #include "worker/encode.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
 #include "codecs/job.h"
 #include "codecs/util.h"
+#include "worker/mask.h"
 #include "worker/plan.h"
 
 /* Which kind of job the bytes hold: their "type", a send without one. */
@@ -25,55 +27,15 @@ static enum job_type encode_job_type(const char *buf, size_t len)
     return jt;
 }
 
-static bool encode_is_alnum(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9');
-}
-
-/* Returns true when `v` (vlen bytes) stands at s[i] as a whole token: not
- * preceded or followed by a letter or digit, so a short secret such as "u"
- * is not found inside "user". */
-static bool encode_token_at(const char *s, size_t len, size_t i, const char *v,
-                            size_t vlen)
-{
-    return vlen > 0 && vlen <= len - i && memcmp(s + i, v, vlen) == 0 &&
-           (i == 0 || !encode_is_alnum(s[i - 1])) &&
-           (i + vlen == len || !encode_is_alnum(s[i + vlen]));
-}
-
-/* Appends s to b with every credential of acct, raw or URL-encoded,
- * replaced by *** wherever it stands as a whole token. */
+/* Appends s to b with the account's secrets masked (worker/mask.h). */
 static void encode_masked(struct buf *b, const struct account *acct,
                           const char *s, size_t len)
 {
-    struct buf enc[ACCOUNT_MAX_CREDS];
+    size_t n;
+    char *masked = mask_secrets(acct, s, len, &n);
 
-    for (size_t c = 0; c < acct->ncreds; c++) {
-        buf_init(&enc[c]);
-        buf_append_urlenc(&enc[c], acct->creds[c].value,
-                          strlen(acct->creds[c].value));
-    }
-    size_t i = 0;
-    while (i < len) {
-        size_t skip = 0;
-        for (size_t c = 0; c < acct->ncreds && skip == 0; c++) {
-            const char *v = acct->creds[c].value;
-            if (encode_token_at(s, len, i, v, strlen(v)))
-                skip = strlen(v);
-            else if (encode_token_at(s, len, i, enc[c].data, enc[c].len))
-                skip = enc[c].len;
-        }
-        if (skip > 0) {
-            buf_puts(b, "***");
-            i += skip;
-        } else {
-            buf_append(b, s + i, 1);
-            i++;
-        }
-    }
-    for (size_t c = 0; c < acct->ncreds; c++)
-        buf_cleanup(&enc[c]);
+    buf_append(b, masked, n);
+    free(masked);
 }
 
 int encode_job(FILE *out, FILE *err, const struct account *acct,

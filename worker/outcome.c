@@ -54,13 +54,13 @@ static void outcome_recorded(struct rbatch_req *req, const char *err)
     for (size_t i = 0; i < o->n; i++) {
         const struct marker_update_item *m = &o->mitems[i];
         struct outcome_item *it = &o->items[i];
-        bool emit = m->advanced ||
-                    (m->repeated && (it->emit_repeated || o->again));
+        bool emit =
+            m->advanced || (m->repeated && (it->emit_repeated || o->again));
         if (!emit || it->event == NULL)
             continue;
         const char *r = strcmp(it->recipient, "-") == 0 ? NULL : it->recipient;
-        if (outcome_publish(w, o->owner, o->job_id, r, it->event,
-                            it->event_len, echo, &o->produced) != 0)
+        if (outcome_publish(w, o->owner, o->job_id, r, it->event, it->event_len,
+                            echo, &o->produced) != 0)
             o->produce_failed = true;
     }
     free(req->update.headers_out);

@@ -50,11 +50,11 @@ struct outcome {
     bool want_echo;      /* callbacks, polls: take the kept ones */
     struct outcome_item *items;
     size_t n;
-    void *owner;          /* the events' msg_opaque (enum event_owner *) */
-    bool again;           /* a retried recording: emit repeated states too */
+    void *owner; /* the events' msg_opaque (enum event_owner *) */
+    bool again;  /* a retried recording: emit repeated states too */
     outcome_done_fn *done;
-    size_t produced;      /* out: events queued */
-    bool produce_failed;  /* out: an event could not be queued */
+    size_t produced;                   /* out: events queued */
+    bool produce_failed;               /* out: an event could not be queued */
     struct marker_update_item *mitems; /* private */
     struct rbatch_req req;             /* private */
     struct worker *w;                  /* private */

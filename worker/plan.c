@@ -15,9 +15,49 @@ bool plan_is_bulk(const struct job *job)
 
 size_t plan_per_call(const struct account *acct, const struct job *job)
 {
-    size_t n = job->type == JOB_SEND ? acct->codec->send_max_recipients
-                                     : acct->codec->campaign_max_recipients;
+    size_t n = codec_per_call(acct->codec, acct, job);
+
     return n > 0 ? n : 1;
+}
+
+void plan_swap(struct job *job, size_t i, size_t j)
+{
+    char *to = job->to[i];
+
+    job->to[i] = job->to[j];
+    job->to[j] = to;
+    if (job->params != NULL) {
+        json_t *p = job->params[i];
+        job->params[i] = job->params[j];
+        job->params[j] = p;
+    }
+}
+
+unsigned plan_segments(const struct account *acct, const struct job *job,
+                       size_t i)
+{
+    char text[16384];
+    char errstr[128];
+    size_t len;
+
+    if (job->text == NULL)
+        return 1;
+    if (job_is_personal(job) &&
+        job_render_text(job, i, text, sizeof(text), &len, errstr,
+                        sizeof(errstr)) == 0)
+        return codec_segments(acct->codec, text, len);
+    return codec_segments(acct->codec, job->text, job->text_len);
+}
+
+int64_t plan_charge(const struct account *acct, const struct job *job)
+{
+    if (!job_is_personal(job))
+        return (int64_t)plan_segments(acct, job, 0) *
+               (int64_t)(job->nto > 0 ? job->nto : 1);
+    int64_t sum = 0;
+    for (size_t i = 0; i < job->nto; i++)
+        sum += plan_segments(acct, job, i);
+    return sum;
 }
 
 /* FNV-1a over a NUL-terminated string. */
@@ -55,8 +95,7 @@ void plan_dedupe(struct job *job)
         seen[slot] = r;
         /* The numbers live in one block the job owns: entries are
          * reordered, never freed. */
-        job->to[i] = job->to[keep];
-        job->to[keep++] = r;
+        plan_swap(job, i, keep++);
     }
     job->nto = keep;
     free(seen);

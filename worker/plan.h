@@ -26,12 +26,24 @@ struct plan_unit {
  * with `to`): their units carry recipients. */
 bool plan_is_bulk(const struct job *job);
 
-/* The most recipients one call may carry for this job on this provider. */
+/* The most recipients one call may carry for this job on this provider
+ * (codec_per_call: fewer for personal texts and some legacy sends). */
 size_t plan_per_call(const struct account *acct, const struct job *job);
 
 /* Removes repeated recipients from job->to (the first stays), so that no
  * unit carries a number twice and no two units share one. */
 void plan_dedupe(struct job *job);
+
+/* Swaps recipients i and j of the job (their params with them). */
+void plan_swap(struct job *job, size_t i, size_t j);
+
+/* The segments recipient i's text costs on this provider (its own rendered
+ * text for a personal job); 1 for a job without text. */
+unsigned plan_segments(const struct account *acct, const struct job *job,
+                       size_t i);
+
+/* The segments all of the job's recipients cost: what a unit charges. */
+int64_t plan_charge(const struct account *acct, const struct job *job);
 
 /* How many units the job has. */
 size_t plan_count(const struct account *acct, const struct job *job);

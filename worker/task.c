@@ -100,9 +100,9 @@ struct task {
     struct marker_begin_item *marks; /* STAGE_MARK: the reply's items */
     size_t nmarks;
     struct rbatch_req mark_req;
-    bool waiting;                 /* a Redis reply is due to this task */
-    char *echo; /* the job's echo headers (worker/echo.h), or NULL */
-    bool pending_retry;           /* STAGE_RECORD: the retry is to store */
+    bool waiting;       /* a Redis reply is due to this task */
+    char *echo;         /* the job's echo headers (worker/echo.h), or NULL */
+    bool pending_retry; /* STAGE_RECORD: the retry is to store */
     struct call_result retry_res; /* ... for this answer */
     int64_t charge_left;          /* tokens still to take (STAGE_TOKENS) */
     bool has_slot;                /* counted in w->calls_active */
@@ -317,6 +317,18 @@ static void task_produce(struct task *t, enum kafka_topic topic,
     free(value);
 }
 
+/* The segments one recipient's text costs (its own text when personal). */
+static unsigned task_segments(const struct task *t, const char *recipient)
+{
+    const struct job *job = t->job;
+    size_t i = 0;
+
+    if (job_is_personal(job) && recipient != NULL)
+        while (i + 1 < job->nto && strcmp(job->to[i], recipient) != 0)
+            i++;
+    return plan_segments(t->acct, job, i);
+}
+
 static char *task_status_json(struct task *t, const char *job_id,
                               const char *recipient, enum sms_state state,
                               const char *provider_id,
@@ -334,7 +346,8 @@ static char *task_status_json(struct task *t, const char *job_id,
         .state = state,
         .provider_message_id = provider_id,
         .provider_status = provider_status,
-        .segments = job && job->text ? (int)job->text_info.segments : 0,
+        .segments =
+            job && job->text && t->acct ? (int)task_segments(t, recipient) : 0,
         .attempt = t->attempt,
         .reference = job ? job->reference : NULL,
         .error_code = error_code,
@@ -523,16 +536,24 @@ void task_resume(struct task *t)
 /* Redis entries: scheduled sends and retries. */
 
 /* The payload of a stored entry: the job (with only `to` recipients when
- * given), the attempt it is for and when the first attempt was. */
+ * given: a slice of job->to, their params with them), the attempt it is for
+ * and when the first attempt was. */
 static char *task_entry_payload(const struct task *t, char **to, size_t nto,
                                 int attempt, size_t *len)
 {
-    json_t *job = json_deep_copy(t->job->root);
+    const struct job *src = t->job;
+    json_t *job = json_deep_copy(src->root);
 
     if (to != NULL) {
+        size_t base = (size_t)(to - src->to);
         json_t *arr = json_array();
-        for (size_t i = 0; i < nto; i++)
-            json_array_append_new(arr, json_string(to[i]));
+        for (size_t i = 0; i < nto; i++) {
+            json_t *params = src->params != NULL ? src->params[base + i] : NULL;
+            json_array_append_new(arr, params != NULL
+                                           ? json_pack("{s:s, s:O}", "msisdn",
+                                                       to[i], "params", params)
+                                           : json_string(to[i]));
+        }
         json_object_set_new(job, "to", arr);
     }
     json_t *root = json_pack("{s:s, s:i, s:I, s:o}", "type",
@@ -749,11 +770,8 @@ static void task_marked(struct rbatch_req *req, const char *err)
         }
         if (job_level)
             continue;
-        if (send) {
-            char *tmp = job->to[keep];
-            job->to[keep++] = job->to[i];
-            job->to[i] = tmp;
-        }
+        if (send)
+            plan_swap(job, i, keep++);
     }
     /* Recipients handled before re-emit their recorded event, but only
      * where it is still the recipient's latest state: a delivery report
@@ -1084,8 +1102,7 @@ static void task_wake_token_waiters(struct worker *w)
     }
 }
 
-static void task_asked(const redisReply *reply, const char *err,
-                       void *privdata)
+static void task_asked(const redisReply *reply, const char *err, void *privdata)
 {
     struct task_ask *a = privdata;
     struct worker *w = a->w;
@@ -1128,10 +1145,8 @@ static void task_tokens(struct task *t)
     };
     char errstr[256];
 
-    if (t->charge_left == 0) {
-        unsigned segments = job->text != NULL ? job->text_info.segments : 1;
-        t->charge_left = (int64_t)segments * (int64_t)job->nto;
-    }
+    if (t->charge_left == 0)
+        t->charge_left = plan_charge(t->acct, job);
     int64_t most = (int64_t)t->acct->burst;
     while (t->charge_left > 0) {
         int64_t take = t->charge_left < most ? t->charge_left : most;
@@ -1179,8 +1194,8 @@ static void task_tokens(struct task *t)
                 return;
             }
             aredis_eval(t->w->aredis, ratelimit_take_script(),
-                        ask.with_sender ? 3 : 2, (int)args.n, args.v,
-                        args.len, task_asked, a);
+                        ask.with_sender ? 3 : 2, (int)args.n, args.v, args.len,
+                        task_asked, a);
             rargv_cleanup(&args);
             task_wait_tokens(t);
             return;

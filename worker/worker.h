@@ -65,8 +65,8 @@ struct worker {
     struct task *slot_head; /* tasks waiting for a connection place */
     struct task *slot_tail;
     struct task *tok_head; /* tasks waiting for a rate-limit ask */
-    size_t calls_active; /* tasks marked and calling */
-    bool closing;        /* clients going away: ignore callbacks */
+    size_t calls_active;   /* tasks marked and calling */
+    bool closing;          /* clients going away: ignore callbacks */
     struct worker_stats stats;
 };
 

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "codecs/reads.h"
 #include "codecs/util.h"
 
 #define FIXTURE_NOW      1700000000
@@ -118,6 +119,8 @@ static void fixture_account_load(struct account *acct, json_t *root)
     acct->default_sender = fixture_dup(root, "default_sender");
     acct->webhook_token = fixture_dup(root, "webhook_token");
     acct->callback_url = fixture_dup(root, "callback_url");
+    acct->options.legacy_unconfirmed_soap = json_is_true(json_object_get(
+        json_object_get(root, "options"), "legacy_unconfirmed_soap"));
     const char *key;
     json_t *value;
     json_object_foreach(json_object_get(root, "credentials"), key, value)
@@ -422,8 +425,15 @@ static json_t *fixture_decode(const struct codec *codec,
     } else {
         struct call_result res;
         memset(&res, 0, sizeof(res));
-        if (codec->decode(&res, acct, job, call, &resp, errstr,
-                          sizeof(errstr)) != 0)
+        /* A read job's answer is decoded and normalised as the engine
+         * does it (codecs/reads.h). */
+        int ret = job != NULL && job->type == JOB_CONTACTS &&
+                          job_action_is_read(job->action)
+                      ? codec_decode_read(&res, codec, acct, job, call, &resp,
+                                          errstr, sizeof(errstr))
+                      : codec->decode(&res, acct, job, call, &resp, errstr,
+                                      sizeof(errstr));
+        if (ret != 0)
             got = fixture_error_json(errstr);
         else
             got = fixture_call_json(&res);
@@ -474,11 +484,24 @@ static json_t *fixture_encode(struct codec_calls *calls, struct job **job_out,
         if (codec->check(acct, job, errstr, sizeof(errstr)) != 0)
             return fixture_error_json(errstr);
         size_t first = (size_t)fixture_params_int(params, "first", 0);
-        size_t count = (size_t)fixture_params_int(params, "count",
-                                                  (int)(job->nto - first));
-        if (codec->encode(calls, acct, job, first, count, now, errstr,
-                          sizeof(errstr)) != 0)
-            return fixture_error_json(errstr);
+        if (json_object_get(params, "count") != NULL) {
+            size_t count = (size_t)fixture_params_int(params, "count", 0);
+            if (codec->encode(calls, acct, job, first, count, now, errstr,
+                              sizeof(errstr)) != 0)
+                return fixture_error_json(errstr);
+        } else {
+            /* As the engine does: slices of codec_per_call(), one call
+             * each (one slice when the job has no recipients). */
+            size_t per = codec_per_call(codec, acct, job);
+            do {
+                size_t left = job->nto - first;
+                size_t count = per > 0 && left > per ? per : left;
+                if (codec->encode(calls, acct, job, first, count, now, errstr,
+                                  sizeof(errstr)) != 0)
+                    return fixture_error_json(errstr);
+                first += count;
+            } while (first < job->nto);
+        }
         *poll_out = false;
         return NULL;
     }

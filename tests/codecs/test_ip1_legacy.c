@@ -23,6 +23,9 @@ static struct account legacy_acct = {
     .creds = {{"account", "ip1-1000"}, {"password", "k&y"}},
     .ncreds = 2,
     .default_sender = "Shop",
+    /* Most cases here play the document's whole SOAP set; the confirmed_*
+     * fixtures play an account without it. */
+    .options = {.legacy_unconfirmed_soap = true},
 };
 
 static char errstr[256];
@@ -113,8 +116,14 @@ ParameterizedTest(const struct path_case *c, ip1_legacy, send_path)
     struct job *job = legacy_job(c->json);
     struct codec_calls calls = {0};
 
-    int ret = codec_ip1_legacy.encode(&calls, &legacy_acct, job, 0, job->nto,
+    /* As the engine cuts it: codec_per_call() recipients per encode. */
+    size_t per = codec_per_call(&codec_ip1_legacy, &legacy_acct, job);
+    int ret = 0;
+    for (size_t first = 0; first < job->nto && ret == 0; first += per) {
+        size_t count = job->nto - first < per ? job->nto - first : per;
+        ret = codec_ip1_legacy.encode(&calls, &legacy_acct, job, first, count,
                                       c->now, errstr, sizeof(errstr));
+    }
     cr_assert(eq(int, ret, 0), "%s", errstr);
     cr_assert(eq(sz, calls.ncalls, c->ncalls));
     struct http_request *req = &calls.calls[0].req;
@@ -240,7 +249,8 @@ Test(ip1_legacy, text_limits_are_160_and_152_per_part)
 
     ret = check_letters(161, true);
     cr_assert(eq(int, ret, -1));
-    cr_assert(ne(ptr, strstr(errstr, "flash text is 161"), NULL), "%s", errstr);
+    cr_assert(ne(ptr, strstr(errstr, "flash text needs 2 SMS"), NULL), "%s",
+              errstr);
 }
 
 Test(ip1_legacy, polls_reject_bad_ids_and_unknown_reads)

@@ -42,14 +42,15 @@ ParameterizedTestParameters(job, errors)
         {JOB_SEND, "{\"id\":\"j1\",\"account\":\"a\",\"to\":[]}", "j1",
          "\"to\" is empty"},
         {JOB_SEND, "{\"id\":\"j1\",\"account\":\"a\",\"to\":{}}", "j1",
-         "\"to\" must be a string or an array of strings"},
+         "\"to\" must be a string or an array of numbers and "
+         "{\"msisdn\", \"params\"} objects"},
         {JOB_SEND,
          "{\"id\":\"j1\",\"account\":\"a\",\"to\":[\"46701234567\",\"4670\"],"
          "\"text\":\"x\"}",
          "j1", "\"to\"[1]: number too short (4 digits, 8 at least)"},
         {JOB_SEND,
          "{\"id\":\"j1\",\"account\":\"a\",\"to\":[\"46701234567\", 5]}", "j1",
-         "\"to\"[1] is not a string"},
+         "\"to\"[1] is neither a number string nor an object"},
         {JOB_SEND, "{\"id\":\"j1\",\"account\":\"a\",\"to\":\"0701234567\"}",
          "j1",
          "\"to\": number starts with 0: give it with its country "
@@ -102,7 +103,9 @@ ParameterizedTestParameters(job, errors)
          "unknown action \"create\" for a contact-sync job"},
         {JOB_CONTACTS,
          "{\"id\":\"k1\",\"account\":\"a\",\"action\":\"contact-upsert\"}",
-         "k1", "missing \"contacts\" for contact-upsert"},
+         "k1",
+         "missing \"contacts\" or \"contacts_list_url\" for "
+         "contact-upsert"},
         {JOB_CONTACTS,
          "{\"id\":\"k1\",\"account\":\"a\",\"action\":\"contact-upsert\","
          "\"contacts\":[{\"msisdn\":\"46701234567\"},{\"name\":\"x\"}]}",

@@ -11,6 +11,7 @@ add_unit_test(test_jojka codecs/test_jojka.c LIBS codec_fixtures codecs)
 add_unit_test(test_ip1 codecs/test_ip1.c LIBS codec_fixtures codecs)
 add_unit_test(test_intime codecs/test_intime.c LIBS codec_fixtures codecs)
 add_unit_test(test_ip1_legacy codecs/test_ip1_legacy.c LIBS codec_fixtures codecs)
+add_unit_test(test_issue10 codecs/test_issue10.c LIBS codecs)
 
 # ns/job for parse, encode and decode per provider; not a test. Measure it in
 # a Release build (see the comment at the top of the file).

@@ -133,6 +133,8 @@ static int accounts_one(struct account *a, const char *name, json_t *entry,
     json_t *senders = json_object_get(extra, "senders");
     if (url != NULL)
         a->inbound_url = xstrdup(url);
+    a->unconfirmed_soap = json_is_true(json_object_get(
+        json_object_get(entry, "options"), "legacy_unconfirmed_soap"));
     a->number = xstrdup(number != NULL ? number : "46700000000");
     if (json_is_array(senders)) {
         size_t i;

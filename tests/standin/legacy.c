@@ -7,13 +7,17 @@
  * "sms"; Konto, Passwd for "balans") in the ASMX default namespace
  * http://tempuri.org/ (an assumption, providers.md §2.2), SOAP 1.1 with a
  * matching SOAPAction or SOAP 1.2. Messages must be GSM 03.38 text (the URL
- * call's documented encoding); anything else is code 2. */
+ * call's documented encoding); anything else is code 2. The document's
+ * other SOAP functions are played from legacy_ops for accounts that allow
+ * them (see there), statefully: a cancelled scheduled SMS never leaves,
+ * Status and statusBundle report what was sent. */
 #include "standin.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <libxml/parser.h>
 #include <libxml/xmlerror.h>
@@ -44,6 +48,35 @@ void legacy_set_final(struct msg *m, enum msg_state s)
     default:
         m->code = 0;
     }
+}
+
+/* The SOAP operations this stand-in plays, its own table (it shares no
+ * code with codecs/): "sms" and "balans" are the names working clients
+ * confirm and are always played; the others are the document's headings
+ * (001), played only for accounts whose accounts-file entry has
+ * "options": {"legacy_unconfirmed_soap": true} -- the setting under which
+ * kurir sends them. For any other account they are unknown SOAPActions,
+ * as they may well be at the real gateway. */
+static const struct legacy_op {
+    const char *name;
+    bool confirmed;
+} legacy_ops[] = {
+    {"sms", true},        {"balans", true},
+    {"FlashSMS", false},  {"TimedSMS", false},
+    {"BundleSMS", false}, {"TimedBundleSMS", false},
+    {"CancelSMS", false}, {"CancelBundleSMS", false},
+    {"Status", false},    {"statusBundle", false},
+    {"Tidpunkt", false},
+};
+
+/* Returns true when `name` is an operation this stand-in plays for acct. */
+static bool legacy_op_known(const char *name, const struct account *acct)
+{
+    for (size_t i = 0; i < sizeof(legacy_ops) / sizeof(legacy_ops[0]); i++)
+        if (strcmp(legacy_ops[i].name, name) == 0)
+            return legacy_ops[i].confirmed ||
+                   (acct != NULL && acct->unconfirmed_soap);
+    return false;
 }
 
 static bool legacy_is_soap(const struct request *req)
@@ -127,11 +160,13 @@ static bool legacy_sender_ok(const char *s)
                          "Z0123456789");
 }
 
-/* Validates and performs one send. Writes the answer (status code or id)
- * to out. */
-static void legacy_send(struct request *req, const char *acc, const char *pass,
-                        const char *to, const char *from, const char *msg,
-                        const char *prio, char out[32])
+/* Validates and performs one send, leaving at due_ms (0: now). Writes the
+ * answer (status code or id) to out and returns the message, or NULL when
+ * none was made (out is then a code, or "" when a gate answered). */
+static struct msg *legacy_send(struct request *req, const char *acc,
+                               const char *pass, const char *to,
+                               const char *from, const char *msg,
+                               const char *prio, int64_t due_ms, char out[32])
 {
     struct text_count tc;
     long p = 1;
@@ -168,19 +203,25 @@ static void legacy_send(struct request *req, const char *acc, const char *pass,
     }
     if (req_gate_send(req, parts)) {
         out[0] = '\0';
-        return;
+        return NULL;
     }
     struct msg *m =
         store_add(&standin->store, PROV_LEGACY, req->acct, to, from, msg);
     m->segments = parts;
     m->priority = (int)p;
     m->code = 0;
+    if (due_ms > now_ms()) {
+        m->due_ms = due_ms;
+        m->state = MS_SCHEDULED;
+        m->code = 11; /* delayed delivery */
+    }
     schedule_delivery(m);
     snprintf(out, 32, "%s", m->id);
-    return;
+    return m;
 
 error:
     standin->stats.provider_errors[PROV_LEGACY]++;
+    return NULL;
 }
 
 static void legacy_soap_answer(struct request *req, bool soap12,
@@ -255,9 +296,112 @@ static void legacy_url(struct request *req)
     }
     legacy_send(req, kvlist_get(q, "acc", true), kvlist_get(q, "pass", true),
                 kvlist_get(q, "to", true), kvlist_get(q, "from", true),
-                kvlist_get(q, "msg", true), kvlist_get(q, "prio", true), out);
+                kvlist_get(q, "msg", true), kvlist_get(q, "prio", true), 0,
+                out);
     if (out[0] != '\0')
         resp_set(&req->resp, 200, "text/html; charset=utf-8", out, strlen(out));
+}
+
+/* sendAt counts Swedish wall-clock seconds (001): back to UTC. */
+static int64_t legacy_swedish_to_utc(int64_t wall)
+{
+    time_t t = (time_t)wall;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    int f[6] = {tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour,        tm.tm_min,     tm.tm_sec};
+    return wall - stockholm_offset(f);
+}
+
+/* The legacy messages of acct with id `id`, or of bundle `id` when
+ * bundle, into out (at most max). Returns how many. */
+static size_t legacy_find(struct msg **out, size_t max,
+                          const struct account *acct, const char *id,
+                          bool bundle)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < standin->store.all.len && n < max; i++) {
+        struct msg *m = standin->store.all.items[i];
+        if (m->provider == PROV_LEGACY && m->acct == acct &&
+            strcmp(bundle ? m->group_id : m->id, id) == 0)
+            out[n++] = m;
+    }
+    return n;
+}
+
+/* Status, statusBundle, CancelSMS, CancelBundleSMS, Tidpunkt: reads and
+ * cancels of what was sent. An unknown id is 110 (parameter error). */
+static void legacy_soap_query(struct request *req, bool soap12, xmlNode *op,
+                              const char *name)
+{
+    static const char *const id_param[][2] = {
+        {"Status", "id"},       {"statusBundle", "bundleID"},
+        {"CancelSMS", "smsID"}, {"CancelBundleSMS", "BundleID"},
+        {"Tidpunkt", "Id"},
+    };
+    const char *pname = "id";
+    for (size_t i = 0; i < sizeof(id_param) / sizeof(id_param[0]); i++)
+        if (strcmp(id_param[i][0], name) == 0)
+            pname = id_param[i][1];
+    char *id = legacy_param(op, pname);
+    bool bundle = strstr(name, "Bundle") != NULL;
+    struct msg *found[1000];
+    size_t n = id != NULL && req->acct != NULL
+                   ? legacy_find(found, 1000, req->acct, id, bundle)
+                   : 0;
+    struct sbuf b = {0};
+
+    sbuf_printf(&b, "<%sResponse xmlns=\"" LEGACY_NS "\"><%sResult>", name,
+                name);
+    if (req->acct == NULL) {
+        sbuf_puts(&b, "101");
+    } else if (n == 0) {
+        sbuf_puts(&b, strcmp(name, "Tidpunkt") == 0 ? "0" : "110");
+    } else if (strcmp(name, "Status") == 0) {
+        sbuf_printf(&b, "%d", found[0]->code);
+    } else if (strcmp(name, "statusBundle") == 0) {
+        for (size_t i = 0; i < n; i++)
+            sbuf_printf(&b,
+                        "<sms><id>%s</id><status>%d</status><number>%s"
+                        "</number></sms>",
+                        found[i]->id, found[i]->code, found[i]->recipient);
+    } else if (strcmp(name, "Tidpunkt") == 0) {
+        if (found[0]->state == MS_SCHEDULED) {
+            char when[32];
+            int64_t at = found[0]->due_ms / 1000;
+            time_t t = (time_t)at;
+            struct tm tm;
+            gmtime_r(&t, &tm);
+            int f[6] = {tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                        tm.tm_hour,        tm.tm_min,     tm.tm_sec};
+            /* f is UTC; the offset of that instant is near enough. */
+            t = (time_t)(at + stockholm_offset(f));
+            gmtime_r(&t, &tm);
+            strftime(when, sizeof(when), "%Y-%m%d %H:%M:%S", &tm);
+            sbuf_puts(&b, when);
+        } else {
+            sbuf_puts(&b, "0");
+        }
+    } else { /* CancelSMS, CancelBundleSMS */
+        int answer = -1;
+        for (size_t i = 0; i < n; i++) {
+            struct msg *m = found[i];
+            if (m->state == MS_SCHEDULED) {
+                legacy_set_final(m, MS_CANCELLED);
+                m->modified_ms = now_ms();
+                answer = 0;
+            } else if (answer != 0) {
+                answer = m->code; /* 12 when cancelled before */
+            }
+        }
+        sbuf_printf(&b, "%d", answer);
+    }
+    sbuf_printf(&b, "</%sResult></%sResponse>", name, name);
+    char *inner = sbuf_detach(&b, NULL);
+    legacy_soap_answer(req, soap12, 200, inner);
+    free(inner);
+    free(id);
 }
 
 static void legacy_soap(struct request *req)
@@ -268,7 +412,10 @@ static void legacy_soap(struct request *req)
     if (strcmp(req->method, "GET") == 0) {
         resp_printf(&req->resp, 200, "text/html; charset=utf-8",
                     "<html><body><h1>sendSms</h1><p>kurir-standin: "
-                    "operations sms, balans (namespace " LEGACY_NS
+                    "operations sms, balans, and for accounts with "
+                    "options.legacy_unconfirmed_soap FlashSMS, TimedSMS, "
+                    "BundleSMS, TimedBundleSMS, CancelSMS, CancelBundleSMS, "
+                    "Status, statusBundle, Tidpunkt (namespace " LEGACY_NS
                     ")</p></body></html>");
         return;
     }
@@ -313,7 +460,7 @@ static void legacy_soap(struct request *req)
     const char *name = (const char *)op->name;
     bool known = op->ns != NULL &&
                  strcmp((const char *)op->ns->href, LEGACY_NS) == 0 &&
-                 (strcmp(name, "sms") == 0 || strcmp(name, "balans") == 0);
+                 legacy_op_known(name, req->acct);
     if (!soap12) {
         /* SOAP 1.1 names the operation in SOAPAction too, quoted or not. */
         const char *action = req_header(req, "SOAPAction");
@@ -347,17 +494,66 @@ static void legacy_soap(struct request *req)
         legacy_soap_answer(req, soap12, 200, inner);
         return;
     }
+    if (strcmp(name, "sms") != 0 && strcmp(name, "FlashSMS") != 0 &&
+        strcmp(name, "TimedSMS") != 0 && strcmp(name, "BundleSMS") != 0 &&
+        strcmp(name, "TimedBundleSMS") != 0) {
+        legacy_soap_query(req, soap12, op, name);
+        return;
+    }
     char *acc = legacy_param(op, "konto"), *pass = legacy_param(op, "passwd");
     char *to = legacy_param(op, "till"), *from = legacy_param(op, "from");
     char *msg = legacy_param(op, "meddelande");
     char *prio = legacy_param(op, "prio");
-    char out[32];
-    legacy_send(req, acc, pass, to, from, msg, prio, out);
+    char *send_at = legacy_param(op, "sendAt");
+    bool bundle = strstr(name, "Bundle") != NULL;
+    int64_t due_ms = 0;
+    char out[32] = "";
+    if (strstr(name, "Timed") != NULL) {
+        long at;
+        if (send_at == NULL || parse_long(&at, send_at) != 0 || at <= 0)
+            snprintf(out, sizeof(out), "110");
+        else
+            due_ms = legacy_swedish_to_utc(at) * 1000;
+    }
+    if (out[0] == '\0' && bundle) {
+        /* till is comma-separated; every number must be good. */
+        char *list = xstrdup(to != NULL ? to : "");
+        bool ok = list[0] != '\0';
+        for (char *t = list, *sp; ok && (t = strtok_r(t, ",", &sp)) != NULL;
+             t = NULL)
+            ok = is_msisdn(t);
+        free(list);
+        if (!ok) {
+            snprintf(out, sizeof(out), "3");
+        } else {
+            char bid[32], one[32];
+            snprintf(bid, sizeof(bid), "%ld", standin->store.next_legacy++);
+            list = xstrdup(to);
+            for (char *t = list, *sp; (t = strtok_r(t, ",", &sp)) != NULL;
+                 t = NULL) {
+                struct msg *m = legacy_send(req, acc, pass, t, from, msg, prio,
+                                            due_ms, one);
+                if (m == NULL) { /* the first refusal answers for all */
+                    snprintf(out, sizeof(out), "%s", one);
+                    break;
+                }
+                snprintf(m->group_id, sizeof(m->group_id), "%s", bid);
+            }
+            free(list);
+            if (out[0] == '\0')
+                snprintf(out, sizeof(out), "%s", bid);
+        }
+    } else if (out[0] == '\0') {
+        struct msg *m =
+            legacy_send(req, acc, pass, to, from, msg, prio, due_ms, out);
+        if (m != NULL && strcmp(name, "FlashSMS") == 0)
+            m->flash = true;
+    }
     if (out[0] != '\0') {
         snprintf(inner, sizeof(inner),
-                 "<smsResponse xmlns=\"" LEGACY_NS "\"><smsResult>%s"
-                 "</smsResult></smsResponse>",
-                 out);
+                 "<%sResponse xmlns=\"" LEGACY_NS "\"><%sResult>%s"
+                 "</%sResult></%sResponse>",
+                 name, name, out, name, name);
         legacy_soap_answer(req, soap12, 200, inner);
     }
     free(acc);
@@ -366,6 +562,7 @@ static void legacy_soap(struct request *req)
     free(from);
     free(msg);
     free(prio);
+    free(send_at);
 }
 
 void legacy_handle(struct request *req)

@@ -221,6 +221,8 @@ struct account {
     char *owner;           /* "ip1-NNNNN", for iP.1 documents */
     struct ptrvec senders; /* standin.senders (char *); empty = any */
     bool senders_set;      /* standin.senders was given */
+    bool unconfirmed_soap; /* options.legacy_unconfirmed_soap: play the
+                              legacy SOAP operations beyond sms/balans */
     struct limit limit;
     struct acct_state *st; /* provider state, see state.c */
 };

@@ -41,8 +41,8 @@ void tk_produce(const char *brokers, const char *topic, const char *key,
     tk_produce_headers(brokers, topic, key, value, len, NULL);
 }
 
-void tk_produce_headers(const char *brokers, const char *topic,
-                        const char *key, const void *value, size_t len,
+void tk_produce_headers(const char *brokers, const char *topic, const char *key,
+                        const void *value, size_t len,
                         const char *const *headers)
 {
     char err[256];
@@ -53,8 +53,7 @@ void tk_produce_headers(const char *brokers, const char *topic,
     cr_assert(rk != NULL, "producer: %s", err);
     if (headers != NULL) {
         hdrs = rd_kafka_headers_new(4);
-        for (size_t i = 0; headers[i] != NULL && headers[i + 1] != NULL;
-             i += 2)
+        for (size_t i = 0; headers[i] != NULL && headers[i + 1] != NULL; i += 2)
             rd_kafka_header_add(hdrs, headers[i], -1, headers[i + 1], -1);
     }
     rd_kafka_resp_err_t kerr = rd_kafka_producev(

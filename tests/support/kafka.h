@@ -17,6 +17,12 @@ void tk_unique(char *out, size_t out_size);
 void tk_produce(const char *brokers, const char *topic, const char *key,
                 const void *value, size_t len);
 
+/* The same with Kafka headers: `headers` is a NULL-ended list of name,
+ * value strings (NULL: none). */
+void tk_produce_headers(const char *brokers, const char *topic, const char *key,
+                        const void *value, size_t len,
+                        const char *const *headers);
+
 /* A reader of one topic from its beginning. A reader of a topic named
  * "*.status", "*.replies", "*.results" or "*.latest" keeps every JSON event
  * tk_reader_wait_json() reads and checks them against docs/schemas/ when

@@ -107,3 +107,44 @@ Test(accounts, errors_name_account_and_field_never_the_secret)
         cr_assert(eq(ptr, strstr(errstr, "hunter2"), NULL), "%s", errstr);
     }
 }
+
+Test(accounts, options)
+{
+    static const char head[] =
+        "{\"accounts\": {\"old\": {\"provider\": \"ip1-legacy\","
+        " \"base_url\": \"https://web.smscom.se\","
+        " \"credentials\": {\"account\": \"ip1-1\", \"password\": \"p\"},"
+        " \"rate_limit\": {\"per_second\": 1}";
+    char json[512], errstr[256];
+    struct accounts *accounts = NULL;
+
+    snprintf(json, sizeof(json), "%s}}}", head);
+    cr_assert(eq(int, parse(&accounts, json, errstr, sizeof(errstr)), 0), "%s",
+              errstr);
+    cr_assert(
+        not(accounts_find(accounts, "old")->options.legacy_unconfirmed_soap));
+    accounts_free(accounts);
+
+    snprintf(json, sizeof(json),
+             "%s, \"options\": {\"legacy_unconfirmed_soap\": true}}}}", head);
+    cr_assert(eq(int, parse(&accounts, json, errstr, sizeof(errstr)), 0), "%s",
+              errstr);
+    cr_assert(accounts_find(accounts, "old")->options.legacy_unconfirmed_soap);
+    accounts_free(accounts);
+
+    static const char *const bad[][2] = {
+        {"\"options\": {\"legacy_unconfirmed_soap\": 1}",
+         "account old: option \"legacy_unconfirmed_soap\" must be true or "
+         "false"},
+        {"\"options\": {\"legacy_soap\": true}",
+         "account old: unknown option \"legacy_soap\" "
+         "(legacy_unconfirmed_soap)"},
+        {"\"options\": []", "account old: \"options\" must be an object"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(json, sizeof(json), "%s, %s}}}", head, bad[i][0]);
+        accounts = NULL;
+        cr_assert(eq(int, parse(&accounts, json, errstr, sizeof(errstr)), -1));
+        cr_assert(eq(str, errstr, (char *)bad[i][1]));
+    }
+}

@@ -466,9 +466,12 @@ Test(e2e, jojka_statuses_and_replies_are_polled)
 Test(e2e, trace_headers_echo_and_latest_state)
 {
     static const char *const headers[] = {
-        "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        "kurir-echo-request", "req-77",
-        "x-not-echoed", "secret",
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "kurir-echo-request",
+        "req-77",
+        "x-not-echoed",
+        "secret",
         NULL,
     };
     static const char *const to[] = {"46701230001", "46701230002"};
@@ -534,15 +537,15 @@ Test(e2e, trace_headers_echo_and_latest_state)
         rd_kafka_message_t *m = tk_reader_next(&latest, 500);
         if (m == NULL)
             continue;
-        char key[128];
-        snprintf(key, sizeof(key), "%.*s", (int)m->key_len,
+        char mkey[128];
+        snprintf(mkey, sizeof(mkey), "%.*s", (int)m->key_len,
                  (const char *)m->key);
-        if (strncmp(key, "trace-1/", 8) == 0) {
+        if (strncmp(mkey, "trace-1/", 8) == 0) {
             char *tp = tk_header(m, "traceparent");
             cr_assert(ne(ptr, tp, NULL), "a latest record without traceparent");
             free(tp);
-            json_object_set_new(last, key, json_loadb(m->payload, m->len, 0,
-                                                      NULL));
+            json_object_set_new(last, mkey,
+                                json_loadb(m->payload, m->len, 0, NULL));
         }
         rd_kafka_message_destroy(m);
     }
@@ -552,7 +555,8 @@ Test(e2e, trace_headers_echo_and_latest_state)
         snprintf(key, sizeof(key), "trace-1/%s", to[i]);
         json_t *v = json_object_get(last, key);
         cr_assert(ne(ptr, v, NULL), "no latest record for %s", key);
-        cr_assert(eq(str, (char *)json_string_value(json_object_get(v, "state")),
+        cr_assert(eq(str,
+                     (char *)json_string_value(json_object_get(v, "state")),
                      "delivered"));
     }
     json_decref(last);

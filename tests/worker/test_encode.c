@@ -76,7 +76,9 @@ Test(encode, invalid_job_is_one_line_and_exit_2)
     free(r.err);
 }
 
-Test(encode, masks_whole_tokens_only)
+/* The user name is shown (it says which account a request uses); the
+ * hash, a secret, is not. Before issue 10 the user was masked too. */
+Test(encode, masks_secrets_shows_user)
 {
     static const char json[] =
         "{\"accounts\": {\"in\": {\"provider\": \"intime\","
@@ -101,8 +103,8 @@ Test(encode, masks_whole_tokens_only)
     fclose(fo);
     fclose(fe);
     cr_assert(eq(int, ret, 0), "%s", err);
-    cr_assert(ne(ptr, strstr(out, "create.ashx?user=***&hash=***\n"), NULL),
-              "%s", out);
+    cr_assert(ne(ptr, strstr(out, "create.ashx?user=u&hash=***\n"), NULL), "%s",
+              out);
     cr_assert(eq(ptr, strstr(out, "s3cr3t"), NULL));
     free(out);
     free(err);
