@@ -1000,6 +1000,47 @@ static void task_result(struct task *t, const struct codec_call *call,
     task_next(t);
 }
 
+/* True for jobs whose call hands messages to the provider: a second call
+ * after a first that may have got through could send them twice. */
+static bool task_sends(const struct job *job)
+{
+    return job->type == JOB_SEND ||
+           (job->type == JOB_CAMPAIGN && job->action == ACTION_CREATE);
+}
+
+/* The retry policy of a send (docs/worker.md, "Which answers are
+ * retried"): an answer that says the provider did not take the request
+ * (429, 503) is retried; one that may follow an accepted request (500,
+ * 502, 504 and other 5xx, whether the body reads or not, from the provider
+ * or a proxy in front of it) is not: its recipients are `unknown` until a
+ * report or a status read settles them. */
+static bool task_maybe_taken(long status)
+{
+    return status >= 500 && status <= 599 && status != 503;
+}
+
+/* Records the unit's recipients (or the job) `unknown`: the provider may
+ * have the message, and sending again could send it twice (CONTRACT §6). */
+static void task_unknown(struct task *t, const struct codec_call *call,
+                         const char *code, const char *message)
+{
+    bool bulk = plan_is_bulk(t->job);
+    size_t n = bulk ? call->count : 1;
+    struct task_outcome *outs = xcalloc(n, sizeof(*outs));
+
+    for (size_t i = 0; i < n; i++)
+        outs[i] = (struct task_outcome){
+            .recipient = bulk ? t->job->to[call->first + i] : TASK_JOB_LEVEL,
+            .state = STATE_UNKNOWN,
+            .op = MARKER_OP_DONE,
+            .error_code = code,
+            .error_message = message,
+        };
+    t->w->stats.unknown += n;
+    task_record(t, outs, n, AFTER_END);
+    free(outs);
+}
+
 static void task_http_done(const struct http_response *resp, const char *error,
                            bool maybe_sent, void *opaque)
 {
@@ -1013,23 +1054,12 @@ static void task_http_done(const struct http_response *resp, const char *error,
     task_give_slot(t);
     log_debug("task: job %s call %zu answered HTTP %ld", t->job->id,
               t->next_call, resp->status);
+    bool sends = task_sends(t->job);
     if (error != NULL) {
         log_warn("task: %s request for job %s: %s", t->acct->codec->name,
                  t->job->id, error);
-        if (maybe_sent && plan_is_bulk(t->job)) {
-            /* The provider may have the message: sending again could send
-             * it twice, so its state is unknown (CONTRACT §6). */
-            struct task_outcome *outs = xcalloc(call->count, sizeof(*outs));
-            for (size_t i = 0; i < call->count; i++)
-                outs[i] = (struct task_outcome){
-                    .recipient = t->job->to[call->first + i],
-                    .state = STATE_UNKNOWN,
-                    .op = MARKER_OP_DONE,
-                    .error_code = "no_answer",
-                    .error_message = error,
-                };
-            task_record(t, outs, call->count, AFTER_END);
-            free(outs);
+        if (maybe_sent && sends) {
+            task_unknown(t, call, "no_answer", error);
             return;
         }
         call_result_set_error(&res, CALL_RETRY, "no_answer", "%s", error);
@@ -1046,6 +1076,14 @@ static void task_http_done(const struct http_response *resp, const char *error,
     } else if (resp->status == 429 && res.retry_after_ms == 0 &&
                res.outcome == CALL_RETRY) {
         res.retry_after_ms = 1000;
+    }
+    if (sends && res.outcome == CALL_RETRY && task_maybe_taken(resp->status)) {
+        char msg[CODEC_TEXT_MAX + 64];
+        snprintf(msg, sizeof(msg), "HTTP %ld after the request went out: %s",
+                 resp->status, res.error_message);
+        task_unknown(t, call, "maybe_sent", msg);
+        call_result_cleanup(&res);
+        return;
     }
     task_result(t, call, &res);
     call_result_cleanup(&res);

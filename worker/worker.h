@@ -37,6 +37,7 @@ struct worker_stats {
     uint64_t failed;    /* recipients failed or rejected */
     uint64_t callbacks; /* provider callbacks read */
     uint64_t parts;     /* parts put on the part topic */
+    uint64_t unknown;   /* recipients left unknown (maybe sent) */
 };
 
 struct worker {
