@@ -54,6 +54,10 @@ void config_cleanup(struct config *cfg);
  * secrets (passwords in URLs, SASL/TLS secrets) masked as ***. */
 void config_log(const struct config *cfg);
 
+/* Writes `url` into out as config_log() prints it: the password part of the
+ * userinfo (which ends at the last '@' before the path) replaced by ***. */
+void config_mask_url_for_log(char *out, size_t out_size, const char *url);
+
 /* Prints the table (name, default, meaning) for `kurir --help`. */
 void config_print_help(void);
 
