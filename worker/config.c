@@ -46,6 +46,13 @@ static const struct config_entry entries[] = {
      "the accounts file"},
     {"KURIR_HTTP_LISTEN", STR(http_listen), "0.0.0.0:8080", 0, 0,
      "webhooks, /healthz, /readyz, /metrics"},
+    {"KURIR_ADMIN_LISTEN", STR(admin_listen), "", 0, 0,
+     "/healthz, /readyz, /metrics on their own host:port ([::]:9090 for "
+     "IPv6); unset: on KURIR_HTTP_LISTEN"},
+    {"KURIR_HEALTH_STALL_MS", INT(health_stall_ms), "10000", 100, 3600000,
+     "/healthz fails when the loop has not turned for this long"},
+    {"KURIR_HTTP_CONN_TIMEOUT_S", INT(http_conn_timeout_s), "10", 1, 3600,
+     "webhook listener: idle connections are closed after this"},
     {"KURIR_PUBLIC_URL", STR(public_url), "", 0, 0,
      "external base URL of the webhook listener"},
     {"KURIR_TOPIC_SEND", STR(topic_send), "sms.send", 0, 0, "send jobs"},
@@ -273,6 +280,13 @@ int config_load(struct config *cfg, char *const *envp, char *errstr,
     }
     if (cfg->kafka_brokers[0] == '\0') {
         snprintf(errstr, errstr_size, "KURIR_KAFKA_BROKERS: is empty");
+        return -1;
+    }
+    if (cfg->admin_listen[0] != '\0' &&
+        strchr(cfg->admin_listen, ':') == NULL) {
+        snprintf(errstr, errstr_size,
+                 "KURIR_ADMIN_LISTEN: \"%s\" is not host:port",
+                 cfg->admin_listen);
         return -1;
     }
     if (strchr(cfg->http_listen, ':') == NULL) {

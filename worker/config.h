@@ -24,6 +24,9 @@ struct config {
     char *redis_url;          /* KURIR_REDIS_URL */
     char *accounts_path;      /* KURIR_ACCOUNTS */
     char *http_listen;        /* KURIR_HTTP_LISTEN, host:port */
+    char *admin_listen;       /* KURIR_ADMIN_LISTEN; "" = on http_listen */
+    long health_stall_ms;     /* KURIR_HEALTH_STALL_MS */
+    long http_conn_timeout_s; /* KURIR_HTTP_CONN_TIMEOUT_S */
     char *public_url;         /* KURIR_PUBLIC_URL; "" when unset */
     char *topic_send;         /* KURIR_TOPIC_SEND */
     char *topic_campaign;     /* KURIR_TOPIC_CAMPAIGN */
