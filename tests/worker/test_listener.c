@@ -28,8 +28,8 @@ static struct listener *start(struct config *cfg, char **env)
     int ret = config_load(cfg, env, errstr, sizeof(errstr));
     cr_assert(ret == 0, "config: %s", errstr);
     struct listener *l = NULL;
-    ret = listener_start(&l, cfg, NULL, kafka_yes, NULL, errstr,
-                         sizeof(errstr));
+    ret =
+        listener_start(&l, cfg, NULL, kafka_yes, NULL, errstr, sizeof(errstr));
     cr_assert(ret == 0, "listener_start: %s", errstr);
     return l;
 }
@@ -50,8 +50,8 @@ static long get(const char *host, unsigned port, const char *path)
 Test(listener, healthz_fails_when_the_loop_stops_beating)
 {
     struct config cfg;
-    char *env[] = {"KURIR_HTTP_LISTEN=127.0.0.1:0",
-                   "KURIR_HEALTH_STALL_MS=300", NULL};
+    char *env[] = {"KURIR_HTTP_LISTEN=127.0.0.1:0", "KURIR_HEALTH_STALL_MS=300",
+                   NULL};
     struct listener *l = start(&cfg, env);
     unsigned port = listener_port(l, false);
 
@@ -69,13 +69,14 @@ Test(listener, healthz_fails_when_the_loop_stops_beating)
     POLL_UNTIL(failed, get("127.0.0.1", port, "/healthz") == 503, 3000);
     cr_assert(failed, "/healthz stayed 200 with the loop stuck");
     int64_t took = support_now_ms() - stuck_at;
-    cr_assert(took >= 300 && took < 1500, "503 after %lld ms",
-              (long long)took);
+    cr_assert(took >= 300 && took < 1500, "503 after %lld ms", (long long)took);
     cr_assert(get("127.0.0.1", port, "/metrics") == 200,
               "the listener stopped answering");
     /* The loop comes back: healthy again at once. */
-    struct listener_state st = {.redis_ok = true, .kafka_known = true,
-                                .kafka_ok = false, .metrics = "m 1\n"};
+    struct listener_state st = {.redis_ok = true,
+                                .kafka_known = true,
+                                .kafka_ok = false,
+                                .metrics = "m 1\n"};
     listener_publish_state(l, &st);
     cr_assert(get("127.0.0.1", port, "/healthz") == 200);
     /* /readyz is the published state, not a probe from this thread. */
@@ -95,8 +96,10 @@ Test(listener, admin_listener_takes_health_and_metrics)
     struct listener *l = start(&cfg, env);
     unsigned pub = listener_port(l, false), admin = listener_port(l, true);
     cr_assert(pub != admin && pub != 0 && admin != 0);
-    struct listener_state st = {.redis_ok = true, .kafka_known = true,
-                                .kafka_ok = true, .metrics = "m 1\n"};
+    struct listener_state st = {.redis_ok = true,
+                                .kafka_known = true,
+                                .kafka_ok = true,
+                                .metrics = "m 1\n"};
     listener_publish_state(l, &st);
 
     static const char *const admin_paths[] = {"/healthz", "/readyz",
@@ -187,8 +190,7 @@ Test(listener, slow_client_is_cut_and_blocks_no_one, .timeout = 30)
     cr_assert(got <= 0 || strncmp(buf, "HTTP/1.1 4", 10) == 0,
               "unexpected answer to a half request");
     int64_t took = support_now_ms() - silent_at;
-    cr_assert(took >= 900 && took < 4000, "cut after %lld ms",
-              (long long)took);
+    cr_assert(took >= 900 && took < 4000, "cut after %lld ms", (long long)took);
     close(fd);
     listener_stop(l);
     config_cleanup(&cfg);
