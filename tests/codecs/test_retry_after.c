@@ -22,10 +22,12 @@ Test(retry_after, http_date_forms_parse)
         cr_assert(eq(i64, ms, EXAMPLE_MS), "%s", forms[i]);
     }
     int64_t ms = 0;
-    static const char *const bad[] = {
-        "", "soon", "Sun, 06 Nov 1994 08:49:37 CET",
-        "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 06 Nov 1994 25:49:37 GMT",
-        "Sun, 06 Nov 1994 08:49:37 GMT trailing"};
+    static const char *const bad[] = {"",
+                                      "soon",
+                                      "Sun, 06 Nov 1994 08:49:37 CET",
+                                      "Sun, 06 Foo 1994 08:49:37 GMT",
+                                      "Sun, 06 Nov 1994 25:49:37 GMT",
+                                      "Sun, 06 Nov 1994 08:49:37 GMT trailing"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert(eq(int, http_date_parse(&ms, bad[i]), -1), "%s accepted",
                   bad[i]);

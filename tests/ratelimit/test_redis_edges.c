@@ -12,97 +12,11 @@
 #include <criterion/criterion.h>
 
 #include "ratelimit/rconn.h"
+#include "tests/support/redisproc.h"
 #include "tests/support/support.h"
 
-#define REDIS_SERVER   "/usr/bin/redis-server"
-#define REDIS_SENTINEL "/usr/bin/redis-sentinel"
-#define STUNNEL        "/usr/bin/stunnel4"
-#define OPENSSL        "/usr/bin/openssl"
-
-static void need(const char *path)
-{
-    if (access(path, X_OK) == 0)
-        return;
-    const char *req = getenv("KURIR_TEST_REQUIRE");
-    if (req != NULL && strcmp(req, "1") == 0)
-        cr_assert_fail("%s is missing (deploy/local/lib.sh stack_deps "
-                       "installs it)",
-                       path);
-    cr_skip_test("%s is missing", path);
-}
-
-/* A scratch directory for configs and certificates. */
-static void scratch_dir(char *buf, size_t size, const char *name)
-{
-    snprintf(buf, size, "/tmp/kurir-%s-%ld", name, (long)getpid());
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s'", buf, buf);
-    cr_assert(system(cmd) == 0);
-}
-
-static void scratch_remove(const char *dir)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    cr_assert(system(cmd) == 0);
-}
-
-/* PINGs 127.0.0.1:port with a fresh plain connection, no AUTH. */
-static bool answers(int port)
-{
-    struct timeval tv = {0, 200000};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    bool ok = false;
-
-    if (c != NULL && c->err == 0) {
-        redisSetTimeout(c, tv);
-        redisReply *r = redisCommand(c, "PING");
-        /* NOAUTH counts: the server is up. */
-        ok = r != NULL;
-        freeReplyObject(r);
-    }
-    redisFree(c);
-    return ok;
-}
-
-/* Runs one command over a fresh plain connection and returns the reply
- * (free it), or NULL. */
-static redisReply *direct(int port, const char *cmd)
-{
-    struct timeval tv = {6, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    redisReply *r = NULL;
-
-    if (c != NULL && c->err == 0) {
-        redisSetTimeout(c, tv);
-        r = redisCommand(c, cmd);
-    }
-    redisFree(c);
-    return r;
-}
-
-/* Starts redis-server with `extra` arguments, its files (a replica writes
- * the primary's snapshot) in the directory `dir`. */
-static void start_redis(struct proc *p, const char *dir, char *const extra[])
-{
-    char *argv[32];
-    int n = 0;
-
-    argv[n++] = REDIS_SERVER;
-    argv[n++] = "--dir";
-    argv[n++] = (char *)dir;
-    argv[n++] = "--bind";
-    argv[n++] = "127.0.0.1";
-    argv[n++] = "--save";
-    argv[n++] = "";
-    argv[n++] = "--appendonly";
-    argv[n++] = "no";
-    for (int i = 0; extra[i] != NULL && n < 31; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
-    int ret = support_spawn(p, argv, NULL, false, 0);
-    cr_assert(ret == 0, "redis-server did not start");
-}
+#define STUNNEL "/usr/bin/stunnel4"
+#define OPENSSL "/usr/bin/openssl"
 
 static struct rconn *connect_url(const char *url, char *errstr, size_t size)
 {
@@ -130,21 +44,21 @@ static bool cmd_ok(struct rconn *rc, int argc, const char **argv,
 
 Test(redis_edges, acl_user_sends_auth_user_password)
 {
-    need(REDIS_SERVER);
+    redisproc_need(REDIS_SERVER);
     char dir[256];
-    scratch_dir(dir, sizeof(dir), "acl");
+    redisproc_dir(dir, sizeof(dir), "acl");
     int port = support_free_port();
     char port_s[16];
     snprintf(port_s, sizeof(port_s), "%d", port);
     /* The default user is off: only the ACL user gets in. The password
      * holds '@' so the parse must use the last '@'. */
-    char *extra[] = {"--port", port_s, "--user", "default", "off",
-                     "--user", "kurir",  "on",     ">s3cr@t", "~*",
-                     "&*",     "+@all",  NULL};
+    char *extra[] = {"--port", port_s,  "--user", "default", "off",
+                     "--user", "kurir", "on",     ">s3cr@t", "~*",
+                     "&*",     "+@all", NULL};
     struct proc redis;
-    start_redis(&redis, dir, extra);
+    redisproc_start(&redis, dir, extra);
     bool up;
-    POLL_UNTIL(up, answers(port), 10000);
+    POLL_UNTIL(up, redisproc_answers(port), 10000);
     cr_assert(up, "redis-server not answering");
 
     char url[256], errstr[256];
@@ -169,16 +83,16 @@ Test(redis_edges, acl_user_sends_auth_user_password)
     cr_assert(strstr(errstr, "s3cr") == NULL, "password in: %s", errstr);
     rconn_free(rc);
     support_stop(&redis, SIGTERM, 5000);
-    scratch_remove(dir);
+    redisproc_rmdir(dir);
 }
 
 Test(redis_edges, tls_redis_through_stunnel_sidecar, .timeout = 60)
 {
-    need(REDIS_SERVER);
-    need(STUNNEL);
-    need(OPENSSL);
+    redisproc_need(REDIS_SERVER);
+    redisproc_need(STUNNEL);
+    redisproc_need(OPENSSL);
     char dir[256], cmd[1024];
-    scratch_dir(dir, sizeof(dir), "tls");
+    redisproc_dir(dir, sizeof(dir), "tls");
     /* A self-signed certificate for "localhost", made here. */
     snprintf(cmd, sizeof(cmd),
              OPENSSL " req -x509 -newkey rsa:2048 -nodes -days 1 "
@@ -192,13 +106,21 @@ Test(redis_edges, tls_redis_through_stunnel_sidecar, .timeout = 60)
     snprintf(tls_port_s, sizeof(tls_port_s), "%d", tls_port);
     snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
     snprintf(key, sizeof(key), "%s/key.pem", dir);
-    char *extra[] = {"--port",           "0",   "--tls-port",
-                     tls_port_s,         "--tls-cert-file", cert,
-                     "--tls-key-file",   key,   "--tls-ca-cert-file",
-                     cert,               "--tls-auth-clients", "no",
+    char *extra[] = {"--port",
+                     "0",
+                     "--tls-port",
+                     tls_port_s,
+                     "--tls-cert-file",
+                     cert,
+                     "--tls-key-file",
+                     key,
+                     "--tls-ca-cert-file",
+                     cert,
+                     "--tls-auth-clients",
+                     "no",
                      NULL};
     struct proc redis;
-    start_redis(&redis, dir, extra);
+    redisproc_start(&redis, dir, extra);
 
     /* stunnel in client mode: plain on loopback, TLS to Redis, the
      * server's certificate checked against our CA and host name. */
@@ -247,9 +169,8 @@ Test(redis_edges, tls_redis_through_stunnel_sidecar, .timeout = 60)
     /* Plain Redis protocol straight to the TLS port gets nowhere: the
      * bytes above did go through TLS. */
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", tls_port);
-    struct rconn_opts opts = {.url = url,
-                              .prefix = "edges",
-                              .command_timeout_ms = 300};
+    struct rconn_opts opts = {
+        .url = url, .prefix = "edges", .command_timeout_ms = 300};
     ret = rconn_new(&rc, &opts, errstr, sizeof(errstr));
     cr_assert(ret == 0);
     ret = rconn_ping(rc, errstr, sizeof(errstr));
@@ -258,64 +179,7 @@ Test(redis_edges, tls_redis_through_stunnel_sidecar, .timeout = 60)
 
     support_stop(&stunnel, SIGTERM, 5000);
     support_stop(&redis, SIGTERM, 5000);
-    scratch_remove(dir);
-}
-
-/* The port Sentinel gives for mymaster, or 0. */
-static int sentinel_master_port(int sentinel_port)
-{
-    redisReply *r =
-        direct(sentinel_port, "SENTINEL get-master-addr-by-name mymaster");
-    int port = 0;
-
-    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
-        port = atoi(r->element[1]->str);
-    freeReplyObject(r);
-    return port;
-}
-
-/* True when Sentinel has found the replica and holds fresh, good INFO
- * from it (flags exactly "slave", its link to the primary "ok"): only then
- * can it promote it. */
-static bool sentinel_sees_replica(int sentinel_port)
-{
-    redisReply *r = direct(sentinel_port, "SENTINEL replicas mymaster");
-    bool flags_ok = false, link_ok = false;
-
-    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
-        const redisReply *kv = r->element[0];
-        for (size_t i = 0; i + 1 < kv->elements; i += 2) {
-            const char *k = kv->element[i]->str, *v = kv->element[i + 1]->str;
-            if (strcmp(k, "flags") == 0)
-                flags_ok = strcmp(v, "slave") == 0;
-            if (strcmp(k, "master-link-status") == 0)
-                link_ok = strcmp(v, "ok") == 0;
-        }
-    }
-    freeReplyObject(r);
-    return flags_ok && link_ok;
-}
-
-static bool role_is(int port, const char *role)
-{
-    redisReply *r = direct(port, "ROLE");
-    bool ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
-              strcmp(r->element[0]->str, role) == 0;
-
-    freeReplyObject(r);
-    return ok;
-}
-
-/* True when the replica at `port` is in sync with its primary. */
-static bool replica_connected(int port)
-{
-    redisReply *r = direct(port, "ROLE");
-    bool ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements >= 4 &&
-              strcmp(r->element[0]->str, "slave") == 0 &&
-              strcmp(r->element[3]->str, "connected") == 0;
-
-    freeReplyObject(r);
-    return ok;
+    redisproc_rmdir(dir);
 }
 
 /* INCR through rc; sets *v to the new value. */
@@ -333,10 +197,10 @@ static bool incr(struct rconn *rc, long long *v)
 
 Test(redis_edges, sentinel_failover_is_followed, .timeout = 90)
 {
-    need(REDIS_SERVER);
-    need(REDIS_SENTINEL);
+    redisproc_need(REDIS_SERVER);
+    redisproc_need(REDIS_SENTINEL);
     char dir[256];
-    scratch_dir(dir, sizeof(dir), "sentinel");
+    redisproc_dir(dir, sizeof(dir), "sentinel");
     char dir2[300];
     snprintf(dir2, sizeof(dir2), "%s/replica", dir);
     cr_assert(mkdir(dir2, 0700) == 0);
@@ -350,29 +214,16 @@ Test(redis_edges, sentinel_failover_is_followed, .timeout = 90)
     snprintf(replicaof, sizeof(replicaof), "127.0.0.1 %d", p1);
     char *replica_args[] = {"--port", p2s, "--replicaof", replicaof, NULL};
     struct proc primary, replica;
-    start_redis(&primary, dir, primary_args);
-    start_redis(&replica, dir2, replica_args);
+    redisproc_start(&primary, dir, primary_args);
+    redisproc_start(&replica, dir2, replica_args);
     bool ok;
-    POLL_UNTIL(ok, replica_connected(p2), 15000);
+    POLL_UNTIL(ok, redisproc_replica_linked(p2), 15000);
     cr_assert(ok, "primary and replica not up");
 
     int sp = support_free_port();
-    char conf[300];
-    snprintf(conf, sizeof(conf), "%s/sentinel.conf", dir);
-    FILE *f = fopen(conf, "w");
-    cr_assert(f != NULL);
-    fprintf(f,
-            "port %d\nbind 127.0.0.1\ndir %s\n"
-            "sentinel monitor mymaster 127.0.0.1 %d 1\n"
-            "sentinel down-after-milliseconds mymaster 1000\n"
-            "sentinel failover-timeout mymaster 3000\n",
-            sp, dir, p1);
-    fclose(f);
-    char *sargv[] = {REDIS_SENTINEL, conf, NULL};
     struct proc sentinel;
-    int ret = support_spawn(&sentinel, sargv, NULL, false, 0);
-    cr_assert(ret == 0, "redis-sentinel did not start");
-    POLL_UNTIL(ok, sentinel_sees_replica(sp), 20000);
+    redisproc_sentinel(&sentinel, dir, sp, p1);
+    POLL_UNTIL(ok, redisproc_sentinel_ready(sp), 20000);
     cr_assert(ok, "sentinel did not find the replica");
 
     /* The first Sentinel listed is down: the next one is asked. */
@@ -387,7 +238,7 @@ Test(redis_edges, sentinel_failover_is_followed, .timeout = 90)
         cr_assert(v == i, "INCR gave %lld, not %d", v, i);
     }
     /* The writes are on the replica before the primary goes. */
-    redisReply *w = direct(p1, "WAIT 1 5000");
+    redisReply *w = redisproc_cmd(p1, "WAIT 1 5000");
     cr_assert(w != NULL && w->type == REDIS_REPLY_INTEGER && w->integer == 1);
     freeReplyObject(w);
 
@@ -396,8 +247,9 @@ Test(redis_edges, sentinel_failover_is_followed, .timeout = 90)
      * fail fast and rconn asks Sentinel again at each reconnect. */
     support_stop(&primary, SIGKILL, 5000);
     cr_assert(!incr(rc, &v), "INCR succeeded with the primary dead");
-    POLL_UNTIL(ok, sentinel_master_port(sp) == p2 && role_is(p2, "master"),
-               30000);
+    POLL_UNTIL(
+        ok, redisproc_master_port(sp) == p2 && redisproc_role_is(p2, "master"),
+        30000);
     cr_assert(ok, "the failover did not happen");
 
     /* rconn follows: commands succeed again, on the new primary, and the
@@ -405,8 +257,12 @@ Test(redis_edges, sentinel_failover_is_followed, .timeout = 90)
     long long next = 0;
     POLL_UNTIL(ok, incr(rc, &next), 30000);
     cr_assert(ok, "rconn did not follow the failover");
+    if (next != 6) {
+        support_proc_log_dump(&sentinel);
+        support_proc_log_dump(&replica);
+    }
     cr_assert(next == 6, "counter after the failover: %lld", next);
-    redisReply *g = direct(p2, "GET edges:counter");
+    redisReply *g = redisproc_cmd(p2, "GET edges:counter");
     cr_assert(g != NULL, "GET on the new primary: no answer");
     cr_assert(g->type == REDIS_REPLY_STRING && strcmp(g->str, "6") == 0,
               "GET on the new primary: type %d %s", g->type,
@@ -416,5 +272,5 @@ Test(redis_edges, sentinel_failover_is_followed, .timeout = 90)
     rconn_free(rc);
     support_stop(&sentinel, SIGTERM, 5000);
     support_stop(&replica, SIGTERM, 5000);
-    scratch_remove(dir);
+    redisproc_rmdir(dir);
 }

@@ -17,5 +17,5 @@ add_executable(bench_ratelimit bench/bench_ratelimit.c)
 target_link_libraries(bench_ratelimit PRIVATE ratelimit)
 project_warnings(bench_ratelimit)
 # Starts its own redis-server, stunnel and redis-sentinel.
-add_unit_test(test_redis_edges ratelimit/test_redis_edges.c LIBS ratelimit
+add_unit_test(test_redis_edges ratelimit/test_redis_edges.c LIBS ratelimit redisproc
               TIMEOUT 180)

@@ -124,7 +124,10 @@ void stack_start(struct stack *s, const char *redis)
     ENV("KURIR_TOPIC_STATUS=%s", s->topic_status);
     ENV("KURIR_TOPIC_REPLIES=%s", s->topic_replies);
     ENV("KURIR_TOPIC_DLQ=%s", s->topic_dlq);
-    ENV("KURIR_REDIS_URL=redis://%s/0", redis);
+    if (strstr(redis, "://") != NULL) /* a whole URL: sentinel://... */
+        ENV("KURIR_REDIS_URL=%s", redis);
+    else
+        ENV("KURIR_REDIS_URL=redis://%s/0", redis);
     ENV("KURIR_LOG_LEVEL=debug");
     ENV("KURIR_POLL_INTERVAL_MS=300");
 #undef ENV

@@ -24,8 +24,9 @@ struct stack {
 };
 
 /* Starts the stand-in and a kurir worker using Redis at `redis`
- * (host:port), with topics named after a fresh unique prefix. Fails the
- * test when either does not start. */
+ * (host:port, or a whole KURIR_REDIS_URL such as sentinel://...), with topics
+ * named after a fresh unique prefix. Fails the test when either does not start.
+ */
 void stack_start(struct stack *s, const char *redis);
 
 /* Stops both (kurir with SIGKILL if it still runs) and removes the files. */

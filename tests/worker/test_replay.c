@@ -11,6 +11,7 @@
 
 #include "tests/support/kafka.h"
 #include "tests/support/support.h"
+#include "tests/worker/stack.h"
 #include "worker/dlq.h"
 
 static rd_kafka_t *producer(const char *brokers)
@@ -30,9 +31,8 @@ static void produce(rd_kafka_t *rk, const char *topic, const void *key,
 {
     rd_kafka_resp_err_t err = rd_kafka_producev(
         rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
-        RD_KAFKA_V_VALUE((void *)value, strlen(value)),
-        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_END);
+        RD_KAFKA_V_VALUE((void *)value, strlen(value)), RD_KAFKA_V_HEADERS(h),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     cr_assert(err == RD_KAFKA_RESP_ERR_NO_ERROR, "%s", rd_kafka_err2str(err));
     cr_assert(rd_kafka_flush(rk, 30000) == RD_KAFKA_RESP_ERR_NO_ERROR);
 }
@@ -171,4 +171,46 @@ Test(dlq, replay_sends_the_original_back, .timeout = 180)
     m = tk_reader_next(&r, 2000);
     cr_assert(m == NULL, "an entry not chosen was replayed");
     tk_reader_close(&r);
+}
+
+Test(dlq, replayed_entry_is_then_sent, .timeout = 240)
+{
+    struct stack e;
+    stack_start(&e, support_redis());
+    struct tk_reader status;
+    tk_reader_open(&status, e.brokers, e.topic_status);
+
+    /* The DLQ entry of a job that named an account since added: "shop". */
+    static const char fixed[] =
+        "{\"id\": \"replay-1\", \"account\": \"shop\", \"to\": "
+        "[\"46701234567\"], \"text\": \"replayed-and-sent\"}";
+    rd_kafka_t *rk = producer(e.brokers);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    rd_kafka_header_add(h, "kurir-error", -1, "unknown account shop", -1);
+    rd_kafka_header_add(h, "kurir-source-topic", -1, e.topic_send, -1);
+    rd_kafka_header_add(h, "kurir-source-partition", -1, "0", -1);
+    rd_kafka_header_add(h, "kurir-source-offset", -1, "0", -1);
+    produce(rk, e.topic_dlq, "replay-1", 8, fixed, h);
+    rd_kafka_destroy(rk);
+
+    char brokers_env[256], dlq_env[160];
+    snprintf(brokers_env, sizeof(brokers_env), "KURIR_KAFKA_BROKERS=%s",
+             e.brokers);
+    snprintf(dlq_env, sizeof(dlq_env), "KURIR_TOPIC_DLQ=%s", e.topic_dlq);
+    char *env[] = {brokers_env, dlq_env, NULL};
+    char *argv[] = {(char *)support_env("KURIR_BIN"), "replay", NULL};
+    struct proc p;
+    int st = run_kurir(argv, env, &p);
+    cr_assert(st == 0, "kurir replay exited %d", st);
+
+    static const char *const want[] = {"job_id", "replay-1", "state",
+                                       "submitted", NULL};
+    json_t *ev = tk_reader_wait_json(&status, want, 90000, NULL);
+    if (ev == NULL)
+        support_proc_log_dump(&e.kurir);
+    cr_assert(ev != NULL, "the replayed job was not sent");
+    json_decref(ev);
+    cr_assert(stack_standin_count(&e, "replayed-and-sent") == 1);
+    tk_reader_close(&status);
+    stack_stop(&e);
 }
