@@ -82,8 +82,8 @@ static rd_kafka_conf_t *replay_conf(const struct config *cfg, bool consumer,
         {consumer ? "enable.auto.commit" : "enable.idempotence",
          consumer ? "false" : "true"},
     };
-    if (consumer && rd_kafka_conf_set(conf, "enable.partition.eof", "true",
-                                      err, sizeof(err)) != RD_KAFKA_CONF_OK)
+    if (consumer && rd_kafka_conf_set(conf, "enable.partition.eof", "true", err,
+                                      sizeof(err)) != RD_KAFKA_CONF_OK)
         goto fail;
     for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
         if (rd_kafka_conf_set(conf, base[i].name, base[i].value, err,
@@ -108,8 +108,9 @@ static char *replay_header(rd_kafka_headers_t *h, const char *name)
     const void *v;
     size_t size;
 
-    if (h == NULL || rd_kafka_header_get_last(h, name, &v, &size) !=
-                         RD_KAFKA_RESP_ERR_NO_ERROR ||
+    if (h == NULL ||
+        rd_kafka_header_get_last(h, name, &v, &size) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
         v == NULL)
         return NULL;
     char *s = xmalloc(size + 1);
@@ -204,8 +205,8 @@ static void replay_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
     }
 }
 
-int replay_run(const struct config *cfg, const struct replay_opts *o,
-               FILE *out, char *errstr, size_t errstr_size)
+int replay_run(const struct config *cfg, const struct replay_opts *o, FILE *out,
+               char *errstr, size_t errstr_size)
 {
     rd_kafka_t *consumer = NULL, *producer = NULL;
     rd_kafka_topic_partition_list_t *assign = NULL;
@@ -261,8 +262,8 @@ int replay_run(const struct config *cfg, const struct replay_opts *o,
             goto out;
         }
         int64_t start = o->from_offset >= 0 ? o->from_offset : lo;
-        int64_t end = o->to_offset >= 0 && o->to_offset < hi ? o->to_offset
-                                                             : hi;
+        int64_t end =
+            o->to_offset >= 0 && o->to_offset < hi ? o->to_offset : hi;
         if (start < lo)
             start = lo;
         if (start >= end)
