@@ -45,7 +45,8 @@ static const struct config_entry entries[] = {
     {"KURIR_ACCOUNTS", STR(accounts_path), "/etc/kurir/accounts.json", 0, 0,
      "the accounts file"},
     {"KURIR_HTTP_LISTEN", STR(http_listen), "0.0.0.0:8080", 0, 0,
-     "webhooks, /healthz, /readyz, /metrics"},
+     "webhooks, and /healthz, /readyz, /metrics unless KURIR_ADMIN_LISTEN "
+     "is set; IPv4:port or [IPv6]:port"},
     {"KURIR_ADMIN_LISTEN", STR(admin_listen), "", 0, 0,
      "/healthz, /readyz, /metrics on their own host:port ([::]:9090 for "
      "IPv6); unset: on KURIR_HTTP_LISTEN"},

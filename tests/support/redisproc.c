@@ -111,8 +111,8 @@ void redisproc_sentinel(struct proc *p, const char *dir, int port,
 
 int redisproc_master_port(int sentinel_port)
 {
-    redisReply *r =
-        redisproc_cmd(sentinel_port, "SENTINEL get-master-addr-by-name mymaster");
+    redisReply *r = redisproc_cmd(sentinel_port,
+                                  "SENTINEL get-master-addr-by-name mymaster");
     int port = 0;
 
     if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
