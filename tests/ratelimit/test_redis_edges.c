@@ -233,6 +233,9 @@ Test(redis_edges, sentinel_failover_is_followed, .timeout = 90)
              dead, sp);
     struct rconn *rc = connect_url(url, errstr, sizeof(errstr));
     long long v = 0;
+    cr_assert(redisproc_master_port(sp) == p1 &&
+                  redisproc_role_is(p1, "master"),
+              "a failover before the test made one");
     for (int i = 1; i <= 5; i++) {
         cr_assert(incr(rc, &v), "INCR before the failover");
         cr_assert(v == i, "INCR gave %lld, not %d", v, i);
@@ -241,6 +244,7 @@ Test(redis_edges, sentinel_failover_is_followed, .timeout = 90)
     redisReply *w = redisproc_cmd(p1, "WAIT 1 5000");
     cr_assert(w != NULL && w->type == REDIS_REPLY_INTEGER && w->integer == 1);
     freeReplyObject(w);
+    cr_assert(redisproc_master_port(sp) == p1, "a failover before the kill");
 
     /* The primary dies (SIGKILL: no goodbye). Sentinel sees it down after
      * down-after-milliseconds and promotes the replica; meanwhile calls

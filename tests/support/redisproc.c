@@ -100,7 +100,7 @@ void redisproc_sentinel(struct proc *p, const char *dir, int port,
     fprintf(f,
             "port %d\nbind 127.0.0.1\ndir %s\n"
             "sentinel monitor mymaster 127.0.0.1 %d 1\n"
-            "sentinel down-after-milliseconds mymaster 1000\n"
+            "sentinel down-after-milliseconds mymaster 2000\n"
             "sentinel failover-timeout mymaster 3000\n",
             port, dir, primary_port);
     fclose(f);

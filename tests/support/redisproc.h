@@ -29,7 +29,8 @@ void redisproc_rmdir(const char *dir);
 void redisproc_start(struct proc *p, const char *dir, char *const extra[]);
 
 /* Starts redis-sentinel on `port` (files in dir) monitoring "mymaster" at
- * 127.0.0.1:primary_port with quorum 1, down after 1 s. */
+ * 127.0.0.1:primary_port with quorum 1, down after 2 s (with 1 s the test lost
+ * its writes once on a loaded machine, most likely a spurious failover). */
 void redisproc_sentinel(struct proc *p, const char *dir, int port,
                         int primary_port);
 
