@@ -114,6 +114,62 @@ void callback_result_cleanup(struct callback_result *res)
     memset(res, 0, sizeof(*res));
 }
 
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
+ * (Howard Hinnant's days_from_civil). */
+static int64_t codec_days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int codec_month(const char *s)
+{
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr",
+                                         "May", "Jun", "Jul", "Aug",
+                                         "Sep", "Oct", "Nov", "Dec"};
+    for (int i = 0; i < 12; i++)
+        if (strncmp(s, months[i], 3) == 0)
+            return i + 1;
+    return 0;
+}
+
+int http_date_parse(int64_t *out_ms, const char *s)
+{
+    char wday[16], mon[4], zone[4];
+    int d, y, hh, mm, ss, n = 0;
+
+    /* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
+    if (sscanf(s, "%3s, %2d %3s %4d %2d:%2d:%2d %3s%n", wday, &d, mon, &y, &hh,
+               &mm, &ss, zone, &n) == 8 &&
+        s[n] == '\0' && strcmp(zone, "GMT") == 0) {
+        /* nothing more */
+    } else if (sscanf(s, "%15[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d %3s%n", wday, &d,
+                      mon, &y, &hh, &mm, &ss, zone, &n) == 8 &&
+               s[n] == '\0' && strcmp(zone, "GMT") == 0) {
+        /* RFC 850: "Sunday, 06-Nov-94 08:49:37 GMT"; codecs have no
+         * clock, so 70-99 are 19xx and 00-69 are 20xx. */
+        y += y < 70 ? 2000 : 1900;
+    } else if (sscanf(s, "%3s %3s %2d %2d:%2d:%2d %4d%n", wday, mon, &d, &hh,
+                      &mm, &ss, &y, &n) == 7 &&
+               s[n] == '\0') {
+        /* asctime: "Sun Nov  6 08:49:37 1994" */
+    } else {
+        return -1;
+    }
+    int m = codec_month(mon);
+    if (m == 0 || strlen(mon) != 3 || d < 1 || d > 31 || hh > 23 || mm > 59 ||
+        ss > 60 || hh < 0 || mm < 0 || ss < 0 || y < 1970 || y > 9999)
+        return -1;
+    int64_t secs =
+        codec_days_from_civil(y, m, d) * 86400 + hh * 3600 + mm * 60 + ss;
+    *out_ms = secs * 1000;
+    return 0;
+}
+
 bool call_result_from_status(struct call_result *res,
                              const struct http_response *resp)
 {
@@ -127,11 +183,21 @@ bool call_result_from_status(struct call_result *res,
             call_result_set_error(res, CALL_RETRY, "http_status",
                                   "provider answered HTTP %ld", st);
         const char *ra = resp->retry_after;
+        int64_t at_ms;
         if (ra != NULL && *ra >= '0' && *ra <= '9') {
             char *end;
             long secs = strtol(ra, &end, 10);
             if (*end == '\0' && secs >= 0 && secs <= 86400)
                 res->retry_after_ms = (int)(secs * 1000);
+        } else if (ra != NULL && resp->now_ms > 0 &&
+                   http_date_parse(&at_ms, ra) == 0) {
+            /* An HTTP date: the delay from now, a past date meaning at
+             * once (0 keeps the default backoff, so 1 ms). */
+            int64_t delay = at_ms - resp->now_ms;
+            if (delay <= 0)
+                delay = 1;
+            if (delay <= 86400 * 1000LL)
+                res->retry_after_ms = (int)delay;
         }
         return true;
     }

@@ -167,6 +167,8 @@ struct http_response {
     long status;              /* HTTP status; 0 when there was no answer */
     const char *content_type; /* may be NULL */
     const char *retry_after;  /* the Retry-After header, or NULL */
+    int64_t now_ms;           /* wall clock when the answer came (Unix ms), so a
+                                 Retry-After HTTP date becomes a delay; 0 = unknown */
     const char *body;         /* not NUL-terminated in general */
     size_t body_len;
 };
@@ -225,6 +227,11 @@ void call_result_set_error(struct call_result *res, enum call_outcome outcome,
  * outcome and error fields, false when the body must decide. */
 bool call_result_from_status(struct call_result *res,
                              const struct http_response *resp);
+
+/* Parses an HTTP date (RFC 7231 §7.1.1.1: IMF-fixdate, and the obsolete
+ * RFC 850 and asctime forms) into Unix milliseconds. Returns 0, or -1 when
+ * `s` is none of them. */
+int http_date_parse(int64_t *out_ms, const char *s);
 
 /* Gives res `n` recipient entries, each with res's outcome and error fields
  * (the whole call went one way). Replaces any entries res had. */

@@ -36,6 +36,7 @@ struct aredis {
     bool want_read, want_write;
     int backoff_ms;
     int64_t retry_at_ms;  /* no connect before this */
+    char last_error[256]; /* why the last connect failed */
     struct acall *head;   /* calls sent or to be sent, oldest first */
     struct acall *tail;   /* of head's list */
     struct acall *failed; /* calls to fail at the next flush or tick */
@@ -121,6 +122,11 @@ static void aredis_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
         snprintf(err, sizeof(err), "redis: %.200s", reply->str);
         if (c->script != NULL && strncmp(reply->str, "NOSCRIPT", 8) == 0)
             c->script->sha[0] = '\0'; /* the next call loads it again */
+        if (strncmp(reply->str, "READONLY", 8) == 0) {
+            /* A primary demoted by a failover: find the new one. */
+            ar->up = false;
+            redisAsyncDisconnect(ac);
+        }
         if (c->fn == NULL && !c->loads) {
             /* AUTH or SELECT refused: this connection is of no use. */
             ar->up = false;
@@ -274,9 +280,23 @@ static void aredis_on_disconnect(const redisAsyncContext *ac, int status)
  * after them runs authenticated in the right database. */
 static void aredis_connect(struct aredis *ar)
 {
+    char host[256];
+    int port = ar->url.port;
+    char err[256];
+
+    snprintf(host, sizeof(host), "%s", ar->url.host);
+    /* Sentinel names the primary at every connect, so a failover is
+     * followed: a short blocking ask, at (re)connect time only. */
+    if (ar->url.is_sentinel &&
+        rconn_resolve(&ar->url, host, sizeof(host), &port, 500, err,
+                      sizeof(err)) != 0) {
+        snprintf(ar->last_error, sizeof(ar->last_error), "%s", err);
+        aredis_backoff(ar);
+        return;
+    }
     redisAsyncContext *ac = ar->url.is_unix
                                 ? redisAsyncConnectUnix(ar->url.path)
-                                : redisAsyncConnect(ar->url.host, ar->url.port);
+                                : redisAsyncConnect(host, port);
 
     if (ac == NULL || ac->err != 0) {
         if (ac != NULL)
@@ -296,7 +316,10 @@ static void aredis_connect(struct aredis *ar)
     ar->connected = false;
     /* hiredis waits for the connect through a write event. */
     ar->want_write = true;
-    if (ar->url.password[0] != '\0') {
+    if (ar->url.user[0] != '\0') {
+        const char *auth[] = {"AUTH", ar->url.user, ar->url.password};
+        aredis_send(ar, aredis_call_new(NULL, NULL), 3, auth, NULL);
+    } else if (ar->url.password[0] != '\0') {
         const char *auth[] = {"AUTH", ar->url.password};
         aredis_send(ar, aredis_call_new(NULL, NULL), 2, auth, NULL);
     }

@@ -310,10 +310,15 @@ int marker_update_build(struct rargv *out, const char *prefix,
                         errstr, errstr_size) != 0)
             goto fail;
         rargv_adds(out, key);
+        if (rconn_key_p(key, sizeof(key), prefix, account, "hd", jobs[j].job_id,
+                        errstr, errstr_size) != 0)
+            goto fail;
+        rargv_adds(out, key);
     }
     rargv_addi(out, MARKER_TTL_MS);
     for (size_t j = 0; j < njobs; j++) {
         rargv_addi(out, (int64_t)jobs[j].n);
+        rargv_adds(out, jobs[j].want_headers ? "1" : "");
         for (size_t i = 0; i < jobs[j].n; i++) {
             const struct marker_update_item *it = &jobs[j].items[i];
             rargv_adds(out, it->recipient);

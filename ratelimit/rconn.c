@@ -122,58 +122,16 @@ static int rconn_url_parse_unix(struct rconn_url *out, const char *rest,
     return 0;
 }
 
-int rconn_url_parse(struct rconn_url *out, const char *url, char *errstr,
-                    size_t errstr_size)
+/* Parses "[v6]" or "name", then an optional ":port", from [p, end). */
+static int rconn_parse_hostport(struct rconn_addr *out, const char *p,
+                                const char *end, int default_port, char *errstr,
+                                size_t errstr_size)
 {
-    struct rconn_url u;
-    const char *p, *at, *slash, *host, *host_end, *port = NULL;
+    const char *host = p, *host_end, *port = NULL;
     size_t port_len = 0;
 
-    memset(&u, 0, sizeof(u));
-    if (strncmp(url, "unix:", 5) == 0) {
-        if (rconn_url_parse_unix(&u, url + 5, errstr, errstr_size) != 0)
-            return -1;
-        *out = u;
-        return 0;
-    }
-    if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(errstr, errstr_size,
-                 "redis URL must start with redis:// or "
-                 "unix:");
-        return -1;
-    }
-    p = url + 8;
-    if (strpbrk(p, "?#") != NULL) {
-        snprintf(errstr, errstr_size,
-                 "redis URL: query and fragment are not "
-                 "supported");
-        return -1;
-    }
-    slash = strchr(p, '/');
-    if (slash == NULL)
-        slash = p + strlen(p);
-
-    /* Userinfo: the last '@' before the path; the password follows ':'. */
-    at = NULL;
-    for (const char *q = p; q < slash; q++) {
-        if (*q == '@')
-            at = q;
-    }
-    if (at != NULL) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (colon != NULL &&
-            rconn_unescape(u.password, sizeof(u.password), colon + 1,
-                           (size_t)(at - colon - 1)) != 0) {
-            snprintf(errstr, errstr_size, "redis URL: bad password encoding");
-            return -1;
-        }
-        p = at + 1;
-    }
-
-    /* Host, "[v6]" or name, then an optional ":port". */
-    host = p;
     if (*p == '[') {
-        const char *close = memchr(p, ']', (size_t)(slash - p));
+        const char *close = memchr(p, ']', (size_t)(end - p));
         if (close == NULL) {
             snprintf(errstr, errstr_size, "redis URL: unclosed '[' in host");
             return -1;
@@ -182,31 +140,162 @@ int rconn_url_parse(struct rconn_url *out, const char *url, char *errstr,
         host_end = close;
         p = close + 1;
     } else {
-        host_end = memchr(p, ':', (size_t)(slash - p));
+        host_end = memchr(p, ':', (size_t)(end - p));
         if (host_end == NULL)
-            host_end = slash;
+            host_end = end;
         p = host_end;
     }
-    if (p < slash) {
+    if (p < end) {
         if (*p != ':') {
             snprintf(errstr, errstr_size, "redis URL: bad host");
             return -1;
         }
         port = p + 1;
-        port_len = (size_t)(slash - port);
+        port_len = (size_t)(end - port);
     }
-    if (host_end == host || (size_t)(host_end - host) >= sizeof(u.host)) {
+    if (host_end == host || (size_t)(host_end - host) >= sizeof(out->host)) {
         snprintf(errstr, errstr_size, "redis URL: missing or too long host");
         return -1;
     }
-    memcpy(u.host, host, (size_t)(host_end - host));
-    u.host[host_end - host] = '\0';
-    u.port = 6379;
+    memcpy(out->host, host, (size_t)(host_end - host));
+    out->host[host_end - host] = '\0';
+    out->port = default_port;
     if (port != NULL &&
-        rconn_parse_int(&u.port, port, port_len, 1, 65535) != 0) {
+        rconn_parse_int(&out->port, port, port_len, 1, 65535) != 0) {
         snprintf(errstr, errstr_size, "redis URL: bad port");
         return -1;
     }
+    return 0;
+}
+
+/* Parses the userinfo of [p, slash): everything up to the LAST '@' (a
+ * password may hold '@'), "user:password" or ":password". Sets *host to
+ * what follows it. */
+static int rconn_parse_userinfo(struct rconn_url *u, const char *p,
+                                const char *slash, const char **host,
+                                char *errstr, size_t errstr_size)
+{
+    const char *at = NULL;
+
+    for (const char *q = p; q < slash; q++) {
+        if (*q == '@')
+            at = q;
+    }
+    *host = p;
+    if (at == NULL)
+        return 0;
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    const char *user_end = colon != NULL ? colon : at;
+    if (rconn_unescape(u->user, sizeof(u->user), p, (size_t)(user_end - p)) !=
+        0) {
+        snprintf(errstr, errstr_size, "redis URL: bad or too long user name");
+        return -1;
+    }
+    if (colon != NULL &&
+        rconn_unescape(u->password, sizeof(u->password), colon + 1,
+                       (size_t)(at - colon - 1)) != 0) {
+        snprintf(errstr, errstr_size, "redis URL: bad password encoding");
+        return -1;
+    }
+    *host = at + 1;
+    return 0;
+}
+
+/* "host[:port][,host[:port]...]/master[/db]" after sentinel://. */
+static int rconn_url_parse_sentinel(struct rconn_url *u, const char *p,
+                                    char *errstr, size_t errstr_size)
+{
+    const char *slash = strchr(p, '/');
+
+    if (slash == NULL) {
+        snprintf(errstr, errstr_size,
+                 "redis URL: sentinel:// needs /master after the hosts");
+        return -1;
+    }
+    if (rconn_parse_userinfo(u, p, slash, &p, errstr, errstr_size) != 0)
+        return -1;
+    while (p < slash) {
+        const char *comma = memchr(p, ',', (size_t)(slash - p));
+        const char *end = comma != NULL ? comma : slash;
+        if (u->nsentinels == RCONN_MAX_SENTINELS) {
+            snprintf(errstr, errstr_size, "redis URL: more than %d sentinels",
+                     RCONN_MAX_SENTINELS);
+            return -1;
+        }
+        if (rconn_parse_hostport(&u->sentinels[u->nsentinels], p, end, 26379,
+                                 errstr, errstr_size) != 0)
+            return -1;
+        u->nsentinels++;
+        p = comma != NULL ? comma + 1 : slash;
+    }
+    if (u->nsentinels == 0) {
+        snprintf(errstr, errstr_size, "redis URL: no sentinel host");
+        return -1;
+    }
+    const char *name = slash + 1;
+    const char *name_end = strchr(name, '/');
+    if (name_end == NULL)
+        name_end = name + strlen(name);
+    if (name_end == name || (size_t)(name_end - name) >= sizeof(u->master)) {
+        snprintf(errstr, errstr_size,
+                 "redis URL: missing or too long master name");
+        return -1;
+    }
+    memcpy(u->master, name, (size_t)(name_end - name));
+    u->master[name_end - name] = '\0';
+    if (*name_end == '/' && name_end[1] != '\0' &&
+        rconn_parse_int(&u->db, name_end + 1, strlen(name_end + 1), 0,
+                        INT_MAX) != 0) {
+        snprintf(errstr, errstr_size, "redis URL: bad database number");
+        return -1;
+    }
+    u->is_sentinel = true;
+    return 0;
+}
+
+int rconn_url_parse(struct rconn_url *out, const char *url, char *errstr,
+                    size_t errstr_size)
+{
+    struct rconn_url u;
+    const char *p, *slash;
+    struct rconn_addr addr;
+
+    memset(&u, 0, sizeof(u));
+    if (strncmp(url, "unix:", 5) == 0) {
+        if (rconn_url_parse_unix(&u, url + 5, errstr, errstr_size) != 0)
+            return -1;
+        *out = u;
+        return 0;
+    }
+    bool sentinel = strncmp(url, "sentinel://", 11) == 0;
+    if (!sentinel && strncmp(url, "redis://", 8) != 0) {
+        snprintf(errstr, errstr_size,
+                 "redis URL must start with redis://, sentinel:// or unix:");
+        return -1;
+    }
+    p = url + (sentinel ? 11 : 8);
+    if (strpbrk(p, "?#") != NULL) {
+        snprintf(errstr, errstr_size,
+                 "redis URL: query and fragment are not "
+                 "supported");
+        return -1;
+    }
+    if (sentinel) {
+        int ret = rconn_url_parse_sentinel(&u, p, errstr, errstr_size);
+        if (ret == 0)
+            *out = u;
+        memset(&u, 0, sizeof(u));
+        return ret;
+    }
+    slash = strchr(p, '/');
+    if (slash == NULL)
+        slash = p + strlen(p);
+    if (rconn_parse_userinfo(&u, p, slash, &p, errstr, errstr_size) != 0)
+        return -1;
+    if (rconn_parse_hostport(&addr, p, slash, 6379, errstr, errstr_size) != 0)
+        return -1;
+    memcpy(u.host, addr.host, sizeof(u.host));
+    u.port = addr.port;
 
     /* "/db", optional. */
     if (*slash == '/' && slash[1] != '\0' &&
@@ -215,6 +304,7 @@ int rconn_url_parse(struct rconn_url *out, const char *url, char *errstr,
         return -1;
     }
     *out = u;
+    memset(&u, 0, sizeof(u));
     return 0;
 }
 
@@ -262,6 +352,141 @@ out:
     return ret;
 }
 
+/* AUTH [user] password when the URL has a password. */
+static int rconn_auth(redisContext *redis, const struct rconn_url *u,
+                      char *errstr, size_t errstr_size)
+{
+    if (u->password[0] == '\0')
+        return 0;
+    if (u->user[0] != '\0') {
+        const char *argv[] = {"AUTH", u->user, u->password};
+        return rconn_setup_command(redis, 3, argv, errstr, errstr_size);
+    }
+    const char *argv[] = {"AUTH", u->password};
+    return rconn_setup_command(redis, 2, argv, errstr, errstr_size);
+}
+
+int rconn_check_primary(redisContext *redis, char *errstr, size_t errstr_size)
+{
+    const char *argv[] = {"ROLE"};
+    redisReply *reply = redisCommandArgv(redis, 1, argv, NULL);
+    int ret = -1;
+
+    if (reply == NULL) {
+        snprintf(errstr, errstr_size, "redis: ROLE: %.100s", redis->errstr);
+        return -1;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        rconn_reply_error(reply, errstr, errstr_size);
+    } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 ||
+               reply->element[0]->type != REDIS_REPLY_STRING) {
+        snprintf(errstr, errstr_size, "redis: unexpected ROLE reply");
+    } else if (strcmp(reply->element[0]->str, "master") != 0) {
+        snprintf(errstr, errstr_size,
+                 "redis: the address Sentinel gave is a %.20s, not the "
+                 "primary (failover under way)",
+                 reply->element[0]->str);
+    } else {
+        ret = 0;
+    }
+    freeReplyObject(reply);
+    return ret;
+}
+
+/* Asks one Sentinel for the master's address. */
+static int rconn_ask_sentinel(const struct rconn_url *u,
+                              const struct rconn_addr *s, char *host,
+                              size_t host_size, int *port, int timeout_ms,
+                              char *errstr, size_t errstr_size)
+{
+    struct timeval tv = rconn_timeval(timeout_ms);
+    redisContext *redis = NULL;
+    redisReply *reply = NULL;
+    const char *argv[] = {"SENTINEL", "get-master-addr-by-name", u->master};
+    int ret = -1;
+
+    redis = redisConnectWithTimeout(s->host, s->port, tv);
+    if (redis == NULL || redis->err) {
+        snprintf(errstr, errstr_size, "sentinel %s:%d: connect: %.80s", s->host,
+                 s->port, redis ? redis->errstr : "no memory");
+        goto out;
+    }
+    redisSetTimeout(redis, tv);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        reply = redisCommandArgv(redis, 3, argv, NULL);
+        if (reply == NULL) {
+            snprintf(errstr, errstr_size, "sentinel %s:%d: %.80s", s->host,
+                     s->port, redis->errstr);
+            goto out;
+        }
+        /* A Sentinel with requirepass: try the URL's credentials once. */
+        if (attempt == 0 && reply->type == REDIS_REPLY_ERROR &&
+            strncmp(reply->str, "NOAUTH", 6) == 0 && u->password[0] != '\0') {
+            freeReplyObject(reply);
+            reply = NULL;
+            if (rconn_auth(redis, u, errstr, errstr_size) != 0)
+                goto out;
+            continue;
+        }
+        break;
+    }
+    if (reply->type == REDIS_REPLY_NIL) {
+        snprintf(errstr, errstr_size, "sentinel %s:%d: knows no master %.100s",
+                 s->host, s->port, u->master);
+        goto out;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(errstr, errstr_size, "sentinel %s:%d: %.100s", s->host,
+                 s->port, reply->str);
+        goto out;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_STRING ||
+        reply->element[0]->len >= host_size ||
+        rconn_parse_int(port, reply->element[1]->str, reply->element[1]->len, 1,
+                        65535) != 0) {
+        snprintf(errstr, errstr_size, "sentinel %s:%d: unexpected reply",
+                 s->host, s->port);
+        goto out;
+    }
+    memcpy(host, reply->element[0]->str, reply->element[0]->len);
+    host[reply->element[0]->len] = '\0';
+    ret = 0;
+
+out:
+    freeReplyObject(reply);
+    redisFree(redis);
+    return ret;
+}
+
+int rconn_resolve(const struct rconn_url *u, char *host, size_t host_size,
+                  int *port, int timeout_ms, char *errstr, size_t errstr_size)
+{
+    if (u->is_unix) {
+        snprintf(errstr, errstr_size, "redis: a unix socket has no address");
+        return -1;
+    }
+    if (!u->is_sentinel) {
+        if (strlen(u->host) >= host_size) {
+            snprintf(errstr, errstr_size, "redis: host name too long");
+            return -1;
+        }
+        snprintf(host, host_size, "%s", u->host);
+        *port = u->port;
+        return 0;
+    }
+    if (timeout_ms <= 0)
+        timeout_ms = 500;
+    for (int i = 0; i < u->nsentinels; i++) {
+        /* The last Sentinel's error is the one reported. */
+        if (rconn_ask_sentinel(u, &u->sentinels[i], host, host_size, port,
+                               timeout_ms, errstr, errstr_size) == 0)
+            return 0;
+    }
+    return -1;
+}
+
 /* Connects now, replacing any old context. Returns 0, or -1 with
  * rc->last_error set. */
 static int rconn_connect(struct rconn *rc)
@@ -271,12 +496,19 @@ static int rconn_connect(struct rconn *rc)
     char err[128];
     int ret = -1;
 
+    char host[256];
+    int port = 0;
+
     redisFree(rc->redis);
     rc->redis = NULL;
+    if (!rc->url.is_unix &&
+        rconn_resolve(&rc->url, host, sizeof(host), &port,
+                      rc->connect_timeout_ms, err, sizeof(err)) != 0)
+        goto out;
     if (rc->url.is_unix)
         redis = redisConnectUnixWithTimeout(rc->url.path, tv);
     else
-        redis = redisConnectWithTimeout(rc->url.host, rc->url.port, tv);
+        redis = redisConnectWithTimeout(host, port, tv);
     if (redis == NULL) {
         snprintf(err, sizeof(err), "redis: cannot allocate a context");
         goto out;
@@ -290,11 +522,11 @@ static int rconn_connect(struct rconn *rc)
         snprintf(err, sizeof(err), "redis: cannot set timeout");
         goto out;
     }
-    if (rc->url.password[0] != '\0') {
-        const char *argv[] = {"AUTH", rc->url.password};
-        if (rconn_setup_command(redis, 2, argv, err, sizeof(err)) != 0)
-            goto out;
-    }
+    if (rconn_auth(redis, &rc->url, err, sizeof(err)) != 0)
+        goto out;
+    if (rc->url.is_sentinel &&
+        rconn_check_primary(redis, err, sizeof(err)) != 0)
+        goto out;
     if (rc->url.db != 0) {
         char db[24];
         const char *argv[] = {"SELECT", rconn_i64(db, sizeof(db), rc->url.db)};
@@ -443,6 +675,13 @@ int rconn_command(redisReply **out, struct rconn *rc, int argc,
     rc->is_up = true;
     if (reply->type == REDIS_REPLY_ERROR) {
         rconn_reply_error(reply, errstr, errstr_size);
+        /* Our primary became a replica (a failover): drop the connection
+         * so the next call finds the new primary. */
+        if (strncmp(reply->str, "READONLY", 8) == 0) {
+            redisFree(rc->redis);
+            rc->redis = NULL;
+            rc->retry_at_ms = 0;
+        }
         goto out;
     }
     *out = reply;

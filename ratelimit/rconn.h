@@ -25,14 +25,28 @@
 /* The longest key kurir builds; longer ids are refused with an error. */
 #define RCONN_KEY_MAX 512
 
+/* The most Sentinels one sentinel:// URL may list. */
+#define RCONN_MAX_SENTINELS 8
+
+/* One host:port of a Sentinel. */
+struct rconn_addr {
+    char host[256];
+    int port;
+};
+
 /* KURIR_REDIS_URL, parsed. */
 struct rconn_url {
     bool is_unix;       /* unix:/path rather than redis://host:port */
-    char host[256];     /* TCP host name or address; "" for unix */
-    int port;           /* TCP port; 0 for unix */
+    bool is_sentinel;   /* sentinel://...: host/port come from Sentinel */
+    char host[256];     /* TCP host name or address; "" for unix/sentinel */
+    int port;           /* TCP port; 0 for unix/sentinel */
     char path[256];     /* socket path for unix; "" for TCP */
+    char user[128];     /* ACL user name; "" for the default user */
     char password[256]; /* "" when none; never printed */
     int db;             /* SELECT index; 0 when not given */
+    char master[128];   /* Sentinel's name of the primary; "" unless sentinel */
+    struct rconn_addr sentinels[RCONN_MAX_SENTINELS]; /* tried in order */
+    int nsentinels;
 };
 
 /* How to reach Redis. Zero timeouts take the defaults. */
@@ -55,13 +69,34 @@ struct rconn_script {
 
 struct rconn;
 
-/* Parses `url`: "redis://[:password@]host[:port][/db]" (port 6379 and db 0
- * by default; "user:password@" is accepted and the user ignored, as Redis 5
- * ACL-less AUTH takes only a password) or "unix:/path" (also
- * "unix:///path"). Returns 0 with *out filled, or -1 with errstr set (the
- * message never contains the password). */
+/* Parses `url`:
+ *   "redis://[[user]:password@]host[:port][/db]" (port 6379, db 0 by
+ *       default; with a user, AUTH user password: a Redis 6+ ACL user);
+ *   "sentinel://[[user]:password@]host[:port][,host[:port]...]/master[/db]"
+ *       (Sentinel's port 26379 by default; the credentials are for the
+ *       primary, and tried on a Sentinel only when it answers NOAUTH);
+ *   "unix:/path" (also "unix:///path").
+ * The userinfo ends at the LAST '@' before the path, so a password may hold
+ * '@' (or write it %40). Returns 0 with *out filled, or -1 with errstr set
+ * (the message never contains the password). Stable: the asynchronous client
+ * uses it too. */
 int rconn_url_parse(struct rconn_url *out, const char *url, char *errstr,
                     size_t errstr_size);
+
+/* Finds where to connect for `u`: for redis:// its own host and port; for
+ * sentinel:// asks each Sentinel in turn (blocking, `timeout_ms` per
+ * connect and per reply; 0 takes 500) for SENTINEL get-master-addr-by-name
+ * and returns the first answer. Call it at every (re)connect so a failover
+ * is followed. Returns 0 with host (host_size bytes) and *port set, or -1
+ * with errstr set (no Sentinel answered, or none knows the master). Not for
+ * unix: URLs (returns -1). Stable: the asynchronous client uses it too. */
+int rconn_resolve(const struct rconn_url *u, char *host, size_t host_size,
+                  int *port, int timeout_ms, char *errstr, size_t errstr_size);
+
+/* Checks with ROLE that the server behind `redis` (already authenticated)
+ * is a primary: after a failover a stale address may lead to a replica.
+ * Returns 0, or -1 with errstr set. */
+int rconn_check_primary(redisContext *redis, char *errstr, size_t errstr_size);
 
 /* Creates a connection from `opts` and tries to connect once. An
  * unreachable Redis is not an error here: the first call will try again (use

@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
+#include "worker/log.h"
 #include "worker/xalloc.h"
 
 /* A secret file may end with the newline an editor or `echo` added. */
@@ -260,6 +262,118 @@ static int accounts_parse_one(struct account *a, const char *name, json_t *obj,
     return 0;
 }
 
+/* Fills in s's file identity; returns 0, or -1 (errno set). */
+static int accounts_stat(struct accounts_secret *s, struct stat *st)
+{
+    if (stat(s->path, st) != 0)
+        return -1;
+    return 0;
+}
+
+static bool accounts_same_file(const struct accounts_secret *s,
+                               const struct stat *st)
+{
+    return s->dev == (unsigned long long)st->st_dev &&
+           s->ino == (unsigned long long)st->st_ino &&
+           s->size == (unsigned long long)st->st_size &&
+           s->mtime_s == (long long)st->st_mtim.tv_sec &&
+           s->mtime_ns == (long long)st->st_mtim.tv_nsec;
+}
+
+static void accounts_remember(struct accounts_secret *s, const struct stat *st)
+{
+    s->dev = (unsigned long long)st->st_dev;
+    s->ino = (unsigned long long)st->st_ino;
+    s->size = (unsigned long long)st->st_size;
+    s->mtime_s = (long long)st->st_mtim.tv_sec;
+    s->mtime_ns = (long long)st->st_mtim.tv_nsec;
+}
+
+/* Records every "file:" credential so accounts_refresh can re-read it. */
+static void accounts_note_secrets(struct accounts *accounts, json_t *obj)
+{
+    for (size_t i = 0; i < accounts->count; i++) {
+        struct account *a = &accounts->items[i];
+        json_t *creds =
+            json_object_get(json_object_get(obj, a->name), "credentials");
+        for (size_t c = 0; c < a->ncreds; c++) {
+            const char *ref =
+                json_string_value(json_object_get(creds, a->creds[c].name));
+            if (ref == NULL || strncmp(ref, "file:", 5) != 0)
+                continue;
+            accounts->secrets =
+                xrealloc(accounts->secrets,
+                         (accounts->nsecrets + 1) * sizeof(*accounts->secrets));
+            struct accounts_secret *s =
+                &accounts->secrets[accounts->nsecrets++];
+            memset(s, 0, sizeof(*s));
+            s->account = i;
+            s->cred = c;
+            s->path = xstrdup(ref + 5);
+            struct stat st;
+            if (accounts_stat(s, &st) == 0)
+                accounts_remember(s, &st);
+        }
+    }
+}
+
+int accounts_refresh(struct accounts *accounts, int64_t now_ms)
+{
+    int changed = 0;
+
+    if (accounts->nsecrets == 0 || (accounts->checked_ms != INT64_MIN &&
+                                    now_ms - accounts->checked_ms < 1000))
+        return 0;
+    accounts->checked_ms = now_ms;
+    for (size_t i = 0; i < accounts->nsecrets; i++) {
+        struct accounts_secret *s = &accounts->secrets[i];
+        struct account *a = &accounts->items[s->account];
+        struct account_cred *cred = &a->creds[s->cred];
+        struct stat st;
+        char err[300];
+        char *v = NULL;
+        if (accounts_stat(s, &st) != 0) {
+            snprintf(err, sizeof(err), "cannot stat %s: %s", s->path,
+                     strerror(errno));
+        } else if (accounts_same_file(s, &st)) {
+            continue;
+        } else {
+            v = accounts_read_secret_file(s->path, err, sizeof(err));
+            /* Caught between truncate and write: wait for the rest. */
+            if (v != NULL && v[0] == '\0') {
+                free(v);
+                v = NULL;
+                snprintf(err, sizeof(err), "%s is empty", s->path);
+            }
+        }
+        if (v == NULL) {
+            if (!s->failing)
+                log_warn("accounts: %s credential %s: %s; keeping the old "
+                         "value",
+                         a->name, cred->name, err);
+            s->failing = true;
+            continue;
+        }
+        if (s->failing)
+            log_info("accounts: %s credential %s readable again", a->name,
+                     cred->name);
+        s->failing = false;
+        accounts_remember(s, &st);
+        if (strcmp(v, cred->value) == 0) {
+            memset(v, 0, strlen(v));
+            free(v);
+            continue;
+        }
+        memset(cred->value, 0, strlen(cred->value));
+        free(cred->value);
+        cred->value = v;
+        changed++;
+        log_info("accounts: %s credential %s re-read from %s", a->name,
+                 cred->name, s->path);
+    }
+    return changed;
+}
+
 int accounts_parse(struct accounts **out, const char *json, size_t len,
                    const char *public_url, char *errstr, size_t errstr_size)
 {
@@ -290,6 +404,8 @@ int accounts_parse(struct accounts **out, const char *json, size_t len,
                                errstr_size) != 0)
             goto out;
     }
+    accounts_note_secrets(accounts, obj);
+    accounts->checked_ms = INT64_MIN;
     *out = accounts;
     accounts = NULL;
     ret = 0;
@@ -353,6 +469,9 @@ void accounts_free(struct accounts *accounts)
         return;
     for (size_t i = 0; i < accounts->count; i++)
         account_cleanup(&accounts->items[i]);
+    for (size_t i = 0; i < accounts->nsecrets; i++)
+        free(accounts->secrets[i].path);
+    free(accounts->secrets);
     free(accounts->items);
     free(accounts);
 }

@@ -8,13 +8,27 @@
 #ifndef WORKER_ACCOUNTS_H
 #define WORKER_ACCOUNTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "codecs/codec.h"
+
+/* A credential read from a file, and what the file looked like then. */
+struct accounts_secret {
+    size_t account, cred; /* items[account].creds[cred] */
+    char *path;           /* after "file:" */
+    unsigned long long dev, ino, size;
+    long long mtime_s, mtime_ns;
+    bool failing; /* the last re-read failed (logged once) */
+};
 
 struct accounts {
     struct account *items; /* owned */
     size_t count;
+    struct accounts_secret *secrets; /* file: credentials, re-read */
+    size_t nsecrets;
+    int64_t checked_ms; /* last accounts_refresh look at the files */
 };
 
 /* Loads and checks the accounts file at `path`. `public_url` ("" when
@@ -32,6 +46,18 @@ int accounts_parse(struct accounts **out, const char *json, size_t len,
 /* Returns the account called `name`, borrowed, or NULL. */
 const struct account *accounts_find(const struct accounts *accounts,
                                     const char *name);
+
+/* Re-reads `file:` credentials whose file changed (another inode, size or
+ * mtime: a rewritten file, or a Kubernetes Secret volume's "..data" symlink
+ * swapped; the path is stat'ed, never a cached descriptor). Looks at most
+ * once a second (`now_ms` monotonic; pass the loop's clock). A changed value
+ * replaces the old one in place, so the next encoded request uses it and no
+ * request ever sees none; a failed re-read keeps the old value and logs once
+ * until it works again. Call on the loop thread only, between encodes (the
+ * codecs borrow the values while they encode). webhook_token is not
+ * re-read: the listener's thread reads it. Returns how many values
+ * changed. */
+int accounts_refresh(struct accounts *accounts, int64_t now_ms);
 
 /* Frees the table. accounts_free(NULL) does nothing. */
 void accounts_free(struct accounts *accounts);

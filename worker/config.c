@@ -39,11 +39,21 @@ static const struct config_entry entries[] = {
      "Kafka consumer group id"},
     {"KURIR_REDIS_URL", CONF_STR, CONF_URL, offsetof(struct config, redis_url),
      "redis://127.0.0.1:6379/0", 0, 0,
-     "redis://[:password@]host:port/db or unix:/path"},
+     "redis://[user:password@]host:port/db, "
+     "sentinel://[user:password@]host:port[,host:port...]/master[/db] "
+     "or unix:/path"},
     {"KURIR_ACCOUNTS", STR(accounts_path), "/etc/kurir/accounts.json", 0, 0,
      "the accounts file"},
     {"KURIR_HTTP_LISTEN", STR(http_listen), "0.0.0.0:8080", 0, 0,
-     "webhooks, /healthz, /readyz, /metrics"},
+     "webhooks, and /healthz, /readyz, /metrics unless KURIR_ADMIN_LISTEN "
+     "is set; IPv4:port or [IPv6]:port"},
+    {"KURIR_ADMIN_LISTEN", STR(admin_listen), "", 0, 0,
+     "/healthz, /readyz, /metrics on their own host:port ([::]:9090 for "
+     "IPv6); unset: on KURIR_HTTP_LISTEN"},
+    {"KURIR_HEALTH_STALL_MS", INT(health_stall_ms), "10000", 100, 3600000,
+     "/healthz fails when the loop has not turned for this long"},
+    {"KURIR_HTTP_CONN_TIMEOUT_S", INT(http_conn_timeout_s), "10", 1, 3600,
+     "webhook listener: idle connections are closed after this"},
     {"KURIR_PUBLIC_URL", STR(public_url), "", 0, 0,
      "external base URL of the webhook listener"},
     {"KURIR_TOPIC_SEND", STR(topic_send), "sms.send", 0, 0, "send jobs"},
@@ -81,6 +91,97 @@ static const struct config_entry entries[] = {
 };
 
 #define PROP_PREFIX "KURIR_KAFKA_PROP_"
+
+/* True when [s, s+len) is one or more ASCII digits. */
+static bool config_all_digits(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+/* True when `suffix` ends [name, name+len) and something precedes it. */
+static bool config_ends_with(const char *name, size_t len, const char *suffix,
+                             size_t *stem)
+{
+    size_t n = strlen(suffix);
+
+    if (len <= n || memcmp(name + len - n, suffix, n) != 0)
+        return false;
+    *stem = len - n;
+    return true;
+}
+
+/* True for a URL of a Kubernetes service-link *_PORT value. */
+static bool config_is_link_url(const char *value)
+{
+    return strncmp(value, "tcp://", 6) == 0 ||
+           strncmp(value, "udp://", 6) == 0 ||
+           strncmp(value, "sctp://", 7) == 0;
+}
+
+/* Kubernetes injects, for each Service <NAME> of the namespace (upper-cased,
+ * '-' as '_'), these variables into every pod:
+ *     <NAME>_SERVICE_HOST=10.0.0.11
+ *     <NAME>_SERVICE_PORT=8080, <NAME>_SERVICE_PORT_<PORTNAME>=8080
+ *     <NAME>_PORT=tcp://10.0.0.11:8080
+ *     <NAME>_PORT_8080_TCP=tcp://10.0.0.11:8080
+ *     <NAME>_PORT_8080_TCP_PROTO=tcp, ..._PORT=8080, ..._ADDR=10.0.0.11
+ * A Service named "kurir" or "kurir-..." makes them start with KURIR_. They
+ * are recognised by name and value shape, so a mistyped real setting still
+ * stops start-up. */
+static bool config_is_service_link(const char *name, size_t len,
+                                   const char *value)
+{
+    size_t stem;
+
+    if (config_ends_with(name, len, "_SERVICE_HOST", &stem))
+        return value[0] != '\0';
+    if (config_ends_with(name, len, "_SERVICE_PORT", &stem))
+        return config_all_digits(value, strlen(value));
+    const char *sp = NULL;
+    for (size_t i = 0; i + 14 <= len; i++)
+        if (memcmp(name + i, "_SERVICE_PORT_", 14) == 0)
+            sp = name + i;
+    if (sp != NULL)
+        return config_all_digits(value, strlen(value));
+    if (config_ends_with(name, len, "_PORT", &stem) &&
+        config_is_link_url(value))
+        return true;
+
+    /* <NAME>_PORT_<n>_<PROTO>[_PROTO|_PORT|_ADDR]: find "_PORT_<digits>_". */
+    for (size_t i = 0; i + 6 < len; i++) {
+        if (memcmp(name + i, "_PORT_", 6) != 0)
+            continue;
+        size_t d = i + 6, e = d;
+        while (e < len && name[e] >= '0' && name[e] <= '9')
+            e++;
+        if (e == d || e >= len || name[e] != '_')
+            continue;
+        const char *proto = name + e + 1;
+        size_t plen = len - (e + 1);
+        static const char *const protos[] = {"TCP", "UDP", "SCTP"};
+        for (size_t k = 0; k < 3; k++) {
+            size_t n = strlen(protos[k]);
+            if (plen < n || memcmp(proto, protos[k], n) != 0)
+                continue;
+            const char *tail = proto + n;
+            size_t tlen = plen - n;
+            if (tlen == 0)
+                return config_is_link_url(value);
+            if (tlen == 6 && memcmp(tail, "_PROTO", 6) == 0)
+                return true;
+            if (tlen == 5 && memcmp(tail, "_PORT", 5) == 0)
+                return config_all_digits(value, strlen(value));
+            if (tlen == 5 && memcmp(tail, "_ADDR", 5) == 0)
+                return value[0] != '\0';
+        }
+    }
+    return false;
+}
 
 #define NENTRIES (sizeof(entries) / sizeof(entries[0]))
 
@@ -168,6 +269,8 @@ int config_load(struct config *cfg, char *const *envp, char *errstr,
             continue;
         }
         const struct config_entry *e = config_entry_find(kv, nlen);
+        if (e == NULL && config_is_service_link(kv, nlen, eq + 1))
+            continue;
         if (e == NULL) {
             snprintf(errstr, errstr_size,
                      "unknown setting %.*s (see kurir --help)", (int)nlen, kv);
@@ -187,6 +290,13 @@ int config_load(struct config *cfg, char *const *envp, char *errstr,
         snprintf(errstr, errstr_size, "KURIR_KAFKA_BROKERS: is empty");
         return -1;
     }
+    if (cfg->admin_listen[0] != '\0' &&
+        strchr(cfg->admin_listen, ':') == NULL) {
+        snprintf(errstr, errstr_size,
+                 "KURIR_ADMIN_LISTEN: \"%s\" is not host:port",
+                 cfg->admin_listen);
+        return -1;
+    }
     if (strchr(cfg->http_listen, ':') == NULL) {
         snprintf(errstr, errstr_size,
                  "KURIR_HTTP_LISTEN: \"%s\" is not host:port",
@@ -194,9 +304,11 @@ int config_load(struct config *cfg, char *const *envp, char *errstr,
         return -1;
     }
     if (strncmp(cfg->redis_url, "redis://", 8) != 0 &&
+        strncmp(cfg->redis_url, "sentinel://", 11) != 0 &&
         strncmp(cfg->redis_url, "unix:", 5) != 0) {
         snprintf(errstr, errstr_size,
-                 "KURIR_REDIS_URL: not redis://host:port/db or unix:/path");
+                 "KURIR_REDIS_URL: not redis://host:port/db, "
+                 "sentinel://host:port/master or unix:/path");
         return -1;
     }
     if (cfg->public_url[0] != '\0' &&
@@ -239,22 +351,41 @@ void config_cleanup(struct config *cfg)
     memset(cfg, 0, sizeof(*cfg));
 }
 
-/* Masks the password of a URL such as redis://:secret@host:6379/0. */
+/* Masks the password of a URL such as redis://user:secret@host:6379/0. The
+ * userinfo ends at the LAST '@' before the path (a password may hold '@'),
+ * and everything after the first ':' in it is masked. */
 static void config_mask_url(char *out, size_t out_size, const char *url)
 {
     const char *scheme = strstr(url, "://");
-    const char *at = strchr(url, '@');
 
-    if (scheme == NULL || at == NULL || at < scheme) {
+    if (scheme == NULL) {
         snprintf(out, out_size, "%s", url);
         return;
     }
-    const char *colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
-    if (colon == NULL) {
+    const char *auth = scheme + 3;
+    const char *end = auth + strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (const char *q = auth; q < end; q++)
+        if (*q == '@')
+            at = q;
+    if (at == NULL) {
         snprintf(out, out_size, "%s", url);
+        return;
+    }
+    const char *colon = memchr(auth, ':', (size_t)(at - auth));
+    if (colon == NULL) {
+        /* "redis://secret@host": a lone userinfo may be a password. */
+        snprintf(out, out_size, "%.*s***%s", (int)(auth - url), url, at);
         return;
     }
     snprintf(out, out_size, "%.*s***%s", (int)(colon + 1 - url), url, at);
+}
+
+/* Writes the value of a URL setting as config_log() prints it, the password
+ * masked. For tests and for other modules that log a URL. */
+void config_mask_url_for_log(char *out, size_t out_size, const char *url)
+{
+    config_mask_url(out, out_size, url);
 }
 
 static bool config_prop_is_secret(const char *name)

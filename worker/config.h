@@ -24,6 +24,9 @@ struct config {
     char *redis_url;          /* KURIR_REDIS_URL */
     char *accounts_path;      /* KURIR_ACCOUNTS */
     char *http_listen;        /* KURIR_HTTP_LISTEN, host:port */
+    char *admin_listen;       /* KURIR_ADMIN_LISTEN; "" = on http_listen */
+    long health_stall_ms;     /* KURIR_HEALTH_STALL_MS */
+    long http_conn_timeout_s; /* KURIR_HTTP_CONN_TIMEOUT_S */
     char *public_url;         /* KURIR_PUBLIC_URL; "" when unset */
     char *topic_send;         /* KURIR_TOPIC_SEND */
     char *topic_campaign;     /* KURIR_TOPIC_CAMPAIGN */
@@ -56,6 +59,10 @@ void config_cleanup(struct config *cfg);
 /* Logs the effective config at info level, one line per variable, with
  * secrets (passwords in URLs, SASL/TLS secrets) masked as ***. */
 void config_log(const struct config *cfg);
+
+/* Writes `url` into out as config_log() prints it: the password part of the
+ * userinfo (which ends at the last '@' before the path) replaced by ***. */
+void config_mask_url_for_log(char *out, size_t out_size, const char *url);
 
 /* Prints the table (name, default, meaning) for `kurir --help`. */
 void config_print_help(void);

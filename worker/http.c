@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 
 #include "worker/log.h"
+#include "worker/worker.h"
 #include "worker/xalloc.h"
 
 struct http {
@@ -29,7 +30,7 @@ struct http_xfer {
     size_t resp_len;
     size_t resp_cap;
     bool too_big;
-    char retry_after[32];
+    char retry_after[64];
     char content_type[128];
     char errbuf[CURL_ERROR_SIZE];
     http_done_fn *done;
@@ -267,6 +268,7 @@ void http_perform(struct http *http)
                 resp.content_type = x->content_type;
             }
             resp.retry_after = x->retry_after[0] ? x->retry_after : NULL;
+            resp.now_ms = worker_wall_ms(); /* for an HTTP-date Retry-After */
             resp.body = x->resp ? x->resp : "";
             resp.body_len = x->resp_len;
         } else if (x->too_big) {

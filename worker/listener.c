@@ -13,9 +13,12 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -26,8 +29,40 @@
 /* Callbacks are small: InTime's form, one iP.1 document. */
 #define LISTENER_MAX_BODY (64 * 1024)
 
-struct listener {
+/* A slow client or a flood must not hold the listener: connections at
+ * once, per client address (an Ingress is one address, so generous), and
+ * callbacks waiting for the loop (503 beyond, the provider retries). */
+#define LISTENER_MAX_CONNS     1024
+#define LISTENER_MAX_PER_IP    256
+#define LISTENER_ADMIN_CONNS   64
+#define LISTENER_MAX_SUSPENDED 512
+
+/* Which routes a daemon serves. */
+enum listener_role {
+    ROLE_ALL,    /* one listener: everything (no KURIR_ADMIN_LISTEN) */
+    ROLE_PUBLIC, /* /callbacks/ only */
+    ROLE_ADMIN,  /* /healthz, /readyz, /metrics only */
+};
+
+struct listener;
+
+/* One libmicrohttpd daemon and what it serves. */
+struct listener_port {
+    struct listener *l;
+    enum listener_role role;
     struct MHD_Daemon *daemon;
+    unsigned port; /* bound */
+};
+
+struct listener {
+    struct MHD_Daemon *daemon; /* pub.daemon, for the old paths */
+    struct listener_port pub;
+    struct listener_port admin;   /* daemon NULL without KURIR_ADMIN_LISTEN */
+    _Atomic int64_t heartbeat_ms; /* monotonic ms of the loop's last turn */
+    int64_t stall_ms;             /* /healthz fails beyond this */
+    size_t suspended;             /* callbacks in inbox or taken; lock */
+    bool kafka_published;         /* kafka_ok is the loop's; lock */
+    bool kafka_ok;
     const struct accounts *accounts;
     listener_probe_fn *kafka_ready;
     void *opaque;
@@ -52,6 +87,14 @@ struct request {
 };
 
 static void hook_free(struct hook *h);
+
+static int64_t listener_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void *listener_uri_cb(void *cls, const char *uri,
                              struct MHD_Connection *conn)
@@ -141,7 +184,7 @@ static const struct account *listener_route(const struct listener *l,
         *kind = CALLBACK_INBOUND;
     else
         return NULL;
-    return accounts_find(l->accounts, name);
+    return l->accounts != NULL ? accounts_find(l->accounts, name) : NULL;
 }
 
 static enum MHD_Result listener_callback(struct listener *l,
@@ -163,6 +206,16 @@ static enum MHD_Result listener_callback(struct listener *l,
     }
     if (req->too_big)
         return listener_reply(conn, 413, "body too large\n", "text/plain");
+    pthread_mutex_lock(&l->lock);
+    bool full = l->suspended >= LISTENER_MAX_SUSPENDED;
+    if (!full)
+        l->suspended++;
+    pthread_mutex_unlock(&l->lock);
+    if (full) {
+        log_warn("listener: %d callbacks already wait for the loop; 503",
+                 LISTENER_MAX_SUSPENDED);
+        return listener_reply(conn, 503, "busy, retry later\n", "text/plain");
+    }
 
     struct hook *h = xcalloc(1, sizeof(*h));
     h->owner = OWNER_HOOK;
@@ -202,7 +255,9 @@ static enum MHD_Result listener_handler(void *cls, struct MHD_Connection *conn,
                                         size_t *upload_data_size,
                                         void **con_cls)
 {
-    struct listener *l = cls;
+    struct listener_port *lp = cls;
+    struct listener *l = lp->l;
+    enum listener_role role = lp->role;
     struct request *req = *con_cls;
 
     (void)version;
@@ -234,13 +289,31 @@ static enum MHD_Result listener_handler(void *cls, struct MHD_Connection *conn,
         return MHD_YES;
     }
 
-    if (strcmp(url, "/healthz") == 0)
-        return listener_reply(conn, 200, "ok\n", "text/plain");
+    bool admin_routes = role != ROLE_PUBLIC;
+    if (!admin_routes || strncmp(url, "/callbacks/", 11) == 0) {
+        if (role != ROLE_ADMIN && strncmp(url, "/callbacks/", 11) == 0)
+            return listener_callback(l, conn, req, url, method);
+        return listener_reply(conn, 404, "not found\n", "text/plain");
+    }
+    if (strcmp(url, "/healthz") == 0) {
+        int64_t age = listener_now_ms() - atomic_load(&l->heartbeat_ms);
+        if (age <= l->stall_ms)
+            return listener_reply(conn, 200, "ok\n", "text/plain");
+        char body[96];
+        snprintf(body, sizeof(body), "loop stalled for %lld ms\n",
+                 (long long)age);
+        return listener_reply(conn, 503, body, "text/plain");
+    }
     if (strcmp(url, "/readyz") == 0) {
         pthread_mutex_lock(&l->lock);
         bool redis_ok = l->redis_ok;
+        bool kafka_published = l->kafka_published;
+        bool kafka_ok = l->kafka_ok;
         pthread_mutex_unlock(&l->lock);
-        bool kafka_ok = l->kafka_ready(l->opaque);
+        /* The loop's published state; asking Kafka from this thread only
+         * until the loop publishes it (listener_publish_state). */
+        if (!kafka_published)
+            kafka_ok = l->kafka_ready(l->opaque);
         char body[96];
         snprintf(body, sizeof(body), "kafka %s\nredis %s\n",
                  kafka_ok ? "ok" : "unreachable",
@@ -257,9 +330,99 @@ static enum MHD_Result listener_handler(void *cls, struct MHD_Connection *conn,
         free(text);
         return r;
     }
-    if (strncmp(url, "/callbacks/", 11) == 0)
-        return listener_callback(l, conn, req, url, method);
     return listener_reply(conn, 404, "not found\n", "text/plain");
+}
+
+int listener_parse_addr(struct sockaddr_storage *out, const char *s, char *host,
+                        size_t host_size)
+{
+    const char *colon, *h = s;
+    size_t hlen;
+
+    memset(out, 0, sizeof(*out));
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':')
+            return -1;
+        h = s + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        /* An IPv6 address needs its brackets: "::1:8080" is ambiguous. */
+        colon = strchr(s, ':');
+        if (colon == NULL || strchr(colon + 1, ':') != NULL)
+            return -1;
+        hlen = (size_t)(colon - s);
+    }
+    if (hlen == 0 || hlen >= host_size)
+        return -1;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno != 0 || end == colon + 1 || *end != '\0' || port < 0 ||
+        port > 65535)
+        return -1;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        return 0;
+    }
+    return -1;
+}
+
+/* Starts one daemon on `listen` ("v4:port" or "[v6]:port"). */
+static int listener_port_start(struct listener_port *lp, const char *setting,
+                               const char *listen, unsigned max_conns,
+                               unsigned per_ip, unsigned timeout_s,
+                               char *errstr, size_t errstr_size)
+{
+    struct sockaddr_storage addr;
+    char host[64];
+
+    if (listener_parse_addr(&addr, listen, host, sizeof(host)) != 0) {
+        snprintf(errstr, errstr_size,
+                 "%s: \"%s\" is not IPv4-address:port or [IPv6-address]:port",
+                 setting, listen);
+        return -1;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                     MHD_ALLOW_SUSPEND_RESUME;
+    if (addr.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&addr;
+        /* "[::]" takes IPv4 too where the host allows (dual stack). */
+        flags |= IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr) ? MHD_USE_DUAL_STACK
+                                                         : MHD_USE_IPv6;
+    }
+    lp->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, listener_handler, lp, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_URI_LOG_CALLBACK, listener_uri_cb,
+        lp->l, MHD_OPTION_NOTIFY_COMPLETED, listener_completed_cb, lp->l,
+        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+        max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_END);
+    if (lp->daemon == NULL) {
+        snprintf(errstr, errstr_size, "%s: cannot listen on %s", setting,
+                 listen);
+        return -1;
+    }
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(lp->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    lp->port = info != NULL ? (unsigned)info->port : 0;
+    log_info("listener: %s listening on %s%s%s:%u",
+             lp->role == ROLE_ADMIN    ? "admin"
+             : lp->role == ROLE_PUBLIC ? "webhooks"
+                                       : "webhooks and admin",
+             addr.ss_family == AF_INET6 ? "[" : "", host,
+             addr.ss_family == AF_INET6 ? "]" : "", lp->port);
+    return 0;
 }
 
 int listener_start(struct listener **out, const struct config *cfg,
@@ -268,58 +431,57 @@ int listener_start(struct listener **out, const struct config *cfg,
                    size_t errstr_size)
 {
     struct listener *l = xcalloc(1, sizeof(*l));
-    struct sockaddr_in addr = {0};
-    char host[64];
+    bool split = cfg->admin_listen != NULL && cfg->admin_listen[0] != '\0';
 
     l->accounts = accounts;
     l->kafka_ready = kafka_ready;
     l->opaque = opaque;
     l->inbox_tail = &l->inbox;
     l->pipefd[0] = l->pipefd[1] = -1;
+    l->stall_ms = cfg->health_stall_ms > 0 ? cfg->health_stall_ms : 10000;
+    atomic_store(&l->heartbeat_ms, listener_now_ms());
     pthread_mutex_init(&l->lock, NULL);
+    l->pub.l = l;
+    l->pub.role = split ? ROLE_PUBLIC : ROLE_ALL;
+    l->admin.l = l;
+    l->admin.role = ROLE_ADMIN;
 
-    const char *colon = strrchr(cfg->http_listen, ':');
-    snprintf(host, sizeof(host), "%.*s", (int)(colon - cfg->http_listen),
-             cfg->http_listen);
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)port);
-    if (*end != '\0' || port < 0 || port > 65535 ||
-        inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
-        snprintf(errstr, errstr_size,
-                 "KURIR_HTTP_LISTEN: \"%s\" is not IPv4-address:port",
-                 cfg->http_listen);
-        goto fail;
-    }
     if (pipe(l->pipefd) != 0) {
         snprintf(errstr, errstr_size, "pipe: %s", strerror(errno));
         goto fail;
     }
     for (int i = 0; i < 2; i++)
         fcntl(l->pipefd[i], F_SETFL, O_NONBLOCK);
-
-    l->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-            MHD_ALLOW_SUSPEND_RESUME,
-        0, NULL, NULL, listener_handler, l, MHD_OPTION_SOCK_ADDR, &addr,
-        MHD_OPTION_URI_LOG_CALLBACK, listener_uri_cb, l,
-        MHD_OPTION_NOTIFY_COMPLETED, listener_completed_cb, l,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
-    if (l->daemon == NULL) {
-        snprintf(errstr, errstr_size, "cannot listen on %s", cfg->http_listen);
+    unsigned timeout_s =
+        cfg->http_conn_timeout_s > 0 ? (unsigned)cfg->http_conn_timeout_s : 10;
+    if (listener_port_start(&l->pub, "KURIR_HTTP_LISTEN", cfg->http_listen,
+                            LISTENER_MAX_CONNS, LISTENER_MAX_PER_IP, timeout_s,
+                            errstr, errstr_size) != 0)
         goto fail;
-    }
-    const union MHD_DaemonInfo *info =
-        MHD_get_daemon_info(l->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    log_info("listener: listening on %s:%u", host,
-             info ? (unsigned)info->port : (unsigned)port);
+    l->daemon = l->pub.daemon;
+    if (split &&
+        listener_port_start(&l->admin, "KURIR_ADMIN_LISTEN", cfg->admin_listen,
+                            LISTENER_ADMIN_CONNS, LISTENER_ADMIN_CONNS,
+                            timeout_s, errstr, errstr_size) != 0)
+        goto fail;
     *out = l;
     return 0;
 
 fail:
     listener_stop(l);
     return -1;
+}
+
+unsigned listener_port(const struct listener *l, bool admin)
+{
+    if (admin && l->admin.daemon != NULL)
+        return l->admin.port;
+    return l->pub.port;
+}
+
+void listener_heartbeat(struct listener *l)
+{
+    atomic_store(&l->heartbeat_ms, listener_now_ms());
 }
 
 int listener_wake_fd(const struct listener *l)
@@ -366,6 +528,7 @@ void hook_answer(struct listener *l, struct hook *h, int status,
 
     pthread_mutex_lock(&l->lock);
     listener_untake(l, h);
+    l->suspended--;
     pthread_mutex_unlock(&l->lock);
     h->answer_status = status;
     /* The answer may already be the hook's own (hooks.c stores the codec's
@@ -377,15 +540,28 @@ void hook_answer(struct listener *l, struct hook *h, int status,
     MHD_resume_connection(conn);
 }
 
-void listener_publish(struct listener *l, bool redis_ok, const char *metrics)
+void listener_publish_state(struct listener *l, const struct listener_state *st)
 {
-    char *copy = xstrdup(metrics);
+    char *copy = xstrdup(st->metrics != NULL ? st->metrics : "");
 
+    /* The loop publishes once per turn: that is its heartbeat too. */
+    listener_heartbeat(l);
     pthread_mutex_lock(&l->lock);
-    l->redis_ok = redis_ok;
+    l->redis_ok = st->redis_ok;
+    if (st->kafka_known) {
+        l->kafka_published = true;
+        l->kafka_ok = st->kafka_ok;
+    }
     free(l->metrics);
     l->metrics = copy;
     pthread_mutex_unlock(&l->lock);
+}
+
+void listener_publish(struct listener *l, bool redis_ok, const char *metrics)
+{
+    struct listener_state st = {.redis_ok = redis_ok, .metrics = metrics};
+
+    listener_publish_state(l, &st);
 }
 
 void listener_stop(struct listener *l)
@@ -408,8 +584,11 @@ void listener_stop(struct listener *l)
                 break;
             hook_answer(l, h, 503, "shutting down", "text/plain");
         }
-        MHD_stop_daemon(l->daemon);
     }
+    if (l->admin.daemon != NULL)
+        MHD_stop_daemon(l->admin.daemon);
+    if (l->pub.daemon != NULL)
+        MHD_stop_daemon(l->pub.daemon);
     for (int i = 0; i < 2; i++)
         if (l->pipefd[i] >= 0)
             close(l->pipefd[i]);

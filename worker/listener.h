@@ -1,5 +1,16 @@
 /* worker/listener.h - the HTTP listener at KURIR_HTTP_LISTEN: provider
- * callbacks, /healthz, /readyz and /metrics (CONTRACT §5).
+ * callbacks, /healthz, /readyz and /metrics (CONTRACT §5). With
+ * KURIR_ADMIN_LISTEN set, /healthz, /readyz and /metrics move to that
+ * address and KURIR_HTTP_LISTEN serves only /callbacks/. Addresses are
+ * "IPv4:port" or "[IPv6]:port" ("[::]" is dual-stack where the host
+ * allows).
+ *
+ * /healthz answers from a heartbeat the loop writes each turn
+ * (listener_heartbeat, or any publish): 503 once it is older than
+ * KURIR_HEALTH_STALL_MS, so a hung loop fails liveness while this thread
+ * still answers. Connections are bounded (count, per client address, idle
+ * timeout KURIR_HTTP_CONN_TIMEOUT_S) and so are callbacks waiting for the
+ * loop (503 beyond).
  *
  * libmicrohttpd serves connections on its own thread. Health and metrics
  * are answered there from what the loop last published. A provider callback
@@ -13,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "codecs/codec.h"
 #include "worker/accounts.h"
@@ -75,9 +87,36 @@ struct hook *listener_take(struct listener *l);
 void hook_answer(struct listener *l, struct hook *h, int status,
                  const char *body, const char *content_type);
 
-/* Publishes what /readyz and /metrics report: whether Redis answered last
- * time, and the metrics text (copied). */
+/* What the loop publishes for /readyz and /metrics. */
+struct listener_state {
+    bool redis_ok;       /* Redis answered last time */
+    bool kafka_known;    /* kafka_ok is set (else /readyz asks the probe) */
+    bool kafka_ok;       /* Kafka is ready (kafka_is_ready, on the loop) */
+    const char *metrics; /* the metrics text, copied; NULL = "" */
+};
+
+/* Publishes the loop's state (copied) and beats the heartbeat. Loop thread;
+ * once per turn. With kafka_known set, /readyz never calls Kafka from the
+ * listener's thread. */
+void listener_publish_state(struct listener *l,
+                            const struct listener_state *st);
+
+/* The old form of listener_publish_state (Kafka state not published):
+ * kept until the loop moves to the struct. */
 void listener_publish(struct listener *l, bool redis_ok, const char *metrics);
+
+/* Records that the loop turned now (monotonic); /healthz fails when the
+ * last beat is older than KURIR_HEALTH_STALL_MS. Any thread; lock-free. */
+void listener_heartbeat(struct listener *l);
+
+/* Returns the bound port of the webhook listener, or with `admin` of the
+ * admin listener (the webhook one when there is none). */
+unsigned listener_port(const struct listener *l, bool admin);
+
+/* Parses "a.b.c.d:port" or "[v6]:port" into *out, the host part into
+ * host. Returns 0, or -1 when it is neither. */
+int listener_parse_addr(struct sockaddr_storage *out, const char *s, char *host,
+                        size_t host_size);
 
 /* Answers every callback still waiting with 503 (the provider retries) and
  * stops the listener. listener_stop(NULL) does nothing. */

@@ -212,11 +212,14 @@ static void worker_publish(struct worker *w)
              (unsigned long long)s->failed, (unsigned long long)s->events,
              (unsigned long long)s->callbacks, w->tasks,
              http_in_flight(w->http), w->redis_ok ? 1 : 0);
-    listener_publish(w->listener, w->redis_ok, text);
+    struct listener_state st = {.redis_ok = w->redis_ok, .metrics = text};
+    listener_publish_state(w->listener, &st);
 }
 
 static void worker_turn(struct worker *w, bool consume)
 {
+    listener_heartbeat(w->listener);
+    accounts_refresh(w->accounts, worker_now_ms());
     kafka_serve(w->kafka);
     aredis_tick(w->aredis);
     worker_check_redis(w);

@@ -12,6 +12,7 @@
 #include "worker/accounts.h"
 #include "worker/config.h"
 #include "worker/encode.h"
+#include "worker/replay.h"
 #include "worker/log.h"
 #include "worker/worker.h"
 #include "worker/xalloc.h"
@@ -23,11 +24,17 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: kurir run\n"
             "       kurir encode --account NAME [--accounts FILE] < job.json\n"
+            "       kurir replay [--from-offset N] [--to-offset N] "
+            "[--partition P]\n"
+            "                    [--max N] [--id JOB] [--dry-run]\n"
             "       kurir --help | --version\n"
             "\n"
             "run     consume jobs from Kafka until SIGTERM or SIGINT\n"
             "encode  print the HTTP requests a job would produce, sending\n"
             "        nothing (credentials masked); exit 2 on an invalid job\n"
+            "replay  send DLQ entries (KURIR_TOPIC_DLQ, to its end at start)\n"
+            "        back to their kurir-source-topic with their original key\n"
+            "        and headers; exit 1 when some could not be sent\n"
             "\n");
 }
 
@@ -138,6 +145,33 @@ static int cmd_encode(int argc, char **argv)
     return ret;
 }
 
+static int cmd_replay(int argc, char **argv)
+{
+    struct config cfg;
+    struct replay_opts opts;
+    char errstr[512];
+    int ret = 2;
+
+    if (replay_parse_args(&opts, argc, argv, errstr, sizeof(errstr)) != 0) {
+        fprintf(stderr, "kurir: %s\n", errstr);
+        return 2;
+    }
+    if (config_load(&cfg, environ, errstr, sizeof(errstr)) != 0) {
+        fprintf(stderr, "kurir: %s\n", errstr);
+        goto out;
+    }
+    log_level = cfg.log_level;
+    ret = replay_run(&cfg, &opts, stdout, errstr, sizeof(errstr));
+    if (ret < 0) {
+        fprintf(stderr, "kurir: replay: %s\n", errstr);
+        ret = 1;
+    }
+
+out:
+    config_cleanup(&cfg);
+    return ret;
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -164,6 +198,8 @@ int main(int argc, char **argv)
         ret = cmd_run();
     } else if (strcmp(argv[1], "encode") == 0) {
         ret = cmd_encode(argc, argv);
+    } else if (strcmp(argv[1], "replay") == 0) {
+        ret = cmd_replay(argc - 1, argv + 1);
     } else {
         fprintf(stderr, "kurir: unknown command %s\n", argv[1]);
         usage(stderr);

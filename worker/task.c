@@ -45,17 +45,22 @@
 #include "codecs/job.h"
 #include "ratelimit/aredis.h"
 #include "ratelimit/rargv.h"
+#include "worker/dlq.h"
 #include "worker/echo.h"
 #include "worker/events.h"
 #include "worker/log.h"
 #include "worker/outcome.h"
 #include "worker/plan.h"
 #include "worker/poll.h"
+#include "worker/rand.h"
 #include "worker/rbatch.h"
 #include "worker/xalloc.h"
 
 /* How long a task waits before trying Redis again. */
 #define TASK_REDIS_RETRY_MS 500
+/* The most of a rejected job's bytes its DLQ copy keeps (the producer's
+ * message.max.bytes is 1,000,000 by default). */
+#define TASK_DLQ_MAX (512 * 1024)
 /* How long a task waits for a recipient in flight at another replica. */
 #define TASK_BUSY_RETRY_MS 1000
 /* The recipient name of a job-level marker (jobs without recipients). */
@@ -299,13 +304,13 @@ void task_abandon_parked(struct worker *w)
 /* Events. */
 
 static void task_produce(struct task *t, enum kafka_topic topic,
-                         const char *key, char *value, size_t len,
-                         rd_kafka_headers_t *headers)
+                         const void *key, size_t key_len, char *value,
+                         size_t len, rd_kafka_headers_t *headers)
 {
     char errstr[256];
 
-    if (kafka_produce(t->w->kafka, topic, key, key ? strlen(key) : 0, value,
-                      len, headers, t, errstr, sizeof(errstr)) != 0) {
+    if (kafka_produce(t->w->kafka, topic, key, key_len, value, len, headers, t,
+                      errstr, sizeof(errstr)) != 0) {
         /* Only a full local queue or a fatal error get here; the job's
          * source then stays unacknowledged and it comes back. */
         log_error("task: %s job=%s", errstr, t->job != NULL ? t->job->id : "-");
@@ -475,7 +480,6 @@ static void task_record(struct task *t, const struct task_outcome *outs,
 static void task_reject(struct task *t, const char *id, const char *error)
 {
     rd_kafka_message_t *rkm = t->rkm;
-    char num[32];
 
     if (rkm == NULL) {
         log_error("task: stored job %s no longer valid: %s", id, error);
@@ -487,19 +491,21 @@ static void task_reject(struct task *t, const char *id, const char *error)
     log_warn("task: rejected topic=%s partition=%d offset=%lld id=%s: %s",
              rd_kafka_topic_name(rkm->rkt), rkm->partition,
              (long long)rkm->offset, id[0] ? id : "-", error);
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(4);
-    rd_kafka_header_add(hdrs, "kurir-error", -1, error, -1);
-    rd_kafka_header_add(hdrs, "kurir-source-topic", -1,
-                        rd_kafka_topic_name(rkm->rkt), -1);
-    snprintf(num, sizeof(num), "%d", (int)rkm->partition);
-    rd_kafka_header_add(hdrs, "kurir-source-partition", -1, num, -1);
-    snprintf(num, sizeof(num), "%lld", (long long)rkm->offset);
-    rd_kafka_header_add(hdrs, "kurir-source-offset", -1, num, -1);
-
-    char *copy = xmalloc(rkm->len + 1);
-    if (rkm->len > 0)
-        memcpy(copy, rkm->payload, rkm->len);
-    task_produce(t, KAFKA_DLQ, id[0] ? id : NULL, copy, rkm->len, hdrs);
+    /* The copy keeps the original key and headers (worker/dlq.h), so it can
+     * be replayed as it was. A copy too large for Kafka would be refused
+     * again at every redelivery: it is cut, and says so. */
+    rd_kafka_headers_t *hdrs = dlq_headers(rkm, error);
+    size_t len = rkm->len;
+    if (len > TASK_DLQ_MAX) {
+        char num[32];
+        snprintf(num, sizeof(num), "%zu", rkm->len);
+        rd_kafka_header_add(hdrs, "kurir-truncated-from", -1, num, -1);
+        len = TASK_DLQ_MAX;
+    }
+    char *copy = xmalloc(len + 1);
+    if (len > 0)
+        memcpy(copy, rkm->payload, len);
+    task_produce(t, KAFKA_DLQ, rkm->key, rkm->key_len, copy, len, hdrs);
     t->w->stats.dlq++;
     if (id[0] != '\0')
         task_status(t, id, NULL, STATE_REJECTED, "invalid_job", error);
@@ -616,7 +622,7 @@ static int task_store_retry(struct task *t, char **to, size_t nto,
 
     *stored = false;
     if (!sched_backoff_next(&due, &policy, t->first_ms, worker_wall_ms(),
-                            (unsigned)t->attempt, hint_ms, (uint32_t)rand()))
+                            (unsigned)t->attempt, hint_ms, worker_rand32()))
         return 0;
     snprintf(id, sizeof(id), "%s#%d#%s", job->id, t->attempt + 1,
              to != NULL ? to[0] : TASK_JOB_LEVEL);
@@ -672,7 +678,8 @@ static void task_fanout(struct task *t)
         char *payload =
             task_entry_payload(t, &job->to[u.first], u.count, 1, &len);
         snprintf(key, sizeof(key), "%s#%zu", job->id, i);
-        task_produce(t, KAFKA_PARTS, key, payload, len, NULL);
+        task_produce(t, KAFKA_PARTS, key, strlen(key), payload, len,
+                     echo_headers(t->echo));
     }
     t->w->stats.parts += nunits;
     task_end(t);

@@ -7,6 +7,7 @@ project_warnings(codec_fixtures)
 
 add_unit_test(test_text codecs/test_text.c LIBS codecs)
 add_unit_test(test_job codecs/test_job.c LIBS codecs)
+add_unit_test(test_retry_after codecs/test_retry_after.c LIBS codecs)
 add_unit_test(test_jojka codecs/test_jojka.c LIBS codec_fixtures codecs)
 add_unit_test(test_ip1 codecs/test_ip1.c LIBS codec_fixtures codecs)
 add_unit_test(test_intime codecs/test_intime.c LIBS codec_fixtures codecs)

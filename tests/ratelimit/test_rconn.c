@@ -272,3 +272,36 @@ Test(rconn, auth_select_down_and_back, .timeout = 60)
     rconn_free(rc);
     support_stop(&srv, SIGTERM, 5000);
 }
+
+Test(rconn, url_parse_keeps_acl_user_and_sentinels)
+{
+    struct rconn_url u;
+    char errstr[256];
+    int ret;
+
+    ret = rconn_url_parse(&u, "redis://app:p@ss@h:6380/1", errstr,
+                          sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert(strcmp(u.user, "app") == 0 && strcmp(u.password, "p@ss") == 0 &&
+              strcmp(u.host, "h") == 0 && u.port == 6380 && u.db == 1);
+
+    ret =
+        rconn_url_parse(&u, "sentinel://u:pw@s1,[::1]:26380,s3:5000/mymaster/2",
+                        errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert(u.is_sentinel && u.nsentinels == 3 && u.db == 2);
+    cr_assert(strcmp(u.master, "mymaster") == 0 && strcmp(u.user, "u") == 0 &&
+              strcmp(u.password, "pw") == 0);
+    cr_assert(strcmp(u.sentinels[0].host, "s1") == 0 &&
+              u.sentinels[0].port == 26379);
+    cr_assert(strcmp(u.sentinels[1].host, "::1") == 0 &&
+              u.sentinels[1].port == 26380);
+    cr_assert(u.sentinels[2].port == 5000);
+
+    static const char *const bad[] = {"sentinel://s1", "sentinel:///m",
+                                      "sentinel://s1:x/m", "sentinel://s1/"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ret = rconn_url_parse(&u, bad[i], errstr, sizeof(errstr));
+        cr_assert(ret == -1, "%s accepted", bad[i]);
+    }
+}

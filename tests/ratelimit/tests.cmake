@@ -16,3 +16,6 @@ add_unit_test(test_marker ratelimit/test_marker.c LIBS rltest TIMEOUT 60)
 add_executable(bench_ratelimit bench/bench_ratelimit.c)
 target_link_libraries(bench_ratelimit PRIVATE ratelimit)
 project_warnings(bench_ratelimit)
+# Starts its own redis-server, stunnel and redis-sentinel.
+add_unit_test(test_redis_edges ratelimit/test_redis_edges.c LIBS ratelimit redisproc
+              TIMEOUT 180)

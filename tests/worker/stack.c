@@ -145,7 +145,7 @@ void stack_start(struct stack *s, const char *redis)
 void stack_spawn_worker(const struct stack *s, struct proc *p, int port,
                         const char *const *extra)
 {
-    char env[32][192];
+    char env[32][320];
     char *envp[33];
     size_t n = 0;
 #define ENV(...) \
@@ -163,7 +163,10 @@ void stack_spawn_worker(const struct stack *s, struct proc *p, int port,
     ENV("KURIR_TOPIC_DLQ=%s", s->topic_dlq);
     ENV("KURIR_TOPIC_PARTS=%s", s->topic_parts);
     ENV("KURIR_TOPIC_LATEST=%s", s->topic_latest);
-    ENV("KURIR_REDIS_URL=redis://%s/0", s->redis);
+    if (strstr(s->redis, "://") != NULL) /* a whole URL: sentinel://... */
+        ENV("KURIR_REDIS_URL=%s", s->redis);
+    else
+        ENV("KURIR_REDIS_URL=redis://%s/0", s->redis);
     ENV("KURIR_LOG_LEVEL=debug");
     ENV("KURIR_POLL_INTERVAL_MS=300");
     for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 32; i++)

@@ -22,12 +22,13 @@ struct stack {
     struct proc standin;
     struct proc kurir;
     const char *brokers;
-    char redis[64]; /* host:port */
+    char redis[256]; /* host:port, or a whole URL (sentinel://...) */
 };
 
 /* Starts the stand-in and a kurir worker using Redis at `redis`
- * (host:port), with topics named after a fresh unique prefix. Fails the
- * test when either does not start. */
+ * (host:port, or a whole KURIR_REDIS_URL such as sentinel://...), with topics
+ * named after a fresh unique prefix. Fails the test when either does not start.
+ */
 void stack_start(struct stack *s, const char *redis);
 
 /* Starts another kurir replica `p` of the same group and topics, listening

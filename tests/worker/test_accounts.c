@@ -2,11 +2,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 
+#include "codecs/job.h"
 #include "worker/accounts.h"
 
 static int parse(struct accounts **out, const char *json, char *errstr,
@@ -147,4 +149,98 @@ Test(accounts, options)
         cr_assert(eq(int, parse(&accounts, json, errstr, sizeof(errstr)), -1));
         cr_assert(eq(str, errstr, (char *)bad[i][1]));
     }
+}
+
+/* Encodes the ip1 fixture job for account "a" and returns whether the
+ * request carried "Authorization: Bearer <key>". */
+static bool encoded_with_key(const struct accounts *accounts, const char *key)
+{
+    static const char job_json[] =
+        "{\"id\": \"r1\", \"account\": \"a\", \"to\": [\"46701234567\"],"
+        " \"from\": \"Testnos\", \"text\": \"hi\"}";
+    struct job *job = NULL;
+    char id[64], errstr[256];
+    int ret = job_parse(&job, job_json, strlen(job_json), JOB_SEND, id,
+                        sizeof(id), errstr, sizeof(errstr));
+    cr_assert(eq(int, ret, 0), "%s", errstr);
+    const struct account *a = accounts_find(accounts, "a");
+    struct codec_calls calls = {0};
+    ret = a->codec->encode(&calls, a, job, 0, 1, 0, errstr, sizeof(errstr));
+    cr_assert(eq(int, ret, 0), "%s", errstr);
+    char want[128];
+    snprintf(want, sizeof(want), "Bearer %s", key);
+    bool found = false;
+    const struct http_request *req = &calls.calls[0].req;
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (strcmp(req->headers[i].name, "Authorization") == 0)
+            found = strcmp(req->headers[i].value, want) == 0;
+    codec_calls_cleanup(&calls);
+    job_free(job);
+    return found;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f != NULL);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(accounts, rotated_secret_volume_is_used_by_the_next_request)
+{
+    /* A Kubernetes Secret volume: <dir>/api_key -> ..data/api_key,
+     * ..data -> ..2026_v1; an update writes ..2026_v2 and swaps ..data. */
+    char dir[] = "/tmp/kurir-secretvol-XXXXXX";
+    cr_assert(mkdtemp(dir) != NULL);
+    char p[512], q[512];
+    snprintf(p, sizeof(p), "%s/..v1", dir);
+    cr_assert(mkdir(p, 0700) == 0);
+    snprintf(p, sizeof(p), "%s/..v1/api_key", dir);
+    write_file(p, "key-one\n");
+    snprintf(p, sizeof(p), "%s/..data", dir);
+    cr_assert(symlink("..v1", p) == 0);
+    snprintf(p, sizeof(p), "%s/api_key", dir);
+    cr_assert(symlink("..data/api_key", p) == 0);
+
+    char json[768];
+    snprintf(json, sizeof(json),
+             "{\"accounts\": {\"a\": {\"provider\": \"ip1\", \"base_url\":"
+             " \"https://api.ip1sms.com\", \"credentials\": {\"api_key\":"
+             " \"file:%s/api_key\"}, \"rate_limit\": {\"per_second\": 5}}}}",
+             dir);
+    struct accounts *accounts = NULL;
+    char errstr[256];
+    int ret = parse(&accounts, json, errstr, sizeof(errstr));
+    cr_assert(eq(int, ret, 0), "%s", errstr);
+    cr_assert(encoded_with_key(accounts, "key-one"));
+    cr_assert(eq(int, accounts_refresh(accounts, 1000), 0), "nothing changed");
+
+    /* The rotation, as the kubelet does it. */
+    snprintf(p, sizeof(p), "%s/..v2", dir);
+    cr_assert(mkdir(p, 0700) == 0);
+    snprintf(p, sizeof(p), "%s/..v2/api_key", dir);
+    write_file(p, "key-two\n");
+    snprintf(p, sizeof(p), "%s/..data_tmp", dir);
+    cr_assert(symlink("..v2", p) == 0);
+    snprintf(q, sizeof(q), "%s/..data", dir);
+    cr_assert(rename(p, q) == 0);
+
+    /* At most once a second: a look 500 ms later does not stat. */
+    cr_assert(eq(int, accounts_refresh(accounts, 1500), 0));
+    cr_assert(encoded_with_key(accounts, "key-one"));
+    cr_assert(eq(int, accounts_refresh(accounts, 2000), 1));
+    cr_assert(encoded_with_key(accounts, "key-two"),
+              "the next request does not carry the rotated key");
+
+    /* The file goes away: the old value stays, nothing breaks. */
+    snprintf(p, sizeof(p), "%s/..data", dir);
+    cr_assert(unlink(p) == 0);
+    cr_assert(eq(int, accounts_refresh(accounts, 3000), 0));
+    cr_assert(encoded_with_key(accounts, "key-two"));
+    accounts_free(accounts);
+
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_assert(system(cmd) == 0);
 }

@@ -78,3 +78,69 @@ Test(config, kafka_properties_pass_through)
     cr_assert(eq(str, cfg.public_url, "https://hooks.example.com"));
     config_cleanup(&cfg);
 }
+
+Test(config, kubernetes_service_links_are_ignored)
+{
+    /* What a Service named "kurir" (and one named "kurir-admin") injects
+     * into every pod of its namespace. */
+    char *env[] = {"KURIR_SERVICE_HOST=10.96.0.12",
+                   "KURIR_SERVICE_PORT=8080",
+                   "KURIR_SERVICE_PORT_HTTP=8080",
+                   "KURIR_PORT=tcp://10.96.0.12:8080",
+                   "KURIR_PORT_8080_TCP=tcp://10.96.0.12:8080",
+                   "KURIR_PORT_8080_TCP_PROTO=tcp",
+                   "KURIR_PORT_8080_TCP_PORT=8080",
+                   "KURIR_PORT_8080_TCP_ADDR=10.96.0.12",
+                   "KURIR_ADMIN_SERVICE_HOST=10.96.0.13",
+                   "KURIR_ADMIN_PORT_9090_UDP=udp://10.96.0.13:9090",
+                   "KURIR_KAFKA_GROUP=g1",
+                   NULL};
+    struct config cfg;
+    char errstr[256];
+
+    int ret = config_load(&cfg, env, errstr, sizeof(errstr));
+    cr_assert(eq(int, ret, 0), "%s", errstr);
+    cr_assert(eq(str, cfg.kafka_group, "g1"));
+    config_cleanup(&cfg);
+}
+
+Test(config, lookalikes_of_service_links_still_stop_start_up)
+{
+    /* Names shaped like links whose values are not: a typo or a real
+     * setting that does not exist, so start-up must stop. */
+    static char *cases[] = {
+        "KURIR_HTTP_PORT=8080",         /* a link _PORT is a tcp:// URL */
+        "KURIR_SERVICE_PORT=http",      /* a link port is a number */
+        "KURIR_PORT_8080_TCP=8080",     /* a link URL */
+        "KURIR_PORT_8080_HTTP=tcp://x", /* not a protocol */
+        "KURIR_REDIS_HOST=10.0.0.1",    /* not _SERVICE_HOST */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *env[] = {cases[i], NULL};
+        struct config cfg;
+        char errstr[256];
+        int ret = config_load(&cfg, env, errstr, sizeof(errstr));
+        cr_assert(eq(int, ret, -1), "%s accepted", cases[i]);
+        cr_assert(ne(ptr, strstr(errstr, "unknown setting"), NULL), "%s",
+                  errstr);
+        config_cleanup(&cfg);
+    }
+}
+
+Test(config, url_password_with_at_is_masked_whole)
+{
+    static const char *cases[][2] = {
+        {"redis://app:p@ss@word@redis.example:6380/2",
+         "redis://app:***@redis.example:6380/2"},
+        {"redis://:s3cr@t@h:6379/0", "redis://:***@h:6379/0"},
+        {"sentinel://u:a@b@s1:26379,s2:26379/mymaster",
+         "sentinel://u:***@s1:26379,s2:26379/mymaster"},
+        {"redis://h:6379/0", "redis://h:6379/0"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char out[256];
+        config_mask_url_for_log(out, sizeof(out), cases[i][0]);
+        cr_assert(eq(str, out, (char *)cases[i][1]));
+        cr_assert(eq(ptr, strstr(out, "ss"), NULL), "%s", out);
+    }
+}
