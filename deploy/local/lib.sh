@@ -36,13 +36,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Installs the Debian packages kurir needs that are missing (apt-get only for
-# what is missing, so a warm machine is not touched).
+# what is missing, so a warm machine is not touched), and the packages named
+# as arguments (tests/bench/compare: kannel nginx-light gnuplot-nox).
 stack_deps() {
     local want=(build-essential cmake ninja-build pkg-config clang
         clang-format libclang-rt-14-dev librdkafka-dev libcurl4-openssl-dev
         libjansson-dev libxml2-dev libhiredis-dev libcriterion-dev
         libmicrohttpd-dev redis-server kcat wrk maven openjdk-17-jre-headless
-        curl)
+        curl "$@")
     local missing=() p
     for p in "${want[@]}"; do
         if [ "$p" = openjdk-17-jre-headless ] && command -v java >/dev/null; then
