@@ -42,8 +42,8 @@ stack_deps() {
     local want=(build-essential cmake ninja-build pkg-config clang
         clang-format libclang-rt-14-dev librdkafka-dev libcurl4-openssl-dev
         libjansson-dev libxml2-dev libhiredis-dev libcriterion-dev
-        libmicrohttpd-dev redis-server kcat wrk maven openjdk-17-jre-headless
-        curl "$@")
+        libmicrohttpd-dev redis-server kcat wrk shellcheck maven
+        openjdk-17-jre-headless curl "$@")
     local missing=() p
     for p in "${want[@]}"; do
         if [ "$p" = openjdk-17-jre-headless ] && command -v java >/dev/null; then
