@@ -36,14 +36,15 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Installs the Debian packages kurir needs that are missing (apt-get only for
-# what is missing, so a warm machine is not touched).
+# what is missing, so a warm machine is not touched), and the packages named
+# as arguments (tests/bench/compare: kannel nginx-light gnuplot-nox).
 stack_deps() {
     local want=(build-essential cmake ninja-build pkg-config clang
         clang-format libclang-rt-14-dev librdkafka-dev libcurl4-openssl-dev
         libjansson-dev libxml2-dev libhiredis-dev libcriterion-dev
-        libmicrohttpd-dev redis-server kcat wrk maven openjdk-17-jre-headless
-        curl python3-jsonschema python3-confluent-kafka
-        redis-sentinel stunnel4 openssl) # Sentinel and TLS-sidecar tests
+        libmicrohttpd-dev redis-server kcat wrk shellcheck maven
+        openjdk-17-jre-headless curl python3-jsonschema python3-confluent-kafka
+        redis-sentinel stunnel4 openssl "$@") # Sentinel and TLS-sidecar tests
     local missing=() p
     for p in "${want[@]}"; do
         if [ "$p" = openjdk-17-jre-headless ] && command -v java >/dev/null; then
@@ -77,7 +78,9 @@ stack_build() {
 stack_free_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 40000))
+        # Below Linux's ephemeral range (32768-60999), where outgoing
+        # connections take their local ports and a listener may not bind.
+        p=$((20000 + RANDOM % 12000))
         (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
     done
 }
