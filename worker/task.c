@@ -706,7 +706,7 @@ static void task_mark(struct task *t)
         .is_begin = true,
         .account = job->account,
         .begin = {job->id, job->type == JOB_CAMPAIGN ? job->id : NULL, t->marks,
-                  n},
+                  n, t->echo},
         .fn = task_marked,
         .owner = t,
     };

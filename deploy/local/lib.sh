@@ -102,8 +102,12 @@ stack_wait() {
 
 stack_redis_start() {
     REDIS_PORT=$(stack_free_port)
+    # As production runs it: kurir's send-once markers, schedules and
+    # retries must survive a restart (docs/redis.md), so the append-only
+    # file is on, written every second.
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
-        --appendonly no --dir "$STACK_RUN" --loglevel warning \
+        --appendonly yes --appendfsync everysec --dir "$STACK_RUN" \
+        --loglevel warning \
         >"$STACK_RUN/redis.log" 2>&1 &
     STACK_PIDS+=($!)
     STACK_WAIT_PID=$! stack_wait 20 redis-cli -p "$REDIS_PORT" ping || {
