@@ -113,21 +113,32 @@ void worker_cleanup(struct worker *w)
     memset(w, 0, sizeof(*w));
 }
 
-/* Resumes parked tasks whose time has come. */
+/* Resumes parked tasks whose time has come: those due when the turn began
+ * (a task parked again meanwhile waits for the next turn). */
 static void worker_resume_due(struct worker *w)
 {
     int64_t now = worker_now_ms();
+    void *due[256];
+    size_t budget = park_count(&w->parking);
 
-    while (w->parked != NULL && task_wake_ms(w->parked) <= now)
-        task_resume(w->parked);
+    while (budget > 0) {
+        size_t n = park_take_due(&w->parking, now, due,
+                                 budget < 256 ? budget : 256);
+        if (n == 0)
+            break;
+        budget -= n;
+        for (size_t i = 0; i < n; i++)
+            task_resume(due[i]);
+    }
 }
 
 /* How long the loop may sleep: until the next parked task, at most 100 ms. */
 static int worker_wait_ms(const struct worker *w)
 {
-    if (w->parked == NULL)
+    int64_t wake = park_next_wake(&w->parking);
+    if (wake == INT64_MAX)
         return 100;
-    int64_t ms = task_wake_ms(w->parked) - worker_now_ms();
+    int64_t ms = wake - worker_now_ms();
     return ms < 0 ? 0 : ms > 100 ? 100 : (int)ms;
 }
 

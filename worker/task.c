@@ -50,6 +50,7 @@
 #include "worker/events.h"
 #include "worker/log.h"
 #include "worker/outcome.h"
+#include "worker/park.h"
 #include "worker/plan.h"
 #include "worker/poll.h"
 #include "worker/rand.h"
@@ -115,7 +116,6 @@ struct task {
     int pending_events;           /* produced, not yet acknowledged */
     bool ended;                   /* no more events will be produced */
     bool abandoned;               /* leave the source unacknowledged */
-    int64_t wake_ms;              /* parked: when to resume */
     struct task *next_parked;
     struct task *prev, *next; /* w->all: every live task */
 };
@@ -187,7 +187,7 @@ void task_free_all(struct worker *w)
 {
     while (w->all != NULL)
         task_free(w->all);
-    w->parked = NULL;
+    park_cleanup(&w->parking);
 }
 
 /* The task will produce nothing more; it is released once Kafka has all
@@ -293,11 +293,9 @@ void task_abandon_parked(struct worker *w)
         task_abandon(t);
     }
     w->slot_tail = NULL;
-    while (w->parked != NULL) {
-        struct task *t = w->parked;
-        w->parked = t->next_parked;
+    struct task *t;
+    while ((t = park_take_any(&w->parking)) != NULL)
         task_abandon(t);
-    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -515,26 +513,17 @@ static void task_reject(struct task *t, const char *id, const char *error)
 /* ------------------------------------------------------------------------ */
 /* Parking. */
 
+/* Parks the task for wait_ms (0: the next turn; worker/park.h). */
 static void task_park(struct task *t, int64_t wait_ms)
 {
-    struct task **pp = &t->w->parked;
-
-    t->wake_ms = worker_now_ms() + wait_ms;
-    while (*pp != NULL && (*pp)->wake_ms <= t->wake_ms)
-        pp = &(*pp)->next_parked;
-    t->next_parked = *pp;
-    *pp = t;
-}
-
-int64_t task_wake_ms(const struct task *t)
-{
-    return t->wake_ms;
+    if (wait_ms <= 0)
+        park_now(&t->w->parking, t);
+    else
+        park_at(&t->w->parking, t, worker_now_ms() + wait_ms);
 }
 
 void task_resume(struct task *t)
 {
-    t->w->parked = t->next_parked;
-    t->next_parked = NULL;
     task_next(t);
 }
 

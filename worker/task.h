@@ -30,8 +30,6 @@ void task_start_entry(struct worker *w, const char *account,
 /* Resumes a parked task whose wake time has come. */
 void task_resume(struct task *t);
 
-/* Returns the wake time of a parked task (Unix ms, monotonic clock). */
-int64_t task_wake_ms(const struct task *t);
 
 /* Kafka acknowledged (or refused for good) one event of this task. */
 void task_event_delivered(struct task *t, rd_kafka_resp_err_t err);

@@ -17,6 +17,7 @@
 #include "worker/http.h"
 #include "worker/kafka.h"
 #include "worker/listener.h"
+#include "worker/park.h"
 #include "ratelimit/aredis.h"
 #include "ratelimit/marker.h"
 #include "ratelimit/ratelimit.h"
@@ -62,7 +63,7 @@ struct worker {
     int64_t next_poll_ms;   /* when to look for due polls again */
     size_t tasks;           /* tasks alive (consumed, not released) */
     struct task *all;       /* every live task */
-    struct task *parked;    /* tasks waiting for a time, by wake_ms */
+    struct parking parking; /* tasks waiting for a time (worker/park.h) */
     struct task *slot_head; /* tasks waiting for a connection place */
     struct task *slot_tail;
     struct task *tok_head; /* tasks waiting for a rate-limit ask */
