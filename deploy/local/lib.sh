@@ -42,7 +42,7 @@ stack_deps() {
         clang-format libclang-rt-14-dev librdkafka-dev libcurl4-openssl-dev
         libjansson-dev libxml2-dev libhiredis-dev libcriterion-dev
         libmicrohttpd-dev redis-server kcat wrk maven openjdk-17-jre-headless
-        curl)
+        curl prometheus)
     local missing=() p
     for p in "${want[@]}"; do
         if [ "$p" = openjdk-17-jre-headless ] && command -v java >/dev/null; then
