@@ -55,6 +55,7 @@ static int cmd_run(void)
         return 2;
     }
     log_level = cfg.log_level;
+    log_format = cfg.log_format;
     log_info("kurir %s starting", KURIR_VERSION);
     config_log(&cfg);
 
