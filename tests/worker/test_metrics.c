@@ -265,6 +265,18 @@ Test(metrics, listener_serves_a_large_page_whole_and_counts_callbacks)
     cr_assert(eq(long, r.status, 404L));
     support_http_cleanup(&r);
     listener_read_metrics(l, &m);
+
+    /* `kurir probe`, the image's HEALTHCHECK: 0 on /healthz, 1 on a 404. */
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "%s probe http://127.0.0.1:%d/healthz",
+             support_env("KURIR_BIN"), port);
+    cr_assert(eq(int, system(cmd), 0), "%s", cmd);
+    snprintf(cmd, sizeof(cmd),
+             "%s probe http://127.0.0.1:%d/nothing 2>/dev/null",
+             support_env("KURIR_BIN"), port);
+    int st = system(cmd);
+    bool exited_1 = WIFEXITED(st) && WEXITSTATUS(st) == 1;
+    cr_assert(exited_1, "%s: %d", cmd, st);
     cr_assert(
         eq(dbl, metrics_value(&m, M_WEBHOOK_REQUESTS, ML("not_found")), 1.0));
     cr_assert(eq(dbl, metrics_value(&m, M_WEBHOOK_REQUESTS, ML("2xx")), -1.0));
