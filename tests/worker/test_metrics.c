@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/support/metrics.h"
 #include "tests/support/support.h"
 #include "worker/accounts.h"
 #include "worker/config.h"
@@ -37,48 +38,14 @@ static void fill(struct metrics *m)
     metrics_set(m, M_REDIS_UP, NULL, 1);
 }
 
-/* Runs `promtool check metrics` on text; returns its exit status, or -1
- * when promtool is not installed (skips, or fails under
- * KURIR_TEST_REQUIRE=1: tests/run installs it). */
-static int promtool_check(const char *text, char *out, size_t out_size)
-{
-    char in_path[] = "/tmp/kurir-metrics-XXXXXX";
-    int fd = mkstemp(in_path);
-    cr_assert(fd >= 0);
-    size_t len = strlen(text);
-    cr_assert(eq(long, (long)write(fd, text, len), (long)len));
-    close(fd);
-
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", in_path);
-    if (system("command -v promtool >/dev/null 2>&1") != 0) {
-        unlink(in_path);
-        const char *req = getenv("KURIR_TEST_REQUIRE");
-        cr_assert(req == NULL || strcmp(req, "1") != 0,
-                  "promtool is not installed (apt-get install prometheus)");
-        cr_skip_test("promtool is not installed");
-    }
-    FILE *p = popen(cmd, "r");
-    cr_assert(p != NULL);
-    size_t n = fread(out, 1, out_size - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
-    unlink(in_path);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 Test(metrics, render_passes_promtool)
 {
     struct metrics m;
-    char out[8192];
 
     metrics_init(&m, "1.2.3");
     fill(&m);
-    const char *text = metrics_render(&m);
-    int status = promtool_check(text, out, sizeof(out));
-    cr_assert(eq(int, status, 0), "promtool:\n%s\ntext:\n%s", out, text);
     /* promtool also lints: no complaint at all, not just exit 0. */
-    cr_assert(eq(str, out, ""), "promtool:\n%s", out);
+    support_metrics_promtool(metrics_render(&m));
     metrics_free(&m);
 }
 
@@ -132,7 +99,6 @@ Test(metrics, samples_are_labelled_and_counted)
 Test(metrics, label_values_are_escaped_and_bounded)
 {
     struct metrics m;
-    char out[8192];
     char name[32];
 
     metrics_init(&m, "1");
@@ -157,8 +123,7 @@ Test(metrics, label_values_are_escaped_and_bounded)
     cr_assert(eq(sz, lines, (size_t)METRICS_MAX_SERIES));
     /* The page is far over the listener's old 2 KiB and still valid. */
     cr_assert(gt(sz, strlen(text), (size_t)8192));
-    int status = promtool_check(text, out, sizeof(out));
-    cr_assert(eq(int, status, 0), "promtool:\n%s", out);
+    support_metrics_promtool(text);
     metrics_free(&m);
 }
 
@@ -257,6 +222,19 @@ Test(metrics, listener_serves_a_large_page_whole_and_counts_callbacks)
     cr_assert(eq(sz, r.body_len, strlen(text)));
     cr_assert(eq(int, memcmp(r.body, text, r.body_len), 0));
     support_http_cleanup(&r);
+
+    /* The helpers an end-to-end test uses: scrape, promtool, one value. */
+    char *page = support_metrics_scrape(port);
+    support_metrics_promtool(page);
+    cr_assert(
+        eq(dbl,
+           support_metric(page, "kurir_provider_request_duration_seconds_count",
+                          "account=\"account-007\""),
+           1.0));
+    cr_assert(eq(dbl, support_metric(page, "kurir_redis_up", NULL), 0.0));
+    cr_assert(eq(dbl, support_metric(page, "kurir_build_info", "version=\"1\""),
+                 1.0));
+    free(page);
 
     /* A callback for an unknown account is answered 404 and counted. */
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/callbacks/nobody/status",
