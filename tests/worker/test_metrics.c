@@ -15,6 +15,7 @@
 #include "worker/http.h"
 #include "worker/listener.h"
 #include "worker/metrics.h"
+#include "worker/offsets.h"
 
 /* Fills a registry the way a worker would after a short run. */
 static void fill(struct metrics *m)
@@ -319,4 +320,39 @@ Test(metrics, provider_request_time_reaches_the_done_callback)
     cr_assert(lt(dbl, t.seconds, 5.0));
     http_free(http);
     listener_stop(l);
+}
+
+static double oldest_age(struct metrics *m, const struct offsets *o,
+                         const char *topic, const char *part)
+{
+    offsets_read_metrics(o, m);
+    return metrics_value(m, M_KAFKA_OLDEST_AGE, ML(topic, part));
+}
+
+Test(metrics, oldest_unfinished_offset_age_per_partition)
+{
+    struct metrics m;
+    struct offsets *o = offsets_new();
+    int64_t store;
+    bool ok;
+
+    metrics_init(&m, "1");
+    offsets_track(o, "sms.send", 3, 10);
+    offsets_track(o, "sms.send", 3, 11);
+    offsets_track(o, "sms.campaign", 0, 5);
+    /* The age grows while offset 10 is unfinished. */
+    POLL_UNTIL(ok, oldest_age(&m, o, "sms.send", "3") >= 0.05, 5000);
+    cr_assert(ok);
+    cr_assert(lt(dbl, oldest_age(&m, o, "sms.send", "3"), 60.0));
+    cr_assert(ge(dbl, oldest_age(&m, o, "sms.campaign", "0"), 0.0));
+    /* Finished partitions report 0; forgotten ones disappear. */
+    cr_assert(offsets_done(o, "sms.campaign", 0, 5, &store));
+    cr_assert(offsets_done(o, "sms.send", 3, 11, &store) == false);
+    cr_assert(offsets_done(o, "sms.send", 3, 10, &store));
+    cr_assert(eq(dbl, oldest_age(&m, o, "sms.campaign", "0"), 0.0));
+    cr_assert(eq(dbl, oldest_age(&m, o, "sms.send", "3"), 0.0));
+    offsets_forget(o, "sms.campaign", 0);
+    cr_assert(eq(dbl, oldest_age(&m, o, "sms.campaign", "0"), -1.0));
+    offsets_free(o);
+    metrics_free(&m);
 }
