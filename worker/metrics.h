@@ -121,8 +121,9 @@ const char *metrics_render(struct metrics *m);
  * callback set with rd_kafka_conf_set_stats_cb when statistics.interval.ms
  * is set): from a consumer's, the lag of every assigned partition
  * (kurir_kafka_consumer_lag, replacing the previous set) and the number of
- * partitions assigned; from any client's, the brokers' transmit, receive
- * and timeout error counts. Returns 0, or -1 when `json` is not a
+ * assigned partitions whose lag librdkafka knows (a partition assigned a
+ * moment ago counts from its first fetch); from any client's, the brokers'
+ * transmit, receive and timeout error counts, by client type. Returns 0, or -1 when `json` is not a
  * statistics document (nothing changed). */
 int metrics_read_rdkafka_stats(struct metrics *m, const char *json);
 
