@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,25 +21,10 @@
 #include <microhttpd.h>
 
 #include "worker/log.h"
-#include "worker/metrics.h"
 #include "worker/xalloc.h"
 
 /* Callbacks are small: InTime's form, one iP.1 document. */
 #define LISTENER_MAX_BODY (64 * 1024)
-
-/* How callbacks were answered, for kurir_webhook_requests_total. */
-enum listener_webhook_result {
-    WH_2XX,
-    WH_4XX,
-    WH_5XX,
-    WH_BAD_TOKEN,
-    WH_NOT_FOUND,
-    WH_TOO_LARGE,
-    LISTENER_WEBHOOK_RESULTS
-};
-
-static const char *const webhook_results[LISTENER_WEBHOOK_RESULTS] = {
-    "2xx", "4xx", "5xx", "bad_token", "not_found", "too_large"};
 
 struct listener {
     struct MHD_Daemon *daemon;
@@ -54,7 +38,6 @@ struct listener {
     struct hook *taken; /* with the loop, not yet answered */
     bool redis_ok;
     char *metrics;
-    uint64_t webhooks[LISTENER_WEBHOOK_RESULTS]; /* answers, by result */
 };
 
 /* What libmicrohttpd keeps per request between handler calls. */
@@ -69,14 +52,6 @@ struct request {
 };
 
 static void hook_free(struct hook *h);
-
-static void listener_count_webhook(struct listener *l,
-                                   enum listener_webhook_result r)
-{
-    pthread_mutex_lock(&l->lock);
-    l->webhooks[r]++;
-    pthread_mutex_unlock(&l->lock);
-}
 
 static void *listener_uri_cb(void *cls, const char *uri,
                              struct MHD_Connection *conn)
@@ -177,22 +152,17 @@ static enum MHD_Result listener_callback(struct listener *l,
     enum callback_kind kind;
     const struct account *acct = listener_route(l, url, &kind);
 
-    if (acct == NULL) {
-        listener_count_webhook(l, WH_NOT_FOUND);
+    if (acct == NULL)
         return listener_reply(conn, 404, "no such account or callback\n",
                               "text/plain");
-    }
     const char *token =
         MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
     if (!listener_token_ok(acct->webhook_token, token)) {
         log_warn("listener: callback for %s with a wrong token", acct->name);
-        listener_count_webhook(l, WH_BAD_TOKEN);
         return listener_reply(conn, 403, "bad token\n", "text/plain");
     }
-    if (req->too_big) {
-        listener_count_webhook(l, WH_TOO_LARGE);
+    if (req->too_big)
         return listener_reply(conn, 413, "body too large\n", "text/plain");
-    }
 
     struct hook *h = xcalloc(1, sizeof(*h));
     h->owner = OWNER_HOOK;
@@ -238,9 +208,6 @@ static enum MHD_Result listener_handler(void *cls, struct MHD_Connection *conn,
     (void)version;
     if (req->answered) {
         struct hook *h = req->hook;
-        listener_count_webhook(l, h->answer_status >= 500   ? WH_5XX
-                                  : h->answer_status >= 300 ? WH_4XX
-                                                            : WH_2XX);
         enum MHD_Result r = listener_reply(conn, h->answer_status,
                                            h->answer_body, h->answer_type);
         hook_free(h);
@@ -419,19 +386,6 @@ void listener_publish(struct listener *l, bool redis_ok, const char *metrics)
     free(l->metrics);
     l->metrics = copy;
     pthread_mutex_unlock(&l->lock);
-}
-
-void listener_read_metrics(struct listener *l, struct metrics *m)
-{
-    uint64_t counts[LISTENER_WEBHOOK_RESULTS];
-
-    pthread_mutex_lock(&l->lock);
-    memcpy(counts, l->webhooks, sizeof(counts));
-    pthread_mutex_unlock(&l->lock);
-    for (size_t i = 0; i < LISTENER_WEBHOOK_RESULTS; i++)
-        if (counts[i] > 0)
-            metrics_set(m, M_WEBHOOK_REQUESTS, ML(webhook_results[i]),
-                        (double)counts[i]);
 }
 
 void listener_stop(struct listener *l)

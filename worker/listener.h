@@ -47,7 +47,6 @@ struct hook {
 };
 
 struct listener;
-struct metrics;
 
 /* Answers a probe: is the named dependency reachable? Called from the
  * listener's thread. */
@@ -77,11 +76,6 @@ void hook_answer(struct listener *l, struct hook *h, int status,
 /* Publishes what /readyz and /metrics report: whether Redis answered last
  * time, and the metrics text (copied, whatever its size). */
 void listener_publish(struct listener *l, bool redis_ok, const char *metrics);
-
-/* Copies the listener's counts of answered callbacks, by result class
- * (2xx, 4xx, 5xx, bad_token, not_found, too_large), into m's
- * kurir_webhook_requests_total. Call on the loop thread before rendering. */
-void listener_read_metrics(struct listener *l, struct metrics *m);
 
 /* Answers every callback still waiting with 503 (the provider retries) and
  * stops the listener. listener_stop(NULL) does nothing. */

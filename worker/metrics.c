@@ -112,8 +112,8 @@ static const struct metric_def defs[M_COUNT] = {
                                {"client", "kind"}},
     [M_WEBHOOK_REQUESTS] = {"kurir_webhook_requests_total",
                             MT_COUNTER,
-                            "Provider callbacks received, by answer (2xx, "
-                            "bad_token, not_found, too_large, 5xx, ...).",
+                            "Provider callbacks the loop answered, by answer "
+                            "class (2xx, 4xx, 5xx).",
                             {"result"}},
     [M_REDIS_UP] = {"kurir_redis_up",
                     MT_GAUGE,

@@ -123,8 +123,8 @@ const char *metrics_render(struct metrics *m);
  * (kurir_kafka_consumer_lag, replacing the previous set) and the number of
  * assigned partitions whose lag librdkafka knows (a partition assigned a
  * moment ago counts from its first fetch); from any client's, the brokers'
- * transmit, receive and timeout error counts, by client type. Returns 0, or -1 when `json` is not a
- * statistics document (nothing changed). */
+ * transmit, receive and timeout error counts, by client type. Returns 0, or -1
+ * when `json` is not a statistics document (nothing changed). */
 int metrics_read_rdkafka_stats(struct metrics *m, const char *json);
 
 /* Returns the result class of an HTTP answer for M_PROVIDER_REQUESTS and

@@ -189,7 +189,7 @@ static bool kafka_ready(void *opaque)
     return true;
 }
 
-Test(metrics, listener_serves_a_large_page_whole_and_counts_callbacks)
+Test(metrics, listener_serves_a_large_page_whole)
 {
     struct accounts none = {0};
     struct config cfg = {0};
@@ -237,13 +237,12 @@ Test(metrics, listener_serves_a_large_page_whole_and_counts_callbacks)
                  1.0));
     free(page);
 
-    /* A callback for an unknown account is answered 404 and counted. */
+    /* A callback for an unknown account is answered 404. */
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/callbacks/nobody/status",
              port);
     cr_assert(eq(int, support_http(&r, "POST", url, NULL, "x", 1), 0));
     cr_assert(eq(long, r.status, 404L));
     support_http_cleanup(&r);
-    listener_read_metrics(l, &m);
 
     /* `kurir probe`, the image's HEALTHCHECK: 0 on /healthz, 1 on a 404. */
     char cmd[512];
@@ -256,9 +255,6 @@ Test(metrics, listener_serves_a_large_page_whole_and_counts_callbacks)
     int st = system(cmd);
     bool exited_1 = WIFEXITED(st) && WEXITSTATUS(st) == 1;
     cr_assert(exited_1, "%s: %d", cmd, st);
-    cr_assert(
-        eq(dbl, metrics_value(&m, M_WEBHOOK_REQUESTS, ML("not_found")), 1.0));
-    cr_assert(eq(dbl, metrics_value(&m, M_WEBHOOK_REQUESTS, ML("2xx")), -1.0));
     listener_stop(l);
     metrics_free(&m);
 }
