@@ -73,6 +73,8 @@ static const struct config_entry entries[] = {
      "each recipient's latest state, keyed job/recipient (compacted)"},
     {"KURIR_LOG_LEVEL", STR(log_level_name), "info", 0, 0,
      "debug, info, warn or error"},
+    {"KURIR_LOG_FORMAT", STR(log_format_name), "text", 0, 0,
+     "text, or json: one object per line for log collectors"},
     {"KURIR_MAX_IN_FLIGHT", INT(max_in_flight), "4096", 1, 100000,
      "jobs in progress at once in this replica"},
     {"KURIR_HTTP_TIMEOUT_MS", INT(http_timeout_ms), "10000", 100, 600000,
@@ -284,6 +286,12 @@ int config_load(struct config *cfg, char *const *envp, char *errstr,
         snprintf(errstr, errstr_size,
                  "KURIR_LOG_LEVEL: \"%s\" is not debug, info, warn or error",
                  cfg->log_level_name);
+        return -1;
+    }
+    if (log_format_parse(&cfg->log_format, cfg->log_format_name) != 0) {
+        snprintf(errstr, errstr_size,
+                 "KURIR_LOG_FORMAT: \"%s\" is not text or json",
+                 cfg->log_format_name);
         return -1;
     }
     if (cfg->kafka_brokers[0] == '\0') {

@@ -38,6 +38,8 @@ struct config {
     char *topic_latest;       /* KURIR_TOPIC_LATEST */
     char *log_level_name;     /* KURIR_LOG_LEVEL */
     enum log_level log_level; /* parsed from log_level_name */
+    char *log_format_name;    /* KURIR_LOG_FORMAT */
+    enum log_format log_format; /* parsed from log_format_name */
     long max_in_flight;       /* KURIR_MAX_IN_FLIGHT: jobs at once */
     long http_timeout_ms;     /* KURIR_HTTP_TIMEOUT_MS */
     long http_max_conns;      /* KURIR_HTTP_MAX_CONNS: per provider host */

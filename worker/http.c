@@ -18,6 +18,7 @@ struct http {
     CURLSH *share; /* DNS cache shared by every handle */
     long timeout_ms;
     size_t in_flight;
+    double done_seconds;     /* the transfer being reported, see http.h */
     struct http_xfer *xfers; /* in flight, for http_free() */
 };
 
@@ -279,6 +280,9 @@ void http_perform(struct http *http)
             maybe_sent = pretransfer > 0;
             error = x->errbuf[0] ? x->errbuf : curl_easy_strerror(result);
         }
+        curl_off_t total_us = 0;
+        curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &total_us);
+        http->done_seconds = (double)total_us / 1e6;
         x->done(&resp, error, maybe_sent, x->opaque);
         http_xfer_free(x);
     }
@@ -287,4 +291,9 @@ void http_perform(struct http *http)
 size_t http_in_flight(const struct http *http)
 {
     return http->in_flight;
+}
+
+double http_done_seconds(const struct http *http)
+{
+    return http->done_seconds;
 }

@@ -61,6 +61,13 @@ void http_wait(struct http *http, struct http_waitfd *fds, unsigned nfds,
 /* Drives transfers and calls the callbacks of those that ended. */
 void http_perform(struct http *http);
 
+/* Called from a done callback: returns how long the transfer being
+ * reported took, in seconds, from its start (name lookup, connect) to its
+ * end (last byte, error or timeout); for
+ * kurir_provider_request_duration_seconds. Outside a callback it returns
+ * the last reported transfer's time. */
+double http_done_seconds(const struct http *http);
+
 /* Returns the number of requests in flight. */
 size_t http_in_flight(const struct http *http);
 

@@ -27,6 +27,7 @@ static void usage(FILE *f)
             "       kurir replay [--from-offset N] [--to-offset N] "
             "[--partition P]\n"
             "                    [--max N] [--id JOB] [--dry-run]\n"
+            "       kurir probe [URL]\n"
             "       kurir --help | --version\n"
             "\n"
             "run     consume jobs from Kafka until SIGTERM or SIGINT\n"
@@ -35,6 +36,9 @@ static void usage(FILE *f)
             "replay  send DLQ entries (KURIR_TOPIC_DLQ, to its end at start)\n"
             "        back to their kurir-source-topic with their original key\n"
             "        and headers; exit 1 when some could not be sent\n"
+            "probe   GET URL (default: /healthz on KURIR_HTTP_LISTEN's port at\n"
+            "        127.0.0.1); exit 0 on HTTP 200, else 1: a container\n"
+            "        HEALTHCHECK without curl in the image\n"
             "\n");
 }
 
@@ -62,6 +66,7 @@ static int cmd_run(void)
         return 2;
     }
     log_level = cfg.log_level;
+    log_format = cfg.log_format;
     log_info("kurir %s starting", KURIR_VERSION);
     config_log(&cfg);
 
@@ -172,6 +177,50 @@ out:
     return ret;
 }
 
+static size_t probe_discard(char *ptr, size_t size, size_t nmemb, void *opaque)
+{
+    (void)ptr;
+    (void)opaque;
+    return size * nmemb;
+}
+
+static int cmd_probe(int argc, char **argv)
+{
+    char url[256];
+
+    if (argc > 3) {
+        fprintf(stderr, "kurir: probe: one URL at most\n");
+        return 2;
+    }
+    if (argc == 3) {
+        snprintf(url, sizeof(url), "%s", argv[2]);
+    } else {
+        const char *listen = getenv("KURIR_HTTP_LISTEN");
+        const char *colon = listen != NULL ? strrchr(listen, ':') : NULL;
+        snprintf(url, sizeof(url), "http://127.0.0.1:%s/healthz",
+                 colon != NULL ? colon + 1 : "8080");
+    }
+    CURL *easy = curl_easy_init();
+    long status = 0;
+    if (easy == NULL)
+        return 1;
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 2000L);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, probe_discard);
+    CURLcode result = curl_easy_perform(easy);
+    if (result == CURLE_OK)
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(easy);
+    if (status != 200) {
+        fprintf(stderr, "kurir: probe %s: %s\n", url,
+                result != CURLE_OK ? curl_easy_strerror(result) : "not 200");
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -200,6 +249,8 @@ int main(int argc, char **argv)
         ret = cmd_encode(argc, argv);
     } else if (strcmp(argv[1], "replay") == 0) {
         ret = cmd_replay(argc - 1, argv + 1);
+    } else if (strcmp(argv[1], "probe") == 0) {
+        ret = cmd_probe(argc, argv);
     } else {
         fprintf(stderr, "kurir: unknown command %s\n", argv[1]);
         usage(stderr);

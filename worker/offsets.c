@@ -9,12 +9,16 @@
 
 #include <assert.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "worker/metrics.h"
 #include "worker/xalloc.h"
 
 struct offsets_entry {
     int64_t offset;
+    int64_t tracked_ms; /* monotonic, for the oldest unfinished age */
     bool done;
 };
 
@@ -65,6 +69,14 @@ static struct offsets_entry *part_at(struct offsets_part *p, size_t i)
     return &p->ring[(p->head + i) & (p->cap - 1)];
 }
 
+static int64_t offsets_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void offsets_track(struct offsets *o, const char *topic, int32_t partition,
                    int64_t offset)
 {
@@ -90,6 +102,7 @@ void offsets_track(struct offsets *o, const char *topic, int32_t partition,
     }
     struct offsets_entry *e = part_at(p, p->count++);
     e->offset = offset;
+    e->tracked_ms = offsets_now_ms();
     e->done = false;
     o->pending++;
 }
@@ -142,4 +155,22 @@ void offsets_forget(struct offsets *o, const char *topic, int32_t partition)
 size_t offsets_pending(const struct offsets *o)
 {
     return o->pending;
+}
+
+void offsets_read_metrics(const struct offsets *o, struct metrics *m)
+{
+    int64_t now = offsets_now_ms();
+    char part[16];
+
+    metrics_clear(m, M_KAFKA_OLDEST_AGE);
+    for (size_t i = 0; i < o->nparts; i++) {
+        struct offsets_part *p = &o->parts[i];
+        /* Done entries at the head are popped at once, so the head is the
+         * oldest unfinished offset. */
+        double age = p->count > 0
+                         ? (double)(now - part_at(p, 0)->tracked_ms) / 1000.0
+                         : 0.0;
+        snprintf(part, sizeof(part), "%d", (int)p->partition);
+        metrics_set(m, M_KAFKA_OLDEST_AGE, ML(p->topic, part), age);
+    }
 }

@@ -36,6 +36,14 @@ bool offsets_done(struct offsets *o, const char *topic, int32_t partition,
 /* Forgets a partition (on revocation). */
 void offsets_forget(struct offsets *o, const char *topic, int32_t partition);
 
+struct metrics;
+
+/* Sets kurir_kafka_oldest_unfinished_age_seconds{topic,partition} in m for
+ * every partition tracked: the seconds since its oldest unfinished offset
+ * was tracked, 0 when none is unfinished. Partitions forgotten since the
+ * last call disappear. Call on the loop thread before rendering. */
+void offsets_read_metrics(const struct offsets *o, struct metrics *m);
+
 /* Returns the number of offsets in progress over all partitions. */
 size_t offsets_pending(const struct offsets *o);
 

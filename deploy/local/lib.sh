@@ -44,7 +44,7 @@ stack_deps() {
         libjansson-dev libxml2-dev libhiredis-dev libcriterion-dev
         libmicrohttpd-dev redis-server kcat wrk shellcheck maven
         openjdk-17-jre-headless curl python3-jsonschema python3-confluent-kafka
-        redis-sentinel stunnel4 openssl "$@") # Sentinel and TLS-sidecar tests
+        prometheus redis-sentinel stunnel4 openssl "$@") # promtool; Sentinel and TLS-sidecar tests
     local missing=() p
     for p in "${want[@]}"; do
         if [ "$p" = openjdk-17-jre-headless ] && command -v java >/dev/null; then

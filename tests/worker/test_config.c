@@ -44,6 +44,7 @@ Test(config, bad_values_are_named)
 {
     static char *cases[][2] = {
         {"KURIR_LOG_LEVEL=loud", "KURIR_LOG_LEVEL"},
+        {"KURIR_LOG_FORMAT=xml", "KURIR_LOG_FORMAT"},
         {"KURIR_MAX_IN_FLIGHT=lots", "KURIR_MAX_IN_FLIGHT"},
         {"KURIR_MAX_IN_FLIGHT=0", "KURIR_MAX_IN_FLIGHT"},
         {"KURIR_REDIS_URL=http://x", "KURIR_REDIS_URL"},
