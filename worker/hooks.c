@@ -10,14 +10,22 @@
 #include "worker/outcome.h"
 #include "worker/xalloc.h"
 
+/* Answers a callback, counting the answer by class for /metrics. */
+static void hook_reply(struct worker *w, struct hook *h, int status,
+                       const char *body, const char *type)
+{
+    metrics_count(&w->metrics, M_WEBHOOK_REQUESTS,
+                  ML(metrics_http_class(status)), 1);
+    hook_answer(w->listener, h, status, body, type);
+}
+
 /* Finishes a callback once its events are in (or at once without any). */
 static void hook_finish(struct worker *w, struct hook *h)
 {
     if (h->failed)
-        hook_answer(w->listener, h, 503, "try again later\n", "text/plain");
+        hook_reply(w, h, 503, "try again later\n", "text/plain");
     else
-        hook_answer(w->listener, h, h->answer_status, h->answer_body,
-                    h->answer_type);
+        hook_reply(w, h, h->answer_status, h->answer_body, h->answer_type);
 }
 
 void hook_event_delivered(struct worker *w, struct hook *h,
@@ -161,18 +169,17 @@ static void hook_serve_one(struct worker *w, struct hook *h)
 
     w->stats.callbacks++;
     if (codec->callback == NULL) {
-        hook_answer(w->listener, h, 404, "no callbacks for this provider\n",
-                    "text/plain");
+        hook_reply(w, h, 404, "no callbacks for this provider\n", "text/plain");
         return;
     }
     if (codec->callback(&res, h->acct, h->kind, &h->in, errstr,
                         sizeof(errstr)) != 0) {
         log_warn("hooks: %s callback for %s: %s", codec->name, h->acct->name,
                  errstr);
-        hook_answer(w->listener, h, res.answer_status ? res.answer_status : 400,
-                    res.answer_body[0] ? res.answer_body : errstr,
-                    res.answer_content_type ? res.answer_content_type
-                                            : "text/plain");
+        hook_reply(w, h, res.answer_status ? res.answer_status : 400,
+                   res.answer_body[0] ? res.answer_body : errstr,
+                   res.answer_content_type ? res.answer_content_type
+                                           : "text/plain");
         callback_result_cleanup(&res);
         return;
     }

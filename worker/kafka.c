@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "worker/log.h"
+#include "worker/metrics.h"
 #include "worker/offsets.h"
 #include "worker/xalloc.h"
 
@@ -23,6 +24,7 @@ struct kafka {
     struct offsets *offsets;
     kafka_delivered_fn *delivered;
     void *opaque;
+    struct metrics *metrics; /* NULL until kafka_set_metrics */
     bool fatal;
     bool closed;
 };
@@ -39,6 +41,20 @@ static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
         log_msg(ll, "kafka: %s %s: %s", rd_kafka_name(rk), fac, buf);
 }
 
+/* librdkafka's statistics (statistics.interval.ms): consumer lag and
+ * broker errors for /metrics. Served on the loop thread. */
+static int kafka_stats_cb(rd_kafka_t *rk, char *json, size_t json_len,
+                          void *opaque)
+{
+    struct kafka *k = opaque;
+
+    (void)rk;
+    (void)json_len;
+    if (k->metrics != NULL)
+        metrics_read_rdkafka_stats(k->metrics, json);
+    return 0; /* librdkafka frees json */
+}
+
 /* Called from the thread serving the client's queue: the loop thread. */
 static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason,
                            void *opaque)
@@ -52,6 +68,9 @@ static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason,
         k->fatal = true;
         return;
     }
+    if (k->metrics != NULL)
+        metrics_count(k->metrics, M_KAFKA_ERRORS,
+                      ML(rd_kafka_err2name((rd_kafka_resp_err_t)err)), 1);
     /* Brokers going away and coming back is routine; librdkafka retries. */
     log_warn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err),
              reason);
@@ -146,6 +165,7 @@ static rd_kafka_conf_t *kafka_conf(struct kafka *k, const struct config *cfg,
                            cfg->kafka_props[i].value, errstr, errstr_size) != 0)
             goto fail;
     rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    rd_kafka_conf_set_stats_cb(conf, kafka_stats_cb);
     rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
     rd_kafka_conf_set_opaque(conf, k);
     return conf;
@@ -178,6 +198,8 @@ int kafka_new(struct kafka **out, const struct config *cfg,
         "range",
         "enable.partition.eof",
         "false",
+        "statistics.interval.ms",
+        "15000",
         /* A job topic created after start-up is seen within seconds. */
         "topic.metadata.refresh.interval.ms",
         "2000",
@@ -282,6 +304,16 @@ out:
         rd_kafka_conf_destroy(conf);
     kafka_free(k, 0);
     return ret;
+}
+
+void kafka_set_metrics(struct kafka *k, struct metrics *m)
+{
+    k->metrics = m;
+}
+
+void kafka_read_metrics(struct kafka *k, struct metrics *m)
+{
+    offsets_read_metrics(k->offsets, m);
 }
 
 int kafka_wake_fd(const struct kafka *k)

@@ -45,6 +45,15 @@ int kafka_new(struct kafka **out, const struct config *cfg,
               kafka_delivered_fn *delivered, void *opaque, char *errstr,
               size_t errstr_size);
 
+struct metrics;
+
+/* Gives the clients a metrics registry for their errors and statistics
+ * (librdkafka's, every 15 s: consumer lag per partition). */
+void kafka_set_metrics(struct kafka *k, struct metrics *m);
+
+/* Writes the age of each partition's oldest unfinished offset. */
+void kafka_read_metrics(struct kafka *k, struct metrics *m);
+
 /* Returns the read end of the wake-up pipe. */
 int kafka_wake_fd(const struct kafka *k);
 

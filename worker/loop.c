@@ -55,6 +55,7 @@ int worker_init(struct worker *w, const struct config *cfg, char *errstr,
 {
     memset(w, 0, sizeof(*w));
     w->cfg = cfg;
+    metrics_init(&w->metrics, KURIR_VERSION);
     if (accounts_load(&w->accounts, cfg->accounts_path, cfg->public_url, errstr,
                       errstr_size) != 0)
         goto fail;
@@ -83,6 +84,7 @@ int worker_init(struct worker *w, const struct config *cfg, char *errstr,
     if (kafka_new(&w->kafka, cfg, worker_delivered, w, errstr, errstr_size) !=
         0)
         goto fail;
+    kafka_set_metrics(w->kafka, &w->metrics);
     if (listener_start(&w->listener, cfg, w->accounts, worker_kafka_ready,
                        w->kafka, errstr, errstr_size) != 0)
         goto fail;
@@ -110,6 +112,7 @@ void worker_cleanup(struct worker *w)
     ratelimit_free(w->ratelimit);
     rconn_free(w->redis);
     accounts_free(w->accounts);
+    metrics_free(&w->metrics);
     memset(w, 0, sizeof(*w));
 }
 
@@ -122,8 +125,8 @@ static void worker_resume_due(struct worker *w)
     size_t budget = park_count(&w->parking);
 
     while (budget > 0) {
-        size_t n = park_take_due(&w->parking, now, due,
-                                 budget < 256 ? budget : 256);
+        size_t n =
+            park_take_due(&w->parking, now, due, budget < 256 ? budget : 256);
         if (n == 0)
             break;
         budget -= n;
@@ -160,6 +163,7 @@ static void worker_claim_due(struct worker *w)
         struct sched_entries due = {0};
         if (sched_claim(&due, w->sched, account, room, WORKER_LEASE_MS, errstr,
                         sizeof(errstr)) != 0) {
+            metrics_count(&w->metrics, M_REDIS_ERRORS, NULL, 1);
             if (w->redis_ok)
                 log_error("redis: claim: %s; not taking new work until it "
                           "is back",
@@ -191,39 +195,27 @@ static void worker_check_redis(struct worker *w)
 static void worker_publish(struct worker *w)
 {
     int64_t now = worker_now_ms();
-    char text[2048];
+    struct metrics *m = &w->metrics;
 
     if (now < w->next_publish_ms)
         return;
     w->next_publish_ms = now + 1000;
-    const struct worker_stats *s = &w->stats;
-    snprintf(text, sizeof(text),
-             "# TYPE kurir_jobs_total counter\n"
-             "kurir_jobs_total %llu\n"
-             "# TYPE kurir_dlq_total counter\n"
-             "kurir_dlq_total %llu\n"
-             "# TYPE kurir_provider_requests_total counter\n"
-             "kurir_provider_requests_total %llu\n"
-             "# TYPE kurir_submitted_total counter\n"
-             "kurir_submitted_total %llu\n"
-             "# TYPE kurir_failed_total counter\n"
-             "kurir_failed_total %llu\n"
-             "# TYPE kurir_events_total counter\n"
-             "kurir_events_total %llu\n"
-             "# TYPE kurir_callbacks_total counter\n"
-             "kurir_callbacks_total %llu\n"
-             "# TYPE kurir_tasks gauge\n"
-             "kurir_tasks %zu\n"
-             "# TYPE kurir_http_in_flight gauge\n"
-             "kurir_http_in_flight %zu\n"
-             "# TYPE kurir_redis_up gauge\n"
-             "kurir_redis_up %d\n",
-             (unsigned long long)s->jobs, (unsigned long long)s->dlq,
-             (unsigned long long)s->requests, (unsigned long long)s->submitted,
-             (unsigned long long)s->failed, (unsigned long long)s->events,
-             (unsigned long long)s->callbacks, w->tasks,
-             http_in_flight(w->http), w->redis_ok ? 1 : 0);
-    struct listener_state st = {.redis_ok = w->redis_ok, .metrics = text};
+    metrics_set(m, M_REDIS_UP, NULL, w->redis_ok && aredis_is_up(w->aredis));
+    metrics_set(m, M_UNITS_IN_FLIGHT, NULL, (double)w->tasks);
+    metrics_set(m, M_PROVIDER_IN_FLIGHT, NULL, (double)http_in_flight(w->http));
+    metrics_set(m, M_UNITS_PARKED, ML("timer"),
+                (double)park_count(&w->parking));
+    size_t tok = 0, slot = 0;
+    for (const struct task *t = w->tok_head; t != NULL; t = task_next_parked(t))
+        tok++;
+    for (const struct task *t = w->slot_head; t != NULL;
+         t = task_next_parked(t))
+        slot++;
+    metrics_set(m, M_UNITS_PARKED, ML("tokens"), (double)tok);
+    metrics_set(m, M_UNITS_PARKED, ML("connection"), (double)slot);
+    kafka_read_metrics(w->kafka, m);
+    struct listener_state st = {.redis_ok = w->redis_ok,
+                                .metrics = metrics_render(m)};
     listener_publish_state(w->listener, &st);
 }
 

@@ -21,25 +21,25 @@ extern char **environ;
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: kurir run\n"
-            "       kurir encode --account NAME [--accounts FILE] < job.json\n"
-            "       kurir replay [--from-offset N] [--to-offset N] "
-            "[--partition P]\n"
-            "                    [--max N] [--id JOB] [--dry-run]\n"
-            "       kurir probe [URL]\n"
-            "       kurir --help | --version\n"
-            "\n"
-            "run     consume jobs from Kafka until SIGTERM or SIGINT\n"
-            "encode  print the HTTP requests a job would produce, sending\n"
-            "        nothing (credentials masked); exit 2 on an invalid job\n"
-            "replay  send DLQ entries (KURIR_TOPIC_DLQ, to its end at start)\n"
-            "        back to their kurir-source-topic with their original key\n"
-            "        and headers; exit 1 when some could not be sent\n"
-            "probe   GET URL (default: /healthz on KURIR_HTTP_LISTEN's port at\n"
-            "        127.0.0.1); exit 0 on HTTP 200, else 1: a container\n"
-            "        HEALTHCHECK without curl in the image\n"
-            "\n");
+    fprintf(
+        f, "usage: kurir run\n"
+           "       kurir encode --account NAME [--accounts FILE] < job.json\n"
+           "       kurir replay [--from-offset N] [--to-offset N] "
+           "[--partition P]\n"
+           "                    [--max N] [--id JOB] [--dry-run]\n"
+           "       kurir probe [URL]\n"
+           "       kurir --help | --version\n"
+           "\n"
+           "run     consume jobs from Kafka until SIGTERM or SIGINT\n"
+           "encode  print the HTTP requests a job would produce, sending\n"
+           "        nothing (credentials masked); exit 2 on an invalid job\n"
+           "replay  send DLQ entries (KURIR_TOPIC_DLQ, to its end at start)\n"
+           "        back to their kurir-source-topic with their original key\n"
+           "        and headers; exit 1 when some could not be sent\n"
+           "probe   GET URL (default: /healthz on KURIR_HTTP_LISTEN's port at\n"
+           "        127.0.0.1); exit 0 on HTTP 200, else 1: a container\n"
+           "        HEALTHCHECK without curl in the image\n"
+           "\n");
 }
 
 static void xml_quiet(void *ctx, const char *msg, ...)

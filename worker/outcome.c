@@ -11,8 +11,8 @@
 #include "worker/xalloc.h"
 
 int outcome_publish(struct worker *w, void *owner, const char *job_id,
-                    const char *recipient, const char *value, size_t len,
-                    const char *echo, size_t *produced)
+                    const char *recipient, const char *state, const char *value,
+                    size_t len, const char *echo, size_t *produced)
 {
     char key[CODEC_ID_MAX * 2 + 32];
     char errstr[256];
@@ -26,6 +26,8 @@ int outcome_publish(struct worker *w, void *owner, const char *job_id,
     }
     (*produced)++;
     w->stats.events++;
+    if (state != NULL)
+        metrics_count(&w->metrics, M_STATUS_EVENTS, ML(state), 1);
     snprintf(key, sizeof(key), "%s/%s", job_id,
              recipient != NULL && recipient[0] != '\0' ? recipient : "-");
     if (kafka_produce(w->kafka, KAFKA_LATEST, key, strlen(key), value, len,
@@ -59,8 +61,8 @@ static void outcome_recorded(struct rbatch_req *req, const char *err)
         if (!emit || it->event == NULL)
             continue;
         const char *r = strcmp(it->recipient, "-") == 0 ? NULL : it->recipient;
-        if (outcome_publish(w, o->owner, o->job_id, r, it->event, it->event_len,
-                            echo, &o->produced) != 0)
+        if (outcome_publish(w, o->owner, o->job_id, r, it->state, it->event,
+                            it->event_len, echo, &o->produced) != 0)
             o->produce_failed = true;
     }
     free(req->update.headers_out);

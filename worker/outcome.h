@@ -63,11 +63,12 @@ struct outcome {
 /* Publishes one status event of job `job_id` (and its latest-state record,
  * keyed "<job>/<recipient>", "-" for the job itself) with the echo headers
  * `echo` (NULL: none); `owner` gets Kafka's acknowledgements. Adds the
- * events queued to *produced. Returns 0, or -1 when one could not be
+ * events queued to *produced; `state` (may be NULL) is counted in
+ * /metrics. Returns 0, or -1 when one could not be
  * queued (logged). */
 int outcome_publish(struct worker *w, void *owner, const char *job_id,
-                    const char *recipient, const char *value, size_t len,
-                    const char *echo, size_t *produced);
+                    const char *recipient, const char *state, const char *value,
+                    size_t len, const char *echo, size_t *produced);
 
 /* Starts recording (asynchronously; done is called once). */
 void outcome_record(struct worker *w, struct outcome *o);

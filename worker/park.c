@@ -77,8 +77,7 @@ int64_t park_next_wake(const struct parking *p)
     return p->nheap > 0 ? p->heap[0].wake_ms : INT64_MAX;
 }
 
-size_t park_take_due(struct parking *p, int64_t now_ms, void **out,
-                     size_t max)
+size_t park_take_due(struct parking *p, int64_t now_ms, void **out, size_t max)
 {
     size_t n = 0;
 

@@ -43,8 +43,7 @@ int64_t park_next_wake(const struct parking *p);
 /* Takes up to `max` items that are due at `now_ms`, ready ones first, into
  * out[]; returns how many. Items parked while the caller handles them wait
  * for the next call. */
-size_t park_take_due(struct parking *p, int64_t now_ms, void **out,
-                     size_t max);
+size_t park_take_due(struct parking *p, int64_t now_ms, void **out, size_t max);
 
 /* Takes any one parked item, due or not (shutdown), or returns NULL. */
 void *park_take_any(struct parking *p);

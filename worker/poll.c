@@ -282,6 +282,13 @@ static void poll_http_done(const struct http_response *resp, const char *error,
 
     (void)maybe_sent;
     w->polls_in_flight--;
+    metrics_count(
+        &w->metrics, M_PROVIDER_REQUESTS,
+        ML(p->acct->name, codec->name,
+           error != NULL ? "error" : metrics_http_class(resp->status)),
+        1);
+    metrics_observe(&w->metrics, M_PROVIDER_LATENCY, ML(p->acct->name),
+                    http_done_seconds(w->http));
     if (error != NULL) {
         log_warn("poll: %s %s: %s", p->acct->name,
                  call->op == OP_POLL_STATUS ? "status" : "replies", error);

@@ -116,6 +116,7 @@ struct task {
     int pending_events;           /* produced, not yet acknowledged */
     bool ended;                   /* no more events will be produced */
     bool abandoned;               /* leave the source unacknowledged */
+    bool rejected;                /* went to the DLQ */
     struct task *next_parked;
     struct task *prev, *next; /* w->all: every live task */
 };
@@ -160,6 +161,7 @@ static void task_free(struct task *t)
 static void task_redis_down(struct task *t, const char *what,
                             const char *errstr)
 {
+    metrics_count(&t->w->metrics, M_REDIS_ERRORS, NULL, 1);
     if (t->w->redis_ok)
         log_error("redis: %s: %s; not taking new work until it is back", what,
                   errstr);
@@ -171,6 +173,13 @@ static void task_release(struct task *t)
     char errstr[256];
     bool held;
 
+    metrics_count(
+        &t->w->metrics, M_JOBS_CONSUMED,
+        ML(t->rkm != NULL ? rd_kafka_topic_name(t->rkm->rkt) : "redis",
+           t->abandoned  ? "abandoned"
+           : t->rejected ? "rejected"
+                         : "done"),
+        1);
     if (!t->abandoned && t->rkm != NULL)
         kafka_done(t->w->kafka, rd_kafka_topic_name(t->rkm->rkt),
                    t->rkm->partition, t->rkm->offset);
@@ -370,8 +379,8 @@ static void task_status(struct task *t, const char *job_id,
     char *value = task_status_json(t, job_id, recipient, state, NULL, NULL,
                                    error_code, error_message, &len);
 
-    if (outcome_publish(t->w, t, job_id, recipient, value, len, t->echo,
-                        &produced) != 0)
+    if (outcome_publish(t->w, t, job_id, recipient, sms_state_name(state),
+                        value, len, t->echo, &produced) != 0)
         t->abandoned = true; /* the source comes back */
     t->pending_events += (int)produced;
     free(value);
@@ -504,6 +513,7 @@ static void task_reject(struct task *t, const char *id, const char *error)
     if (len > 0)
         memcpy(copy, rkm->payload, len);
     task_produce(t, KAFKA_DLQ, rkm->key, rkm->key_len, copy, len, hdrs);
+    t->rejected = true;
     t->w->stats.dlq++;
     if (id[0] != '\0')
         task_status(t, id, NULL, STATE_REJECTED, "invalid_job", error);
@@ -525,6 +535,11 @@ static void task_park(struct task *t, int64_t wait_ms)
 void task_resume(struct task *t)
 {
     task_next(t);
+}
+
+const struct task *task_next_parked(const struct task *t)
+{
+    return t->next_parked;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1048,6 +1063,14 @@ static void task_http_done(const struct http_response *resp, const char *error,
     t->in_call = false;
     /* The place was for the marked and unanswered: give it to the next. */
     task_give_slot(t);
+    struct metrics *m = &t->w->metrics;
+    metrics_count(
+        m, M_PROVIDER_REQUESTS,
+        ML(t->acct->name, t->acct->codec->name,
+           error != NULL ? "error" : metrics_http_class(resp->status)),
+        1);
+    metrics_observe(m, M_PROVIDER_LATENCY, ML(t->acct->name),
+                    http_done_seconds(t->w->http));
     log_debug("task: job %s call %zu answered HTTP %ld", t->job->id,
               t->next_call, resp->status);
     bool sends = task_sends(t->job);
@@ -1203,6 +1226,8 @@ static void task_tokens(struct task *t)
             return;
         }
         if (step == RL_WAIT) {
+            metrics_count(&t->w->metrics, M_RATELIMIT_WAITS, ML(job->account),
+                          1);
             task_park(t, wait_ms);
             return;
         }
@@ -1235,6 +1260,8 @@ static void task_tokens(struct task *t)
             return;
         }
         t->charge_left -= take;
+        metrics_count(&t->w->metrics, M_RATELIMIT_TOKENS, ML(job->account),
+                      (double)take);
     }
     t->stage = STAGE_MARK;
     task_next(t);

@@ -30,6 +30,9 @@ void task_start_entry(struct worker *w, const char *account,
 /* Resumes a parked task whose wake time has come. */
 void task_resume(struct task *t);
 
+/* The next task in the same waiting queue (tokens or connections), for
+ * counting them. */
+const struct task *task_next_parked(const struct task *t);
 
 /* Kafka acknowledged (or refused for good) one event of this task. */
 void task_event_delivered(struct task *t, rd_kafka_resp_err_t err);

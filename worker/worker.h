@@ -17,6 +17,7 @@
 #include "worker/http.h"
 #include "worker/kafka.h"
 #include "worker/listener.h"
+#include "worker/metrics.h"
 #include "worker/park.h"
 #include "ratelimit/aredis.h"
 #include "ratelimit/marker.h"
@@ -70,6 +71,7 @@ struct worker {
     size_t calls_active;   /* tasks marked and calling */
     bool closing;          /* clients going away: ignore callbacks */
     struct worker_stats stats;
+    struct metrics metrics; /* /metrics (worker/metrics.h) */
 };
 
 /* Set by the signal handler; the loop stops consuming when it is non-zero. */

@@ -13,6 +13,7 @@
 #include <criterion/new/assert.h>
 
 #include "tests/support/kafka.h"
+#include "tests/support/metrics.h"
 #include "tests/support/support.h"
 #include "tests/worker/stack.h"
 static struct stack e;
@@ -372,7 +373,7 @@ Test(e2e, health_metrics_and_callback_tokens)
     int ret = support_http(&r, "GET", url, NULL, NULL, 0);
     cr_assert(eq(int, ret, 0));
     cr_assert(eq(long, r.status, 200L));
-    cr_assert(ne(ptr, strstr(r.body, "kurir_jobs_total "), NULL), "%s", r.body);
+    cr_assert(ne(ptr, strstr(r.body, "kurir_build_info{"), NULL), "%s", r.body);
     support_http_cleanup(&r);
 
     /* A forged callback without the account's token is refused. */
@@ -561,4 +562,65 @@ Test(e2e, trace_headers_echo_and_latest_state)
     }
     json_decref(last);
     tk_reader_close(&latest);
+}
+
+/* After a run, /metrics moved by the right amounts: three jobs consumed
+ * and done, three submitted events, three provider requests answered 2xx;
+ * and every line is valid for promtool. */
+Test(e2e, metrics_move_by_the_jobs_run)
+{
+    struct tk_reader status;
+    char labels[256];
+
+    char *before = support_metrics_scrape(e.kurir_port);
+    tk_reader_open(&status, e.brokers, e.topic_status);
+    for (int i = 1; i <= 3; i++) {
+        char id[32], job[256];
+        snprintf(id, sizeof(id), "metric-%d", i);
+        snprintf(job, sizeof(job),
+                 "{\"id\": \"%s\", \"account\": \"shop\", \"to\": "
+                 "[\"4670123456%d\"], \"text\": \"counted\"}",
+                 id, i);
+        stack_produce(&e, e.topic_send, id, job);
+    }
+    for (int i = 1; i <= 3; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "metric-%d", i);
+        json_t *ev = wait_state(&status, id, "submitted", 90000);
+        cr_assert(ne(ptr, ev, NULL), "no submitted event for %s", id);
+        json_decref(ev);
+    }
+    tk_reader_close(&status);
+
+    snprintf(labels, sizeof(labels), "topic=\"%s\",outcome=\"done\"",
+             e.topic_send);
+    double jobs = 0, submitted = 0, requests = 0;
+    char *after = NULL;
+    /* Wait for the next publish that has all three. */
+    int64_t deadline = support_now_ms() + 10000;
+    do {
+        free(after);
+        after = support_metrics_scrape(e.kurir_port);
+        jobs = support_metric(after, "kurir_jobs_consumed_total", labels) -
+               support_metric(before, "kurir_jobs_consumed_total", labels);
+        submitted = support_metric(after, "kurir_status_events_total",
+                                   "state=\"submitted\"") -
+                    support_metric(before, "kurir_status_events_total",
+                                   "state=\"submitted\"");
+        requests = support_metric(after, "kurir_provider_requests_total",
+                                  "account=\"shop\",provider=\"jojka\","
+                                  "result=\"2xx\"") -
+                   support_metric(before, "kurir_provider_requests_total",
+                                  "account=\"shop\",provider=\"jojka\","
+                                  "result=\"2xx\"");
+    } while ((jobs < 3 || submitted < 3 || requests < 3) &&
+             support_now_ms() < deadline);
+    cr_assert(eq(dbl, jobs, 3.0), "jobs consumed moved by %g", jobs);
+    cr_assert(eq(dbl, submitted, 3.0), "submitted events moved by %g",
+              submitted);
+    cr_assert(ge(dbl, requests, 3.0), "provider requests moved by %g",
+              requests);
+    support_metrics_promtool(after);
+    free(before);
+    free(after);
 }
