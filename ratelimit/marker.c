@@ -12,20 +12,20 @@
 
 /* Batched over jobs of one account (one hash slot). KEYS: per job its
  * markers, cxjob, cxcamp (cxjob again when there is no campaign) and its
- * echo headers. ARGV: stale_ms, ttl_ms, owner, then per job: n, headers
- * ("" for none; stored for later events of the job), recipients... Returns per
+ * echo headers. ARGV: stale_ms, ttl_ms, then per job: n, headers ("" for
+ * none; stored for later events of the job), owner, recipients... Returns per
  * recipient {code, outcome} with the codes of enum marker_begin_result. A
  * marker is "i<ms>/<owner>" in flight, "d<outcome>" done; a fresh marker of
- * the same non-empty owner counts as new, so an owner that lost a reply can
- * begin again without finding itself busy. */
+ * the same non-empty owner (one unit of one replica) counts as new, so an
+ * owner that lost a reply can begin again without finding itself busy,
+ * while any other owner, even in the same replica, finds it busy. */
 static struct rconn_script begin_script = {
     .src = "local t = redis.call('TIME')\n"
            "local now = tonumber(t[1]) * 1000 + "
            "math.floor(tonumber(t[2]) / 1000)\n"
-           "local stale, ttl, owner = tonumber(ARGV[1]), ARGV[2], ARGV[3]\n"
-           "local mark = 'i' .. now .. '/' .. owner\n"
+           "local stale, ttl = tonumber(ARGV[1]), ARGV[2]\n"
            "local out = {}\n"
-           "local a = 4\n"
+           "local a = 3\n"
            "for j = 1, #KEYS, 4 do\n"
            "  local mk = KEYS[j]\n"
            "  local cx = redis.call('EXISTS', KEYS[j + 1]) == 1 or\n"
@@ -35,8 +35,10 @@ static struct rconn_script begin_script = {
            "  if ARGV[a + 1] ~= '' then\n"
            "    redis.call('SET', KEYS[j + 3], ARGV[a + 1], 'PX', ttl)\n"
            "  end\n"
+           "  local owner = ARGV[a + 2]\n"
+           "  local mark = 'i' .. now .. '/' .. owner\n"
            "  local wrote = false\n"
-           "  for i = a + 2, a + n + 1 do\n"
+           "  for i = a + 3, a + n + 2 do\n"
            "    local v = redis.call('HGET', mk, ARGV[i])\n"
            "    local code, outcome = 0, ''\n"
            "    local ms, who\n"
@@ -59,7 +61,7 @@ static struct rconn_script begin_script = {
            "    out[#out + 1] = outcome\n"
            "  end\n"
            "  if wrote then redis.call('PEXPIRE', mk, ttl) end\n"
-           "  a = a + n + 2\n"
+           "  a = a + n + 3\n"
            "end\n"
            "return out\n",
 };
@@ -167,8 +169,8 @@ int marker_state_rank(const char *state)
 
 int marker_begin_build(struct rargv *out, const char *prefix,
                        const char *account, const struct marker_begin_job *jobs,
-                       size_t njobs, int64_t stale_ms, const char *owner,
-                       char *errstr, size_t errstr_size)
+                       size_t njobs, int64_t stale_ms, char *errstr,
+                       size_t errstr_size)
 {
     char key[RCONN_KEY_MAX];
 
@@ -194,10 +196,10 @@ int marker_begin_build(struct rargv *out, const char *prefix,
     }
     rargv_addi(out, stale_ms);
     rargv_addi(out, MARKER_TTL_MS);
-    rargv_adds(out, owner != NULL ? owner : "");
     for (size_t j = 0; j < njobs; j++) {
         rargv_addi(out, (int64_t)jobs[j].n);
         rargv_adds(out, jobs[j].headers != NULL ? jobs[j].headers : "");
+        rargv_adds(out, jobs[j].owner != NULL ? jobs[j].owner : "");
         for (size_t i = 0; i < jobs[j].n; i++)
             rargv_adds(out, jobs[j].items[i].recipient);
     }
@@ -253,7 +255,7 @@ int marker_begin(struct marker *m, const char *account, const char *job_id,
                  const char *campaign_id, struct marker_begin_item *items,
                  size_t n, int64_t stale_ms, char *errstr, size_t errstr_size)
 {
-    struct marker_begin_job job = {job_id, campaign_id, items, n, NULL};
+    struct marker_begin_job job = {job_id, campaign_id, items, n, NULL, NULL};
     struct rargv args = {0};
     redisReply *reply = NULL;
     int ret = -1;
@@ -263,7 +265,7 @@ int marker_begin(struct marker *m, const char *account, const char *job_id,
     if (n == 0)
         return 0;
     if (marker_begin_build(&args, rconn_prefix(m->rc), account, &job, 1,
-                           stale_ms, "", errstr, errstr_size) != 0)
+                           stale_ms, errstr, errstr_size) != 0)
         return -1;
     /* Not repeated on a lost reply: without an owner the repeat would find
      * its own marks and answer MARKER_BUSY. The caller retries later. */

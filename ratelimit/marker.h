@@ -128,6 +128,8 @@ struct marker_begin_job {
     size_t n;
     const char *headers; /* NULL, or the job's echo headers to keep for the
                             events that come later (callbacks, polls) */
+    const char *owner;   /* who marks: one unit of one replica; NULL or ""
+                            for nobody in particular */
 };
 
 /* One job's part of a batched marker_update. */
@@ -143,15 +145,15 @@ struct marker_update_job {
 struct rconn_script *marker_begin_script(void);
 struct rconn_script *marker_update_script(void);
 
-/* Appends the arguments of a begin over `njobs` jobs to *out. `owner`
- * names who marks (a replica and unit, "" for nobody in particular): a
- * fresh in-flight marker of the same non-empty owner counts as MARKER_NEW,
- * so an owner whose reply was lost may begin again. Returns 0, or -1 with
- * errstr set (a key too long) and *out emptied. */
+/* Appends the arguments of a begin over `njobs` jobs to *out. Each job's
+ * `owner` names who marks (a unit of a replica): a fresh in-flight marker
+ * of the same non-empty owner counts as MARKER_NEW, so an owner whose reply
+ * was lost may begin again; any other owner finds it MARKER_BUSY. Returns
+ * 0, or -1 with errstr set (a key too long) and *out emptied. */
 int marker_begin_build(struct rargv *out, const char *prefix,
                        const char *account, const struct marker_begin_job *jobs,
-                       size_t njobs, int64_t stale_ms, const char *owner,
-                       char *errstr, size_t errstr_size);
+                       size_t njobs, int64_t stale_ms, char *errstr,
+                       size_t errstr_size);
 
 /* Reads a begin reply into the jobs' items (free outcomes with
  * marker_begin_cleanup). Returns 0, or -1 with errstr set. */

@@ -20,7 +20,13 @@ struct http {
     size_t in_flight;
     double done_seconds;     /* the transfer being reported, see http.h */
     struct http_xfer *xfers; /* in flight, for http_free() */
+    CURL **idle;             /* easy handles kept for the next requests */
+    size_t nidle, idle_cap;
 };
+
+/* Easy handles kept between requests: creating one per request costs
+ * allocations (and its caches) on every message. */
+#define HTTP_IDLE_MAX 256
 
 /* One transfer; owns everything curl needs to outlive http_submit(). */
 struct http_xfer {
@@ -62,9 +68,33 @@ struct http *http_new(const struct config *cfg, char *errstr,
     return http;
 }
 
-static void http_xfer_free(struct http_xfer *x)
+/* Keeps an easy handle for the next request, or frees it. */
+static void http_put_easy(struct http *http, CURL *easy)
 {
-    curl_easy_cleanup(x->easy);
+    if (http == NULL || http->nidle >= HTTP_IDLE_MAX) {
+        curl_easy_cleanup(easy);
+        return;
+    }
+    if (http->nidle == http->idle_cap) {
+        http->idle_cap = http->idle_cap ? http->idle_cap * 2 : 16;
+        http->idle = xrealloc(http->idle, http->idle_cap * sizeof(*http->idle));
+    }
+    http->idle[http->nidle++] = easy;
+}
+
+/* An easy handle as new: a kept one reset, or a fresh one. */
+static CURL *http_get_easy(struct http *http)
+{
+    if (http->nidle == 0)
+        return curl_easy_init();
+    CURL *easy = http->idle[--http->nidle];
+    curl_easy_reset(easy);
+    return easy;
+}
+
+static void http_xfer_free(struct http *http, struct http_xfer *x)
+{
+    http_put_easy(http, x->easy);
     curl_slist_free_all(x->headers);
     free(x->body);
     free(x->resp);
@@ -79,8 +109,11 @@ void http_free(struct http *http)
         struct http_xfer *x = http->xfers;
         http->xfers = x->next;
         curl_multi_remove_handle(http->multi, x->easy);
-        http_xfer_free(x);
+        http_xfer_free(NULL, x);
     }
+    while (http->nidle > 0)
+        curl_easy_cleanup(http->idle[--http->nidle]);
+    free(http->idle);
     if (http->multi != NULL)
         curl_multi_cleanup(http->multi);
     if (http->share != NULL)
@@ -141,7 +174,7 @@ int http_submit(struct http *http, const struct http_request *req,
 {
     struct http_xfer *x = xcalloc(1, sizeof(*x));
 
-    x->easy = curl_easy_init();
+    x->easy = http_get_easy(http);
     if (x->easy == NULL) {
         snprintf(errstr, errstr_size, "curl: cannot create easy handle");
         free(x);
@@ -194,7 +227,7 @@ int http_submit(struct http *http, const struct http_request *req,
     CURLMcode mresult = curl_multi_add_handle(http->multi, easy);
     if (mresult != CURLM_OK) {
         snprintf(errstr, errstr_size, "curl: %s", curl_multi_strerror(mresult));
-        http_xfer_free(x);
+        http_xfer_free(http, x);
         return -1;
     }
     http->in_flight++;
@@ -284,7 +317,7 @@ void http_perform(struct http *http)
         curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &total_us);
         http->done_seconds = (double)total_us / 1e6;
         x->done(&resp, error, maybe_sent, x->opaque);
-        http_xfer_free(x);
+        http_xfer_free(http, x);
     }
 }
 

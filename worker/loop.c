@@ -69,7 +69,10 @@ int worker_init(struct worker *w, const struct config *cfg, char *errstr,
         marker_new(&w->marker, w->redis, errstr, errstr_size) != 0 ||
         sched_new(&w->sched, w->redis, errstr, errstr_size) != 0)
         goto fail;
-    if (aredis_new(&w->aredis, &ropts, errstr, errstr_size) != 0)
+    /* The hot path's connection comes back within a second of Redis. */
+    struct rconn_opts aopts = ropts;
+    aopts.backoff_max_ms = 1000;
+    if (aredis_new(&w->aredis, &aopts, errstr, errstr_size) != 0)
         goto fail;
     /* Marks name their owner: host, process and a start time, so a
      * restarted process with the same pid is another owner. */

@@ -84,7 +84,7 @@ static void rbatch_send(struct worker *w, struct rbatch_req **reqs, size_t n)
             jobs[i] = reqs[i]->begin;
         r = marker_begin_build(&args, aredis_prefix(w->aredis),
                                reqs[0]->account, jobs, n, w->cfg->mark_stale_ms,
-                               w->owner, errstr, sizeof(errstr));
+                               errstr, sizeof(errstr));
         free(jobs);
     } else {
         struct marker_update_job *jobs = xcalloc(n, sizeof(*jobs));

@@ -62,6 +62,8 @@
 /* The most of a rejected job's bytes its DLQ copy keeps (the producer's
  * message.max.bytes is 1,000,000 by default). */
 #define TASK_DLQ_MAX (512 * 1024)
+/* How many emptied call lists are kept for reuse (worker.h). */
+#define TASK_CALLS_KEEP WORKER_CALLS_KEEP
 /* How long a task waits for a recipient in flight at another replica. */
 #define TASK_BUSY_RETRY_MS 1000
 /* The recipient name of a job-level marker (jobs without recipients). */
@@ -106,9 +108,15 @@ struct task {
     struct marker_begin_item *marks; /* STAGE_MARK: the reply's items */
     size_t nmarks;
     struct rbatch_req mark_req;
-    bool waiting;       /* a Redis reply is due to this task */
-    char *echo;         /* the job's echo headers (worker/echo.h), or NULL */
-    bool pending_retry; /* STAGE_RECORD: the retry is to store */
+    bool waiting;        /* a Redis reply is due to this task */
+    char *echo;          /* the job's echo headers (worker/echo.h), or NULL */
+    char mark_owner[96]; /* this unit's name on its marks: replica, task */
+    struct {
+        char *pid;             /* owned */
+        const char *recipient; /* job->to[i] */
+    } * track;                 /* to put on the poll set once recorded */
+    size_t ntrack;
+    bool pending_retry;           /* STAGE_RECORD: the retry is to store */
     struct call_result retry_res; /* ... for this answer */
     int64_t charge_left;          /* tokens still to take (STAGE_TOKENS) */
     bool has_slot;                /* counted in w->calls_active */
@@ -140,9 +148,15 @@ static void task_free(struct task *t)
         w->all = t->next;
     if (t->next != NULL)
         t->next->prev = t->prev;
-    if (t->calls != NULL)
+    if (t->calls != NULL) {
         codec_calls_cleanup(t->calls);
-    free(t->calls);
+        /* Kept for the next unit: the list is large (CODEC_MAX_CALLS
+         * requests) and every message needs one. */
+        if (w->ncalls_free < TASK_CALLS_KEEP)
+            w->calls_free[w->ncalls_free++] = t->calls;
+        else
+            free(t->calls);
+    }
     outcome_cleanup(&t->rec);
     call_result_cleanup(&t->retry_res);
     marker_begin_cleanup(t->marks, t->nmarks);
@@ -154,6 +168,9 @@ static void task_free(struct task *t)
     free(t->entry.token);
     free(t->entry.payload);
     free(t->echo);
+    for (size_t i = 0; i < t->ntrack; i++)
+        free(t->track[i].pid);
+    free(t->track);
     free(t);
     w->tasks--;
 }
@@ -196,6 +213,8 @@ void task_free_all(struct worker *w)
 {
     while (w->all != NULL)
         task_free(w->all);
+    while (w->ncalls_free > 0)
+        free(w->calls_free[--w->ncalls_free]);
     park_cleanup(&w->parking);
 }
 
@@ -398,6 +417,7 @@ struct task_outcome {
 };
 
 static void task_record_send(struct task *t);
+static void task_track_now(struct task *t);
 
 static void task_recorded(struct outcome *o, const char *err)
 {
@@ -417,6 +437,7 @@ static void task_recorded(struct outcome *o, const char *err)
     t->pending_events += (int)o->produced;
     if (o->produce_failed)
         t->abandoned = true;
+    task_track_now(t);
     outcome_cleanup(&t->rec);
     switch (t->after) {
     case AFTER_END:
@@ -710,7 +731,7 @@ static void task_mark(struct task *t)
         .is_begin = true,
         .account = job->account,
         .begin = {job->id, job->type == JOB_CAMPAIGN ? job->id : NULL, t->marks,
-                  n, t->echo},
+                  n, t->echo, t->mark_owner},
         .fn = task_marked,
         .owner = t,
     };
@@ -932,6 +953,32 @@ static void task_tracked(const redisReply *reply, const char *err,
     task_event_delivered(t, RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
+/* Remembers a submitted message to put on the poll set once its outcome
+ * is recorded: a poll that came first could report `delivered` before
+ * `submitted` is recorded, and the record would then say nothing. */
+static void task_track_later(struct task *t, const char *pid,
+                             const char *recipient)
+{
+    t->track = xrealloc(t->track, (t->ntrack + 1) * sizeof(*t->track));
+    t->track[t->ntrack].pid = xstrdup(pid);
+    t->track[t->ntrack].recipient = recipient;
+    t->ntrack++;
+}
+
+/* Puts the remembered messages on the poll set; the task waits for each. */
+static void task_track_now(struct task *t)
+{
+    for (size_t i = 0; i < t->ntrack; i++) {
+        if (poll_track(t->w, t->acct, t->track[i].pid, t->job->id,
+                       t->track[i].recipient, task_tracked, t) == 0)
+            t->pending_events++;
+        free(t->track[i].pid);
+    }
+    free(t->track);
+    t->track = NULL;
+    t->ntrack = 0;
+}
+
 /* Records what a call's result means and decides what comes next. */
 static void task_result(struct task *t, const struct codec_call *call,
                         struct call_result *res)
@@ -979,9 +1026,8 @@ static void task_result(struct task *t, const struct codec_call *call,
                  * final (a campaign's id is not a message id: its parts
                  * are not polled). */
                 if (poll_wanted(t->acct->codec) && call->op == OP_SEND &&
-                    poll_track(t->w, t->acct, o->provider_id, job->id,
-                               o->recipient, task_tracked, t) == 0)
-                    t->pending_events++; /* the task waits for it too */
+                    o->provider_id != NULL && o->provider_id[0] != '\0')
+                    task_track_later(t, o->provider_id, o->recipient);
             }
         }
         task_record(t, outs, call->count, AFTER_END);
@@ -1119,7 +1165,8 @@ static int task_encode(struct task *t)
     /* Allocated only now: a task waiting for tokens or a mark stays small
      * (the list holds CODEC_MAX_CALLS requests). */
     if (t->calls == NULL)
-        t->calls = xcalloc(1, sizeof(*t->calls));
+        t->calls = t->w->ncalls_free > 0 ? t->w->calls_free[--t->w->ncalls_free]
+                                         : xcalloc(1, sizeof(*t->calls));
     codec_calls_cleanup(t->calls);
     t->next_call = 0;
     struct plan_unit u = {0, plan_is_bulk(job) ? job->nto : 0};
@@ -1149,13 +1196,15 @@ struct task_ask {
     char account[128];
 };
 
-/* Wakes every task waiting for an ask's answer: each takes again. */
-static void task_wake_token_waiters(struct worker *w)
+/* Wakes every task waiting for an ask's answer: each takes again, at
+ * once, or after `wait_ms` when the ask failed (no spinning on a Redis
+ * that is away). */
+static void task_wake_token_waiters(struct worker *w, int64_t wait_ms)
 {
     while (w->tok_head != NULL) {
         struct task *t = w->tok_head;
         w->tok_head = t->next_parked;
-        task_park(t, 0);
+        task_park(t, wait_ms);
     }
 }
 
@@ -1167,6 +1216,7 @@ static void task_asked(const redisReply *reply, const char *err, void *privdata)
 
     a->b.account = a->account;
     if (!w->closing) {
+        int64_t wait = 0;
         if (ratelimit_ask_done(w->ratelimit, &a->ask, &a->b,
                                err != NULL ? NULL : reply, errstr,
                                sizeof(errstr)) != 0) {
@@ -1175,8 +1225,10 @@ static void task_asked(const redisReply *reply, const char *err, void *privdata)
                           "it is back",
                           err != NULL ? err : errstr);
             w->redis_ok = false;
+            metrics_count(&w->metrics, M_REDIS_ERRORS, NULL, 1);
+            wait = TASK_REDIS_RETRY_MS;
         }
-        task_wake_token_waiters(w);
+        task_wake_token_waiters(w, wait);
     }
     free(a);
 }
@@ -1401,6 +1453,10 @@ static struct task *task_new(struct worker *w)
 
     t->owner = OWNER_TASK;
     t->w = w;
+    /* Another task of the same job (a redelivery while this one waits)
+     * is another owner: it finds these marks busy, never new. */
+    snprintf(t->mark_owner, sizeof(t->mark_owner), "%s/%llu", w->owner,
+             (unsigned long long)++w->task_seq);
     t->attempt = 1;
     t->next = w->all;
     if (t->next != NULL)

@@ -27,6 +27,9 @@
 
 struct task;
 struct pollreq;
+
+/* Emptied call lists kept for reuse. */
+#define WORKER_CALLS_KEEP 128
 struct rbatch_req;
 
 /* Counters for /metrics and the shutdown summary. */
@@ -52,6 +55,7 @@ struct worker {
     struct rconn *redis;        /* owned: blocking Redis, for rare work */
     struct aredis *aredis;      /* owned: asynchronous Redis, hot path */
     char owner[64];             /* this replica's name on its marks */
+    uint64_t task_seq;          /* tasks started, naming their marks */
     struct rbatch_req *rb_head; /* Redis work queued this turn */
     struct rbatch_req *rb_tail;
     struct ratelimit *ratelimit; /* owned: token buckets */
@@ -68,8 +72,10 @@ struct worker {
     struct task *slot_head; /* tasks waiting for a connection place */
     struct task *slot_tail;
     struct task *tok_head; /* tasks waiting for a rate-limit ask */
-    size_t calls_active;   /* tasks marked and calling */
-    bool closing;          /* clients going away: ignore callbacks */
+    struct codec_calls *calls_free[WORKER_CALLS_KEEP]; /* emptied lists */
+    size_t ncalls_free;
+    size_t calls_active; /* tasks marked and calling */
+    bool closing;        /* clients going away: ignore callbacks */
     struct worker_stats stats;
     struct metrics metrics; /* /metrics (worker/metrics.h) */
 };
