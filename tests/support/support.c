@@ -57,17 +57,30 @@ const char *support_env(const char *name)
 
 int support_free_port(void)
 {
-    struct sockaddr_in addr = {.sin_family = AF_INET};
-    socklen_t len = sizeof(addr);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    cr_assert(fd >= 0, "socket: %s", strerror(errno));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int r = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
-    cr_assert(r == 0, "bind: %s", strerror(errno));
-    getsockname(fd, (struct sockaddr *)&addr, &len);
-    close(fd);
-    return ntohs(addr.sin_port);
+    /* Below Linux's ephemeral range (32768-60999): a port the kernel hands
+     * out there can be taken by any outgoing connection (kurir's, Kafka's)
+     * before the server that was to listen on it binds it. Ports are drawn
+     * at random and checked bindable; two tests drawing the same port at
+     * the same moment are the remaining (rare) race. */
+    static bool seeded;
+    if (!seeded) {
+        srand((unsigned)getpid() ^ (unsigned)support_now_ms());
+        seeded = true;
+    }
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        int port = 20000 + rand() % 12000;
+        struct sockaddr_in addr = {.sin_family = AF_INET,
+                                   .sin_port = htons((uint16_t)port)};
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert(fd >= 0, "socket: %s", strerror(errno));
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int r = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
+        close(fd);
+        if (r == 0)
+            return port;
+    }
+    cr_assert(false, "no free port below the ephemeral range");
+    return -1;
 }
 
 int64_t support_now_ms(void)
