@@ -75,7 +75,7 @@ static const struct config_entry entries[] = {
      "debug, info, warn or error"},
     {"KURIR_LOG_FORMAT", STR(log_format_name), "text", 0, 0,
      "text, or json: one object per line for log collectors"},
-    {"KURIR_MAX_IN_FLIGHT", INT(max_in_flight), "4096", 1, 100000,
+    {"KURIR_MAX_IN_FLIGHT", INT(max_in_flight), "1024", 1, 100000,
      "jobs in progress at once in this replica"},
     {"KURIR_HTTP_TIMEOUT_MS", INT(http_timeout_ms), "10000", 100, 600000,
      "provider request timeout"},
