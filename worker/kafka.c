@@ -203,8 +203,10 @@ int kafka_new(struct kafka **out, const struct config *cfg,
         /* A job topic created after start-up is seen within seconds. */
         "topic.metadata.refresh.interval.ms",
         "2000",
+        /* The consumer's prefetch: 16 MiB keeps a replica's memory small
+         * and is still seconds of work at full speed. */
         "queued.max.messages.kbytes",
-        "65536",
+        "16384",
         "client.id",
         "kurir",
         NULL,
