@@ -1,9 +1,10 @@
-/* worker/task.h - one job, from Kafka poll to stored offset.
+/* worker/task.h - one unit of work, from its source (a Kafka message of a
+ * job or part topic, or a Redis entry) to its acknowledged end.
  *
- * Lifecycle of a task:
+ * Lifecycle of a task (worker/task.c has the stages):
  *
- *   consumed -> parsed and checked -> [parked: rate limit or retry wait]
- *            -> calling the provider (one call at a time) -> events produced
+ *   consumed -> parsed and checked -> [scheduled in Redis | fanned out as
+ *            parts | tokens -> marks -> the unit's call -> outcome recorded]
  *            -> ended: every event acknowledged by Kafka -> offset stored.
  *
  * A job that cannot be processed (bad JSON, unknown account, invalid field)
