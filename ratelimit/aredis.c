@@ -36,7 +36,6 @@ struct aredis {
     bool want_read, want_write;
     int backoff_ms;
     int64_t retry_at_ms;  /* no connect before this */
-    char last_error[256]; /* why the last connect failed */
     struct acall *head;   /* calls sent or to be sent, oldest first */
     struct acall *tail;   /* of head's list */
     struct acall *failed; /* calls to fail at the next flush or tick */
@@ -290,7 +289,6 @@ static void aredis_connect(struct aredis *ar)
     if (ar->url.is_sentinel &&
         rconn_resolve(&ar->url, host, sizeof(host), &port, 500, err,
                       sizeof(err)) != 0) {
-        snprintf(ar->last_error, sizeof(ar->last_error), "%s", err);
         aredis_backoff(ar);
         return;
     }

@@ -28,11 +28,6 @@ void rargv_add(struct rargv *a, const char *s, size_t len)
         a->v = rargv_realloc(a->v, a->cap, sizeof(*a->v));
         a->len = rargv_realloc(a->len, a->cap, sizeof(*a->len));
     }
-    if (a->nown == a->own_cap) {
-        a->own_cap = a->own_cap == 0 ? 16 : a->own_cap * 2;
-        a->own = rargv_realloc(a->own, a->own_cap, sizeof(*a->own));
-    }
-    a->own[a->nown++] = copy;
     a->v[a->n] = copy;
     a->len[a->n] = len;
     a->n++;
@@ -53,9 +48,8 @@ void rargv_addi(struct rargv *a, int64_t v)
 
 void rargv_cleanup(struct rargv *a)
 {
-    for (size_t i = 0; i < a->nown; i++)
-        free(a->own[i]);
-    free(a->own);
+    for (size_t i = 0; i < a->n; i++)
+        free((char *)a->v[i]);
     free(a->v);
     free(a->len);
     memset(a, 0, sizeof(*a));

@@ -9,11 +9,9 @@
 #include <stdint.h>
 
 struct rargv {
-    const char **v; /* the arguments, pointing into the copies */
+    const char **v; /* the arguments: copies, freed by rargv_cleanup */
     size_t *len;
     size_t n, cap;
-    char **own; /* the copies (freed by rargv_cleanup) */
-    size_t nown, own_cap;
 };
 
 /* Appends a copy of len bytes at s. */

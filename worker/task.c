@@ -108,7 +108,6 @@ struct task {
     struct marker_begin_item *marks; /* STAGE_MARK: the reply's items */
     size_t nmarks;
     struct rbatch_req mark_req;
-    bool waiting;        /* a Redis reply is due to this task */
     char *echo;          /* the job's echo headers (worker/echo.h), or NULL */
     char mark_owner[96]; /* this unit's name on its marks: replica, task */
     struct {
@@ -255,6 +254,8 @@ static void task_unmarked(struct rbatch_req *req, const char *err)
         /* The markers age into stale; the next owner reports them
          * `unknown` rather than guess. */
         log_warn("redis: unmark %s: %s", u->job_id, err);
+    for (size_t i = 0; i < u->req.update.n; i++)
+        free((char *)u->items[i].recipient);
     free(u->items);
     free(u->account);
     free(u->job_id);
@@ -266,17 +267,15 @@ static void task_unmarked(struct rbatch_req *req, const char *err)
 static void task_unmark(struct task *t, char **to, size_t n)
 {
     const struct job *job = t->job;
-    struct task_unmark_req *u = xcalloc(1, sizeof(*u));
-
-    if (n == 0) {
-        free(u);
+    if (n == 0)
         return;
-    }
+    struct task_unmark_req *u = xcalloc(1, sizeof(*u));
     u->items = xcalloc(n, sizeof(*u->items));
     u->account = xstrdup(job->account);
     u->job_id = xstrdup(job->id);
     for (size_t i = 0; i < n; i++) {
-        u->items[i].recipient = to[i]; /* copied when the batch is built */
+        /* Copied: an abandoned task may be freed before the flush. */
+        u->items[i].recipient = xstrdup(to[i]);
         u->items[i].op = MARKER_OP_CLEAR;
     }
     u->req = (struct rbatch_req){
@@ -286,8 +285,6 @@ static void task_unmark(struct task *t, char **to, size_t n)
         .owner = u,
     };
     rbatch_queue(t->w, &u->req);
-    /* The recipients' strings must outlive the flush: it comes this turn,
-     * before the task can be freed (tasks end after Kafka's answer). */
 }
 
 /* Clears the markers of recipients marked but not handed to the provider. */
@@ -425,7 +422,6 @@ static void task_recorded(struct outcome *o, const char *err)
 
     if (t->w->closing)
         return; /* task_free_all frees the outcome with the task */
-    t->waiting = false;
     if (err != NULL) {
         /* Keep the outcome's meaning: record it again, never call again. */
         task_redis_down(t, "record outcome", err);
@@ -456,7 +452,6 @@ static void task_recorded(struct outcome *o, const char *err)
 
 static void task_record_send(struct task *t)
 {
-    t->waiting = true;
     outcome_record(t->w, &t->rec);
 }
 
@@ -706,7 +701,6 @@ static void task_fanout(struct task *t)
         task_produce(t, KAFKA_PARTS, key, strlen(key), payload, len,
                      echo_headers(t->echo));
     }
-    t->w->stats.parts += nunits;
     task_end(t);
 }
 
@@ -735,7 +729,6 @@ static void task_mark(struct task *t)
         .fn = task_marked,
         .owner = t,
     };
-    t->waiting = true;
     rbatch_queue(t->w, &t->mark_req);
 }
 
@@ -751,7 +744,6 @@ static void task_marked(struct rbatch_req *req, const char *err)
 
     if (t->w->closing)
         return;
-    t->waiting = false;
     if (err != NULL) {
         /* Marks carry this replica's owner name: trying again finds its
          * own fresh marks new, so a lost reply costs nothing. */
@@ -1093,7 +1085,6 @@ static void task_unknown(struct task *t, const struct codec_call *call,
             .error_code = code,
             .error_message = message,
         };
-    t->w->stats.unknown += n;
     task_record(t, outs, n, AFTER_END);
     free(outs);
 }

@@ -41,8 +41,6 @@ struct worker_stats {
     uint64_t submitted; /* recipients a provider accepted */
     uint64_t failed;    /* recipients failed or rejected */
     uint64_t callbacks; /* provider callbacks read */
-    uint64_t parts;     /* parts put on the part topic */
-    uint64_t unknown;   /* recipients left unknown (maybe sent) */
 };
 
 struct worker {
