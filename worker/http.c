@@ -1,11 +1,16 @@
 /* worker/http.c - provider requests over one curl multi handle. */
 #include "worker/http.h"
 
+#include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -13,9 +18,16 @@
 #include "worker/worker.h"
 #include "worker/xalloc.h"
 
+/* Socket events taken per wait; more wait for the next turn. */
+#define HTTP_READY_MAX 256
+
 struct http {
     CURLM *multi;
     CURLSH *share; /* DNS cache shared by every handle */
+    int epfd;      /* curl's sockets, as curl asks (CURLMOPT_SOCKETFUNCTION) */
+    int64_t timer_ms; /* when curl wants its timeout action; -1: never */
+    struct epoll_event ready[HTTP_READY_MAX]; /* from the last http_wait() */
+    int nready;
     long timeout_ms;
     size_t in_flight;
     double done_seconds;     /* the transfer being reported, see http.h */
@@ -45,18 +57,61 @@ struct http_xfer {
     struct http_xfer *prev, *next;
 };
 
+/* CURLMOPT_SOCKETFUNCTION: curl says which of its sockets to watch for
+ * what; the epoll set follows. A descriptor curl closed has left the set by
+ * itself, so one reused for a new connection is added again. */
+static int http_socket_cb(CURL *easy, curl_socket_t s, int what, void *opaque,
+                          void *socketp)
+{
+    struct http *http = opaque;
+    (void)easy;
+    (void)socketp;
+
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(http->epfd, EPOLL_CTL_DEL, s, NULL);
+        return 0;
+    }
+    struct epoll_event ev = {.data.fd = s};
+    if (what & CURL_POLL_IN)
+        ev.events |= EPOLLIN;
+    if (what & CURL_POLL_OUT)
+        ev.events |= EPOLLOUT;
+    if (epoll_ctl(http->epfd, EPOLL_CTL_MOD, s, &ev) != 0 &&
+        (errno != ENOENT || epoll_ctl(http->epfd, EPOLL_CTL_ADD, s, &ev) != 0))
+        log_error("http: cannot watch socket %d: %s", (int)s, strerror(errno));
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: when curl next wants its timeout action. */
+static int http_timer_cb(CURLM *multi, long timeout_ms, void *opaque)
+{
+    struct http *http = opaque;
+    (void)multi;
+
+    http->timer_ms = timeout_ms < 0 ? -1 : worker_now_ms() + timeout_ms;
+    return 0;
+}
+
 struct http *http_new(const struct config *cfg, char *errstr,
                       size_t errstr_size)
 {
     struct http *http = xcalloc(1, sizeof(*http));
 
+    http->timer_ms = -1;
+    http->epfd = epoll_create1(EPOLL_CLOEXEC);
     http->multi = curl_multi_init();
     http->share = curl_share_init();
-    if (http->multi == NULL || http->share == NULL) {
+    if (http->epfd < 0 || http->multi == NULL || http->share == NULL) {
         snprintf(errstr, errstr_size, "curl: cannot create multi handle");
         http_free(http);
         return NULL;
     }
+    /* The socket interface: each turn acts on the sockets that are ready,
+     * where curl_multi_perform() walked every transfer in flight. */
+    curl_multi_setopt(http->multi, CURLMOPT_SOCKETFUNCTION, http_socket_cb);
+    curl_multi_setopt(http->multi, CURLMOPT_SOCKETDATA, http);
+    curl_multi_setopt(http->multi, CURLMOPT_TIMERFUNCTION, http_timer_cb);
+    curl_multi_setopt(http->multi, CURLMOPT_TIMERDATA, http);
     curl_share_setopt(http->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     curl_multi_setopt(http->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                       cfg->http_max_conns);
@@ -118,6 +173,8 @@ void http_free(struct http *http)
         curl_multi_cleanup(http->multi);
     if (http->share != NULL)
         curl_share_cleanup(http->share);
+    if (http->epfd >= 0)
+        close(http->epfd);
     free(http);
 }
 
@@ -241,39 +298,40 @@ int http_submit(struct http *http, const struct http_request *req,
 void http_wait(struct http *http, struct http_waitfd *fds, unsigned nfds,
                int timeout_ms)
 {
-    struct curl_waitfd wfds[HTTP_MAX_WAITFDS];
-    int numfds;
+    struct pollfd pfds[HTTP_MAX_WAITFDS + 1];
 
     if (nfds > HTTP_MAX_WAITFDS)
         nfds = HTTP_MAX_WAITFDS;
-    for (unsigned i = 0; i < nfds; i++) {
-        short ev = 0;
-        if (fds[i].events & POLLIN)
-            ev |= CURL_WAIT_POLLIN;
-        if (fds[i].events & POLLOUT)
-            ev |= CURL_WAIT_POLLOUT;
-        wfds[i] = (struct curl_waitfd){.fd = fds[i].fd, .events = ev};
+    if (http->timer_ms >= 0) {
+        int64_t left = http->timer_ms - worker_now_ms();
+        if (left < timeout_ms)
+            timeout_ms = left < 0 ? 0 : (int)left;
     }
-    curl_multi_poll(http->multi, wfds, nfds, timeout_ms, &numfds);
-    for (unsigned i = 0; i < nfds; i++) {
-        short rev = 0;
-        if (wfds[i].revents & CURL_WAIT_POLLIN)
-            rev |= POLLIN;
-        if (wfds[i].revents & CURL_WAIT_POLLOUT)
-            rev |= POLLOUT;
-        if (wfds[i].revents & CURL_WAIT_POLLPRI)
-            rev |= POLLPRI;
-        fds[i].revents = rev;
+    if (http->nready > 0)
+        timeout_ms = 0; /* events left from the last wait */
+    /* An epoll descriptor is readable while one of its sockets is ready. */
+    pfds[0] = (struct pollfd){.fd = http->epfd, .events = POLLIN};
+    for (unsigned i = 0; i < nfds; i++)
+        pfds[i + 1] = (struct pollfd){.fd = fds[i].fd, .events = fds[i].events};
+    if (poll(pfds, nfds + 1, timeout_ms) < 0) {
+        for (unsigned i = 0; i < nfds; i++)
+            fds[i].revents = 0;
+        return;
+    }
+    for (unsigned i = 0; i < nfds; i++)
+        fds[i].revents = pfds[i + 1].revents;
+    if ((pfds[0].revents & POLLIN) && http->nready == 0) {
+        int n = epoll_wait(http->epfd, http->ready, HTTP_READY_MAX, 0);
+        http->nready = n > 0 ? n : 0;
     }
 }
 
-void http_perform(struct http *http)
+/* Hands curl the transfers that ended, each to its done callback. */
+static void http_reap(struct http *http)
 {
-    int running;
     CURLMsg *msg;
     int left;
 
-    curl_multi_perform(http->multi, &running);
     while ((msg = curl_multi_info_read(http->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
@@ -319,6 +377,29 @@ void http_perform(struct http *http)
         x->done(&resp, error, maybe_sent, x->opaque);
         http_xfer_free(http, x);
     }
+}
+
+void http_perform(struct http *http)
+{
+    int running;
+
+    for (int i = 0; i < http->nready; i++) {
+        const struct epoll_event *ev = &http->ready[i];
+        int mask = 0;
+        if (ev->events & EPOLLIN)
+            mask |= CURL_CSELECT_IN;
+        if (ev->events & EPOLLOUT)
+            mask |= CURL_CSELECT_OUT;
+        if (ev->events & (EPOLLERR | EPOLLHUP))
+            mask |= CURL_CSELECT_ERR;
+        curl_multi_socket_action(http->multi, ev->data.fd, mask, &running);
+    }
+    http->nready = 0;
+    if (http->timer_ms >= 0 && http->timer_ms <= worker_now_ms()) {
+        http->timer_ms = -1; /* curl sets the next one */
+        curl_multi_socket_action(http->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    http_reap(http);
 }
 
 size_t http_in_flight(const struct http *http)

@@ -1,11 +1,13 @@
 /* worker/http.h - provider requests over one curl multi handle.
  *
  * http_submit() starts a request and returns at once; http_wait() sleeps
- * until a transfer or the extra file descriptor (Kafka's wake-up pipe) has
- * something; http_perform() drives transfers and calls each request's done
- * callback exactly once, on the loop thread. Connections are kept alive and
- * reused per provider host. Every response body is bounded by
- * HTTP_MAX_BODY: a larger one fails the request. */
+ * until one of curl's sockets, curl's timer or one of the extra file
+ * descriptors (Kafka's wake-up pipe, Redis) has something; http_perform()
+ * acts on the sockets that were ready (curl's socket interface: the cost of
+ * a turn follows the transfers that moved, not those in flight) and calls
+ * each ended request's done callback exactly once, on the loop thread.
+ * Connections are kept alive and reused per provider host. Every response body
+ * is bounded by HTTP_MAX_BODY: a larger one fails the request. */
 #ifndef WORKER_HTTP_H
 #define WORKER_HTTP_H
 
