@@ -204,6 +204,9 @@ static void worker_publish(struct worker *w)
         return;
     w->next_publish_ms = now + 1000;
     metrics_set(m, M_REDIS_UP, NULL, w->redis_ok && aredis_is_up(w->aredis));
+    metrics_set(m, M_REDIS_ROUND_TRIPS, NULL,
+                (double)aredis_round_trips(w->aredis));
+    metrics_set(m, M_REDIS_CALLS, NULL, (double)aredis_commands(w->aredis));
     metrics_set(m, M_UNITS_IN_FLIGHT, NULL, (double)w->tasks);
     metrics_set(m, M_PROVIDER_IN_FLIGHT, NULL, (double)http_in_flight(w->http));
     metrics_set(m, M_UNITS_PARKED, ML("timer"),
@@ -280,7 +283,7 @@ int worker_run(struct worker *w)
     task_abandon_parked(w);
     /* Wait for the events of finished tasks so their offsets are stored
      * before the consumer commits on close. */
-    while (w->tasks > 0 && worker_now_ms() < deadline &&
+    while (w->tasks + w->finishing > 0 && worker_now_ms() < deadline &&
            !kafka_is_fatal(w->kafka))
         worker_turn(w, false);
     kafka_close_consumer(w->kafka);
@@ -291,6 +294,6 @@ int worker_run(struct worker *w)
              (unsigned long long)w->stats.submitted,
              (unsigned long long)w->stats.failed,
              (unsigned long long)w->stats.dlq,
-             (unsigned long long)w->stats.events, w->tasks);
+             (unsigned long long)w->stats.events, w->tasks + w->finishing);
     return kafka_is_fatal(w->kafka) ? 1 : 0;
 }

@@ -123,6 +123,18 @@ static const struct metric_def defs[M_COUNT] = {
                         MT_COUNTER,
                         "Redis calls that failed.",
                         {NULL}},
+    [M_REDIS_ROUND_TRIPS] = {"kurir_redis_round_trips_total",
+                             MT_COUNTER,
+                             "Writes of the loop's Redis connection: each "
+                             "carries every command the turn queued "
+                             "(pipelined), so calls / round trips is the "
+                             "batching.",
+                             {NULL}},
+    [M_REDIS_CALLS] = {"kurir_redis_calls_total",
+                       MT_COUNTER,
+                       "Commands and script calls the loop's Redis "
+                       "connection sent.",
+                       {NULL}},
     [M_REDIS_EPOCH_CHANGES] = {"kurir_redis_epoch_changes_total",
                                MT_COUNTER,
                                "Times Redis came back with another epoch "

@@ -60,6 +60,8 @@ enum metric_id {
     M_WEBHOOK_REQUESTS,    /* counter: result */
     M_REDIS_UP,            /* gauge: 1 when the last Redis call worked */
     M_REDIS_ERRORS,        /* counter: Redis calls that failed */
+    M_REDIS_ROUND_TRIPS,   /* counter: writes of the loop's connection */
+    M_REDIS_CALLS,         /* counter: commands and scripts it sent */
     M_REDIS_EPOCH_CHANGES, /* counter: Redis restarts/failovers seen */
     M_COUNT
 };

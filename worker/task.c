@@ -136,6 +136,23 @@ static void task_park(struct task *t, int64_t wait_ms);
 
 static void task_give_slot(struct task *t);
 
+/* Gives the unit's call list back to the pool for the next unit. */
+static void task_put_calls(struct task *t)
+{
+    struct worker *w = t->w;
+
+    if (t->calls == NULL)
+        return;
+    codec_calls_cleanup(t->calls);
+    /* Kept for the next unit: the list is large (CODEC_MAX_CALLS requests)
+     * and every message needs one. */
+    if (w->ncalls_free < TASK_CALLS_KEEP)
+        w->calls_free[w->ncalls_free++] = t->calls;
+    else
+        free(t->calls);
+    t->calls = NULL;
+}
+
 static void task_free(struct task *t)
 {
     struct worker *w = t->w;
@@ -147,15 +164,7 @@ static void task_free(struct task *t)
         w->all = t->next;
     if (t->next != NULL)
         t->next->prev = t->prev;
-    if (t->calls != NULL) {
-        codec_calls_cleanup(t->calls);
-        /* Kept for the next unit: the list is large (CODEC_MAX_CALLS
-         * requests) and every message needs one. */
-        if (w->ncalls_free < TASK_CALLS_KEEP)
-            w->calls_free[w->ncalls_free++] = t->calls;
-        else
-            free(t->calls);
-    }
+    task_put_calls(t);
     outcome_cleanup(&t->rec);
     call_result_cleanup(&t->retry_res);
     marker_begin_cleanup(t->marks, t->nmarks);
@@ -170,8 +179,11 @@ static void task_free(struct task *t)
     for (size_t i = 0; i < t->ntrack; i++)
         free(t->track[i].pid);
     free(t->track);
+    if (t->ended && t->pending_events > 0)
+        w->finishing--;
+    else
+        w->tasks--;
     free(t);
-    w->tasks--;
 }
 
 static void task_redis_down(struct task *t, const char *what,
@@ -222,8 +234,15 @@ void task_free_all(struct worker *w)
 static void task_end(struct task *t)
 {
     t->ended = true;
-    if (t->pending_events == 0)
+    if (t->pending_events == 0) {
         task_release(t);
+        return;
+    }
+    /* Waiting only for Kafka (linger.ms batches the events): the unit's
+     * place goes to the next job, and its calls back to the pool. */
+    task_put_calls(t);
+    t->w->tasks--;
+    t->w->finishing++;
 }
 
 void task_event_delivered(struct task *t, rd_kafka_resp_err_t err)
@@ -233,9 +252,11 @@ void task_event_delivered(struct task *t, rd_kafka_resp_err_t err)
      * re-emit what was recorded. */
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
         t->abandoned = true;
+    if (t->ended && t->pending_events == 1) {
+        task_release(t); /* task_free counts it out of w->finishing */
+        return;
+    }
     t->pending_events--;
-    if (t->ended && t->pending_events == 0)
-        task_release(t);
 }
 
 /* A fire-and-forget marker update (clearing markers of recipients this

@@ -64,7 +64,8 @@ struct worker {
     struct pollreq *polls;       /* poll requests in flight */
     size_t polls_in_flight;
     int64_t next_poll_ms;   /* when to look for due polls again */
-    size_t tasks;           /* tasks alive (consumed, not released) */
+    size_t tasks;           /* tasks at work: KURIR_MAX_IN_FLIGHT bounds it */
+    size_t finishing;       /* tasks ended, waiting only for Kafka's acks */
     struct task *all;       /* every live task */
     struct parking parking; /* tasks waiting for a time (worker/park.h) */
     struct task *slot_head; /* tasks waiting for a connection place */
