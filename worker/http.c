@@ -58,27 +58,36 @@ struct http_xfer {
 };
 
 /* CURLMOPT_SOCKETFUNCTION: curl says which of its sockets to watch for
- * what; the epoll set follows. A descriptor curl closed has left the set by
- * itself, so one reused for a new connection is added again. */
+ * what; the epoll set follows. `socketp` (curl_multi_assign) marks a socket
+ * that is in the set, so each change is one epoll_ctl. */
 static int http_socket_cb(CURL *easy, curl_socket_t s, int what, void *opaque,
                           void *socketp)
 {
+    static char in_set;
     struct http *http = opaque;
     (void)easy;
-    (void)socketp;
 
     if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(http->epfd, EPOLL_CTL_DEL, s, NULL);
-        return 0;
+        if (socketp != NULL)
+            epoll_ctl(http->epfd, EPOLL_CTL_DEL, s, NULL);
+        return 0; /* curl forgets the socket, and its mark */
     }
     struct epoll_event ev = {.data.fd = s};
     if (what & CURL_POLL_IN)
         ev.events |= EPOLLIN;
     if (what & CURL_POLL_OUT)
         ev.events |= EPOLLOUT;
-    if (epoll_ctl(http->epfd, EPOLL_CTL_MOD, s, &ev) != 0 &&
-        (errno != ENOENT || epoll_ctl(http->epfd, EPOLL_CTL_ADD, s, &ev) != 0))
+    int op = socketp != NULL ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    /* A descriptor closed without a REMOVE has left the set by itself; one
+     * reused for a new connection may still be in it: try the other op. */
+    if (epoll_ctl(http->epfd, op, s, &ev) != 0 &&
+        epoll_ctl(http->epfd,
+                  op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s,
+                  &ev) != 0) {
         log_error("http: cannot watch socket %d: %s", (int)s, strerror(errno));
+        return 0;
+    }
+    curl_multi_assign(http->multi, s, &in_set);
     return 0;
 }
 
