@@ -41,7 +41,7 @@ trap 'exit 143' TERM
 stack_deps() {
     local want=(build-essential cmake ninja-build pkg-config clang
         clang-format libclang-rt-14-dev librdkafka-dev libcurl4-openssl-dev
-        libjansson-dev libxml2-dev libhiredis-dev libcriterion-dev
+        libjansson-dev libxml2-dev libhiredis-dev libcriterion-dev libjemalloc-dev
         libmicrohttpd-dev redis-server kcat wrk shellcheck maven
         openjdk-17-jre-headless curl python3-jsonschema python3-confluent-kafka
         prometheus redis-sentinel stunnel4 openssl "$@") # promtool; Sentinel and TLS-sidecar tests
