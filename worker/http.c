@@ -34,7 +34,13 @@ struct http {
     struct http_xfer *xfers; /* in flight, for http_free() */
     CURL **idle;             /* easy handles kept for the next requests */
     size_t nidle, idle_cap;
+    uint32_t *watch; /* per descriptor: HTTP_IN_SET | the events in the set */
+    size_t nwatch;
+    int *unwatch; /* removed by curl this turn: left at the turn's end */
+    size_t nunwatch, unwatch_cap;
 };
+
+#define HTTP_IN_SET 0x80000000u
 
 /* Easy handles kept between requests: creating one per request costs
  * allocations (and its caches) on every message. */
@@ -58,37 +64,79 @@ struct http_xfer {
 };
 
 /* CURLMOPT_SOCKETFUNCTION: curl says which of its sockets to watch for
- * what; the epoll set follows. `socketp` (curl_multi_assign) marks a socket
- * that is in the set, so each change is one epoll_ctl. */
+ * what; the epoll set follows. A kept-alive connection is removed when its
+ * transfer ends and added again when the next one starts on it, mostly in
+ * the same turn: a removal is only noted, and the descriptors still
+ * unwanted when the turn ends leave the set then (http_unwatch), so
+ * reusing a connection costs no epoll_ctl at all. */
 static int http_socket_cb(CURL *easy, curl_socket_t s, int what, void *opaque,
                           void *socketp)
 {
-    static char in_set;
     struct http *http = opaque;
     (void)easy;
+    (void)socketp;
 
-    if (what == CURL_POLL_REMOVE) {
-        if (socketp != NULL)
-            epoll_ctl(http->epfd, EPOLL_CTL_DEL, s, NULL);
-        return 0; /* curl forgets the socket, and its mark */
+    if (s < 0)
+        return 0;
+    size_t fd = (size_t)s;
+    if (fd >= http->nwatch) {
+        size_t n = http->nwatch ? http->nwatch : 64;
+        while (n <= fd)
+            n *= 2;
+        http->watch = xrealloc(http->watch, n * sizeof(*http->watch));
+        memset(http->watch + http->nwatch, 0,
+               (n - http->nwatch) * sizeof(*http->watch));
+        http->nwatch = n;
     }
-    struct epoll_event ev = {.data.fd = s};
+    uint32_t want = 0;
     if (what & CURL_POLL_IN)
-        ev.events |= EPOLLIN;
+        want |= EPOLLIN;
     if (what & CURL_POLL_OUT)
-        ev.events |= EPOLLOUT;
-    int op = socketp != NULL ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    /* A descriptor closed without a REMOVE has left the set by itself; one
-     * reused for a new connection may still be in it: try the other op. */
+        want |= EPOLLOUT;
+    uint32_t *st = &http->watch[fd];
+    if (what == CURL_POLL_REMOVE) {
+        if (*st & HTTP_IN_SET) {
+            if (http->nunwatch == http->unwatch_cap) {
+                http->unwatch_cap =
+                    http->unwatch_cap ? http->unwatch_cap * 2 : 64;
+                http->unwatch = xrealloc(
+                    http->unwatch, http->unwatch_cap * sizeof(*http->unwatch));
+            }
+            http->unwatch[http->nunwatch++] = s;
+            *st = HTTP_IN_SET; /* in the set, unwanted */
+        }
+        return 0;
+    }
+    if (*st == (HTTP_IN_SET | want))
+        return 0;
+    struct epoll_event ev = {.events = want, .data.fd = s};
+    int op = (*st & HTTP_IN_SET) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    /* A descriptor curl closed has left the set by itself, and its number
+     * may be back as a new connection: then the other op is the right one. */
     if (epoll_ctl(http->epfd, op, s, &ev) != 0 &&
         epoll_ctl(http->epfd,
                   op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s,
                   &ev) != 0) {
         log_error("http: cannot watch socket %d: %s", (int)s, strerror(errno));
+        *st = 0;
         return 0;
     }
-    curl_multi_assign(http->multi, s, &in_set);
+    *st = HTTP_IN_SET | want;
     return 0;
+}
+
+/* Takes out of the set the sockets curl removed this turn and did not want
+ * again. */
+static void http_unwatch(struct http *http)
+{
+    for (size_t i = 0; i < http->nunwatch; i++) {
+        int s = http->unwatch[i];
+        if (http->watch[s] != HTTP_IN_SET)
+            continue; /* wanted again meanwhile, or already out */
+        epoll_ctl(http->epfd, EPOLL_CTL_DEL, s, NULL); /* closed: gone */
+        http->watch[s] = 0;
+    }
+    http->nunwatch = 0;
 }
 
 /* CURLMOPT_TIMERFUNCTION: when curl next wants its timeout action. */
@@ -184,6 +232,8 @@ void http_free(struct http *http)
         curl_share_cleanup(http->share);
     if (http->epfd >= 0)
         close(http->epfd);
+    free(http->watch);
+    free(http->unwatch);
     free(http);
 }
 
@@ -409,6 +459,7 @@ void http_perform(struct http *http)
         curl_multi_socket_action(http->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     }
     http_reap(http);
+    http_unwatch(http);
 }
 
 size_t http_in_flight(const struct http *http)

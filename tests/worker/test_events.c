@@ -95,8 +95,10 @@ Test(events, bad_utf8_becomes_replacement_characters)
     const char *bad[] = {latin1, "a\xc0\xafz", "\x80", "\xed\xa0\x80",
                          "end\xe2\x82"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        struct status_event ev = {.job_id = "j", .state = STATE_FAILED,
-                                  .error_code = "x", .error_message = bad[i]};
+        struct status_event ev = {.job_id = "j",
+                                  .state = STATE_FAILED,
+                                  .error_code = "x",
+                                  .error_message = bad[i]};
         size_t len;
         char *s = event_status_json(&ev, &len);
         json_t *o = parse(s, len); /* jansson refuses bad UTF-8 */
