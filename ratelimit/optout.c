@@ -46,8 +46,9 @@ static int optout_each(struct rconn *rc, const char *cmd, const char *account,
     return 0;
 }
 
-int optout_add(struct rconn *rc, const char *account, const char *const *msisdns,
-               size_t n, size_t *added, char *errstr, size_t errstr_size)
+int optout_add(struct rconn *rc, const char *account,
+               const char *const *msisdns, size_t n, size_t *added,
+               char *errstr, size_t errstr_size)
 {
     return optout_each(rc, "SADD", account, msisdns, n, added, errstr,
                        errstr_size);

@@ -22,8 +22,9 @@
 /* Adds n numbers to account's opt-out set (already there: no change).
  * Returns 0 and sets *added (may be NULL) to how many were new, or -1 with
  * errstr set. Safe to repeat. */
-int optout_add(struct rconn *rc, const char *account, const char *const *msisdns,
-               size_t n, size_t *added, char *errstr, size_t errstr_size);
+int optout_add(struct rconn *rc, const char *account,
+               const char *const *msisdns, size_t n, size_t *added,
+               char *errstr, size_t errstr_size);
 
 /* Removes n numbers from account's opt-out set. Returns 0 and sets
  * *removed (may be NULL), or -1 with errstr set. Safe to repeat. */

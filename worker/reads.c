@@ -30,9 +30,9 @@ static int reads_produce(struct worker *w, void *owner, enum kafka_topic topic,
 
     if (value == NULL) /* out of memory only */
         abort();
-    int r = kafka_produce(w->kafka, topic, key, strlen(key), value,
-                          strlen(value), echo_headers(echo), owner, errstr,
-                          sizeof(errstr));
+    int r =
+        kafka_produce(w->kafka, topic, key, strlen(key), value, strlen(value),
+                      echo_headers(echo), owner, errstr, sizeof(errstr));
     free(value);
     if (r != 0) {
         log_error("reads: %s key=%s", errstr, key);
@@ -65,11 +65,10 @@ static json_t *reads_event(const struct account *acct, const struct job *job,
         data != NULL ? json_is_true(json_object_get(data, "last_page")) : 1,
         "items", arr, "error", "at", at);
     if (error_code != NULL)
-        json_object_set_new(ev, "error",
-                            json_pack("{s:s, s:s}", "code", error_code,
-                                      "message",
-                                      error_message != NULL ? error_message
-                                                            : ""));
+        json_object_set_new(
+            ev, "error",
+            json_pack("{s:s, s:s}", "code", error_code, "message",
+                      error_message != NULL ? error_message : ""));
     return ev;
 }
 
@@ -83,13 +82,13 @@ static int reads_import(struct worker *w, const struct account *acct,
     const char **msisdns = xcalloc(n + 1, sizeof(*msisdns));
 
     for (size_t i = 0; i < n; i++) {
-        const char *m =
-            json_string_value(json_object_get(json_array_get(items, i), "msisdn"));
+        const char *m = json_string_value(
+            json_object_get(json_array_get(items, i), "msisdn"));
         if (m != NULL && m[0] != '\0')
             msisdns[k++] = m;
     }
-    int r = optout_add(w->redis, acct->name, msisdns, k, NULL, errstr,
-                       errstr_size);
+    int r =
+        optout_add(w->redis, acct->name, msisdns, k, NULL, errstr, errstr_size);
     free(msisdns);
     *copied = k;
     return r;
@@ -148,8 +147,7 @@ static int reads_answer(struct call_result *res, struct worker *w, void *owner,
                  job->id, copied, acct->name);
     }
     json_t *ev = reads_event(acct, job, res->data, NULL, NULL);
-    int r =
-        reads_produce(w, owner, KAFKA_RESULTS, job->id, ev, echo, produced);
+    int r = reads_produce(w, owner, KAFKA_RESULTS, job->id, ev, echo, produced);
     json_decref(ev);
     if (r != 0) {
         call_result_set_error(res, CALL_RETRY, "kafka",
@@ -199,8 +197,7 @@ int reads_decode(struct call_result *res, struct worker *w, void *owner,
                  const struct account *acct, struct job *job,
                  const struct codec_call *call, bool last,
                  const struct http_response *resp, const char *echo,
-                 size_t *produced, bool *more, char *errstr,
-                 size_t errstr_size)
+                 size_t *produced, bool *more, char *errstr, size_t errstr_size)
 {
     *more = false;
     if (job->type == JOB_CONTACTS && job_action_is_read(job->action))
@@ -263,10 +260,10 @@ int optout_on_reply(struct worker *w, void *owner, const struct account *acct,
     }
     event_now(at, sizeof(at));
     json_t *ev = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "type", "opted_out",
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s*, s:s}", "type", "opted_out",
         "account", acct->name, "provider", acct->codec->name, "msisdn", from,
         "source", "reply", "text", reply->text, "provider_message_id",
-        reply->provider_id, "at", at);
+        reply->provider_id[0] != '\0' ? reply->provider_id : NULL, "at", at);
     int r = reads_produce(w, owner, KAFKA_REPLIES, from, ev, NULL, &produced);
     json_decref(ev);
     if (pending != NULL)
