@@ -53,19 +53,18 @@ static json_t *find(const char *key, const char *value, const char *key2,
 }
 
 /* Waits for an event of reader r with key = value and key2 = value2. */
-static json_t *wait_for(struct tk_reader *r, const char *key,
-                        const char *value, const char *key2,
-                        const char *value2)
+static json_t *wait_for(struct tk_reader *r, const char *key, const char *value,
+                        const char *key2, const char *value2)
 {
     int64_t deadline = support_now_ms() + 60000;
     json_t *ev;
 
     while ((ev = find(key, value, key2, value2)) == NULL) {
         int64_t left = deadline - support_now_ms();
-        json_t *next =
-            left > 0 ? tk_reader_wait_json(r, (const char *const[]){NULL},
-                                           (int)left, NULL)
-                     : NULL;
+        json_t *next = left > 0
+                           ? tk_reader_wait_json(r, (const char *const[]){NULL},
+                                                 (int)left, NULL)
+                           : NULL;
         if (next == NULL)
             break;
         json_array_append_new(seen, next);
@@ -156,8 +155,8 @@ Test(optout, stop_reply_then_send_is_rejected)
                  "{\"account\": \"hooks-ip1\", \"from\": \"46705550205\", "
                  "\"text\": \"stop it please\"}");
 
-    json_t *ev = wait_for(&replies, "type", "opted_out", "msisdn",
-                          "46705550201");
+    json_t *ev =
+        wait_for(&replies, "type", "opted_out", "msisdn", "46705550201");
     cr_assert(eq(str, (char *)json_string_value(json_object_get(ev, "account")),
                  "hooks-ip1"));
     cr_assert(eq(str, (char *)json_string_value(json_object_get(ev, "source")),
@@ -231,8 +230,8 @@ Test(optout, blocklist_import_fills_the_set)
     stack_produce(&e, e.topic_contacts, "imp-1",
                   "{\"id\": \"imp-1\", \"account\": \"hooks-ip1\", "
                   "\"action\": \"blocklist-import\"}");
-    json_t *ev = wait_for(&results, "job_id", "imp-1", "action",
-                          "blocklist-import");
+    json_t *ev =
+        wait_for(&results, "job_id", "imp-1", "action", "blocklist-import");
     json_t *items = json_object_get(ev, "items");
     cr_assert(eq(sz, json_array_size(items), 2), "two numbers imported");
     json_decref(ev);
@@ -288,7 +287,8 @@ static bool standin_text(const char *account, const char *recipient,
     bool found = false;
     size_t i;
     json_t *m;
-    json_t *arr = json_is_array(msgs) ? msgs : json_object_get(msgs, "messages");
+    json_t *arr =
+        json_is_array(msgs) ? msgs : json_object_get(msgs, "messages");
     json_array_foreach(arr, i, m)
     {
         const char *t = json_string_value(json_object_get(m, "text"));
@@ -327,14 +327,17 @@ Test(personal, campaign_recipients_get_their_own_text)
                              {"pc-jojka", "46705550403"},
                              {"pc-jojka", "46705550404"}};
     for (size_t i = 0; i < 4; i++)
-        json_decref(wait_recipient(&status, done[i][0], done[i][1],
-                                   "submitted"));
-    cr_assert(standin_text("bulk-ip1", "46705550401", "Hej Anna, din tid 09:00."));
-    cr_assert(standin_text("bulk-ip1", "46705550402", "Hej Bo, din tid 10:30."));
+        json_decref(
+            wait_recipient(&status, done[i][0], done[i][1], "submitted"));
+    cr_assert(
+        standin_text("bulk-ip1", "46705550401", "Hej Anna, din tid 09:00."));
+    cr_assert(
+        standin_text("bulk-ip1", "46705550402", "Hej Bo, din tid 10:30."));
     cr_assert(standin_text("bulk-jojka", "46705550403", "Hej Cecilia!"));
     cr_assert(standin_text("bulk-jojka", "46705550404", "Hej Dan!"));
     /* And nobody got another's text or the template. */
-    bool no4 = !standin_text("bulk-ip1", "46705550401", "Hej Bo, din tid 10:30.");
+    bool no4 =
+        !standin_text("bulk-ip1", "46705550401", "Hej Bo, din tid 10:30.");
 
     cr_assert(no4);
     bool no5 = !standin_text("bulk-jojka", "46705550404", "Hej {name}!");

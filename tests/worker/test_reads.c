@@ -61,10 +61,10 @@ static json_t *wait_state(struct tk_reader *r, const char *job,
         seen_status = json_array();
     while ((ev = find_state(job, state)) == NULL) {
         int64_t left = deadline - support_now_ms();
-        json_t *next =
-            left > 0 ? tk_reader_wait_json(r, (const char *const[]){NULL},
-                                           (int)left, NULL)
-                     : NULL;
+        json_t *next = left > 0
+                           ? tk_reader_wait_json(r, (const char *const[]){NULL},
+                                                 (int)left, NULL)
+                           : NULL;
         if (next == NULL)
             break;
         json_array_append_new(seen_status, next);
@@ -206,7 +206,8 @@ Test(reads, every_read_action_returns_what_was_written)
     produce_contacts("w-p1-contact",
                      "{\"id\": \"w-p1-contact\", \"account\": \"hooks-ip1\", "
                      "\"action\": \"contact-upsert\", \"contacts\": "
-                     "[{\"msisdn\": \"46705550104\", \"first_name\": \"Rut\"}]}");
+                     "[{\"msisdn\": \"46705550104\", \"first_name\": \"Rut\", "
+                     "\"groups\": [\"Stammis\"]}]}");
     produce_contacts("w-jo-contact",
                      "{\"id\": \"w-jo-contact\", \"account\": \"shop\", "
                      "\"action\": \"contact-upsert\", \"contacts\": "
@@ -231,9 +232,9 @@ Test(reads, every_read_action_returns_what_was_written)
                   "\"action\": \"create\", \"name\": \"Vår\", "
                   "\"to\": [\"46705550111\", \"46705550112\"], "
                   "\"text\": \"rea\"}");
-    const char *writes[] = {"w-it-group", "w-it-nix",     "w-it-rem",
-                            "w-p1-block", "w-p1-sender",  "w-p1-contact",
-                            "w-jo-contact", "w-jo-block", NULL};
+    const char *writes[] = {"w-it-group",   "w-it-nix",    "w-it-rem",
+                            "w-p1-block",   "w-p1-sender", "w-p1-contact",
+                            "w-jo-contact", "w-jo-block",  NULL};
     for (size_t i = 0; writes[i] != NULL; i++)
         json_decref(wait_state(&status, writes[i], "delivered"));
     char *legacy_id = wait_submitted_id(&status, "s-legacy");
@@ -282,6 +283,9 @@ Test(reads, every_read_action_returns_what_was_written)
     produce_contacts("r-p1-contacts",
                      "{\"id\": \"r-p1-contacts\", \"account\": \"hooks-ip1\", "
                      "\"action\": \"export-contacts\"}");
+    produce_contacts("r-p1-groups",
+                     "{\"id\": \"r-p1-groups\", \"account\": \"hooks-ip1\", "
+                     "\"action\": \"list-groups\"}");
     produce_contacts("r-jo-contacts",
                      "{\"id\": \"r-jo-contacts\", \"account\": \"shop\", "
                      "\"action\": \"export-contacts\"}");
@@ -304,16 +308,17 @@ Test(reads, every_read_action_returns_what_was_written)
              camp_id);
     produce_contacts("r-jo-camp", job);
     /* A read the provider lacks: rejected, with the codec's line. */
-    produce_contacts("r-it-balance",
-                     "{\"id\": \"r-it-balance\", \"account\": \"hooks-intime\", "
-                     "\"action\": \"balance\"}");
+    produce_contacts(
+        "r-it-balance",
+        "{\"id\": \"r-it-balance\", \"account\": \"hooks-intime\", "
+        "\"action\": \"balance\"}");
 
-    const char *reads[] = {
-        "r-it-groups",   "r-it-nix",      "r-it-rem",    "r-lg-balance",
-        "r-lg-status",   "r-p1-status",   "r-p1-camp",   "r-p1-block",
-        "r-p1-check",    "r-p1-senders",  "r-p1-contacts", "r-jo-contacts",
-        "r-jo-groups",   "r-jo-check",    "r-jo-status", "r-jo-camp",
-        NULL};
+    const char *reads[] = {"r-it-groups",   "r-it-nix",      "r-it-rem",
+                           "r-lg-balance",  "r-lg-status",   "r-p1-status",
+                           "r-p1-camp",     "r-p1-block",    "r-p1-check",
+                           "r-p1-senders",  "r-p1-contacts", "r-p1-groups",
+                           "r-jo-contacts", "r-jo-groups",   "r-jo-check",
+                           "r-jo-status",   "r-jo-camp",     NULL};
     json_t *by_job = collect_results(&results, reads, 90000);
 
     json_t *items = items_of(by_job, "r-it-groups", "list-groups", "intime");
@@ -339,10 +344,13 @@ Test(reads, every_read_action_returns_what_was_written)
     cr_assert(has_item(items, "sender", "Kurir"), "sender not listed");
     items = items_of(by_job, "r-p1-contacts", "export-contacts", "ip1");
     json_t *props = json_object_get(json_array_get(items, 0), "properties");
-    cr_assert(eq(str,
-                 (char *)json_string_value(json_object_get(props, "phoneNumber")),
-                 "+46705550104"),
-              "ip1 contact");
+    cr_assert(
+        eq(str,
+           (char *)json_string_value(json_object_get(props, "phoneNumber")),
+           "+46705550104"),
+        "ip1 contact");
+    items = items_of(by_job, "r-p1-groups", "list-groups", "ip1");
+    cr_assert(has_item(items, "labelName", "Stammis"), "ip1 label");
     items = items_of(by_job, "r-jo-contacts", "export-contacts", "jojka");
     cr_assert(has_item(items, "msisdn", "46705550105"), "jojka contact");
     items = items_of(by_job, "r-jo-groups", "list-groups", "jojka");
@@ -381,10 +389,11 @@ Test(reads, paged_export_follows_every_page)
     struct tk_reader status, results;
     size_t cap = 1001 * 96 + 256;
     char *job = malloc(cap);
-    size_t n = (size_t)snprintf(job, cap,
-                                "{\"id\": \"w-many\", \"account\": "
-                                "\"bulk-jojka\", \"action\": \"contact-upsert\", "
-                                "\"contacts\": [");
+    size_t n =
+        (size_t)snprintf(job, cap,
+                         "{\"id\": \"w-many\", \"account\": "
+                         "\"bulk-jojka\", \"action\": \"contact-upsert\", "
+                         "\"contacts\": [");
 
     tk_reader_open(&status, e.brokers, e.topic_status);
     tk_reader_open(&results, e.brokers, e.topic_results);
