@@ -34,41 +34,13 @@ static void stop_stack(void)
 TestSuite(optout, .init = start_stack, .fini = stop_stack, .timeout = 240);
 TestSuite(personal, .init = start_stack, .fini = stop_stack, .timeout = 240);
 
-/* The first event seen with key = value and key2 = value2 (new ref). */
-static json_t *find(const char *key, const char *value, const char *key2,
-                    const char *value2)
-{
-    size_t i;
-    json_t *ev;
-
-    json_array_foreach(seen, i, ev)
-    {
-        const char *a = json_string_value(json_object_get(ev, key));
-        const char *b = json_string_value(json_object_get(ev, key2));
-        if (a != NULL && b != NULL && strcmp(a, value) == 0 &&
-            strcmp(b, value2) == 0)
-            return json_incref(ev);
-    }
-    return NULL;
-}
-
 /* Waits for an event of reader r with key = value and key2 = value2. */
 static json_t *wait_for(struct tk_reader *r, const char *key, const char *value,
                         const char *key2, const char *value2)
 {
-    int64_t deadline = support_now_ms() + 60000;
-    json_t *ev;
+    const char *const want[] = {key, value, key2, value2, NULL};
+    json_t *ev = tk_reader_wait_kept(r, seen, want, 60000);
 
-    while ((ev = find(key, value, key2, value2)) == NULL) {
-        int64_t left = deadline - support_now_ms();
-        json_t *next = left > 0
-                           ? tk_reader_wait_json(r, (const char *const[]){NULL},
-                                                 (int)left, NULL)
-                           : NULL;
-        if (next == NULL)
-            break;
-        json_array_append_new(seen, next);
-    }
     if (ev == NULL)
         support_proc_log_dump(&e.kurir);
     cr_assert(ev != NULL, "no event with %s=%s, %s=%s", key, value, key2,
@@ -76,27 +48,32 @@ static json_t *wait_for(struct tk_reader *r, const char *key, const char *value,
     return ev;
 }
 
-/* The state event of one recipient of a job. */
+/* Waits for one recipient of a job to reach `state`. */
 static json_t *wait_recipient(struct tk_reader *status, const char *job,
                               const char *recipient, const char *state)
 {
-    for (;;) {
-        json_t *ev = wait_for(status, "job_id", job, "recipient", recipient);
-        const char *st = json_string_value(json_object_get(ev, "state"));
-        if (strcmp(st, state) == 0)
-            return ev;
-        /* An earlier state: drop it from what was seen and wait on. */
-        size_t i;
-        json_t *x;
-        json_array_foreach(seen, i, x) if (json_equal(x, ev))
-        {
-            json_array_remove(seen, i);
-            break;
-        }
-        cr_assert(strcmp(st, "accepted") == 0 || strcmp(st, "submitted") == 0,
-                  "%s/%s is %s, not %s", job, recipient, st, state);
-        json_decref(ev);
-    }
+    const char *const want[] = {"job_id", job,   "recipient", recipient,
+                                "state",  state, NULL};
+    json_t *ev = tk_reader_wait_kept(status, seen, want, 60000);
+
+    if (ev == NULL)
+        support_proc_log_dump(&e.kurir);
+    cr_assert(ev != NULL, "%s/%s is not %s", job, recipient, state);
+    return ev;
+}
+
+/* Waits for the event that ends `recipient` of `job` rejected because it
+ * opted out. */
+static void wait_opted_out(struct tk_reader *status, const char *job,
+                           const char *recipient)
+{
+    json_t *ev = wait_recipient(status, job, recipient, "rejected");
+    json_t *err = json_object_get(ev, "error");
+
+    cr_assert(eq(str, (char *)json_string_value(json_object_get(err, "code")),
+                 "opted_out"),
+              "%s/%s", job, recipient);
+    json_decref(ev);
 }
 
 static void standin_post(const char *path, const char *body)
@@ -179,18 +156,10 @@ Test(optout, stop_reply_then_send_is_rejected)
     stack_produce(&e, e.topic_send, "o-jojka",
                   "{\"id\": \"o-jojka\", \"account\": \"shop\", "
                   "\"to\": [\"46705550203\"], \"text\": \"Rea!\"}");
-    ev = wait_recipient(&status, "o-ip1", "46705550201", "rejected");
-    json_t *err = json_object_get(ev, "error");
-    cr_assert(eq(str, (char *)json_string_value(json_object_get(err, "code")),
-                 "opted_out"));
-    json_decref(ev);
+    wait_opted_out(&status, "o-ip1", "46705550201");
     json_decref(wait_recipient(&status, "o-ip1", "46705550202", "submitted"));
     json_decref(wait_recipient(&status, "o-ip1", "46705550205", "submitted"));
-    ev = wait_recipient(&status, "o-jojka", "46705550203", "rejected");
-    err = json_object_get(ev, "error");
-    cr_assert(eq(str, (char *)json_string_value(json_object_get(err, "code")),
-                 "opted_out"));
-    json_decref(ev);
+    wait_opted_out(&status, "o-jojka", "46705550203");
     /* No provider request ever named the opted-out numbers. */
     cr_assert(eq(int, stack_standin_count(&e, "46705550201"), before));
     cr_assert(eq(int, stack_standin_count(&e, "46705550203"), 0));
@@ -245,11 +214,7 @@ Test(optout, blocklist_import_fills_the_set)
     stack_produce(&e, e.topic_send, "imp-send",
                   "{\"id\": \"imp-send\", \"account\": \"hooks-ip1\", "
                   "\"to\": [\"46705550301\"], \"text\": \"hej\"}");
-    ev = wait_recipient(&status, "imp-send", "46705550301", "rejected");
-    json_t *err = json_object_get(ev, "error");
-    cr_assert(eq(str, (char *)json_string_value(json_object_get(err, "code")),
-                 "opted_out"));
-    json_decref(ev);
+    wait_opted_out(&status, "imp-send", "46705550301");
 
     stack_produce(&e, e.topic_contacts, "imp-rm",
                   "{\"id\": \"imp-rm\", \"account\": \"hooks-ip1\", "

@@ -34,41 +34,15 @@ static void stop_stack(void)
 
 TestSuite(reads, .init = start_stack, .fini = stop_stack, .timeout = 240);
 
-static json_t *find_state(const char *job, const char *state)
-{
-    size_t i;
-    json_t *ev;
-
-    json_array_foreach(seen_status, i, ev)
-    {
-        const char *id = json_string_value(json_object_get(ev, "job_id"));
-        const char *st = json_string_value(json_object_get(ev, "state"));
-        if (id != NULL && st != NULL && strcmp(id, job) == 0 &&
-            strcmp(st, state) == 0)
-            return json_incref(ev);
-    }
-    return NULL;
-}
-
 /* Waits for the status event that puts job `job` in `state`. */
 static json_t *wait_state(struct tk_reader *r, const char *job,
                           const char *state)
 {
-    int64_t deadline = support_now_ms() + 60000;
-    json_t *ev;
+    const char *const want[] = {"job_id", job, "state", state, NULL};
 
     if (seen_status == NULL)
         seen_status = json_array();
-    while ((ev = find_state(job, state)) == NULL) {
-        int64_t left = deadline - support_now_ms();
-        json_t *next = left > 0
-                           ? tk_reader_wait_json(r, (const char *const[]){NULL},
-                                                 (int)left, NULL)
-                           : NULL;
-        if (next == NULL)
-            break;
-        json_array_append_new(seen_status, next);
-    }
+    json_t *ev = tk_reader_wait_kept(r, seen_status, want, 60000);
     if (ev == NULL) {
         char *all = json_dumps(seen_status, JSON_COMPACT);
         cr_log_error("status events: %s", all);
@@ -172,10 +146,24 @@ static void produce_contacts(const char *id, const char *json)
     stack_produce(&e, e.topic_contacts, id, json);
 }
 
+/* Produces read job `id` with `field` set to `value` (stolen) when given. */
+static void produce_read(const char *id, const char *account,
+                         const char *action, const char *field, json_t *value)
+{
+    json_t *job = json_pack("{s:s, s:s, s:s}", "id", id, "account", account,
+                            "action", action);
+
+    if (field != NULL)
+        json_object_set_new(job, field, value);
+    char *text = json_dumps(job, JSON_COMPACT);
+    produce_contacts(id, text);
+    free(text);
+    json_decref(job);
+}
+
 Test(reads, every_read_action_returns_what_was_written)
 {
     struct tk_reader status, results;
-    char job[512];
 
     tk_reader_open(&status, e.brokers, e.topic_status);
     tk_reader_open(&results, e.brokers, e.topic_results);
@@ -243,75 +231,33 @@ Test(reads, every_read_action_returns_what_was_written)
     char *camp_id = wait_submitted_id(&status, "c-jojka");
 
     /* The reads. */
-    produce_contacts("r-it-groups",
-                     "{\"id\": \"r-it-groups\", \"account\": \"hooks-intime\", "
-                     "\"action\": \"list-groups\"}");
-    produce_contacts("r-it-nix",
-                     "{\"id\": \"r-it-nix\", \"account\": \"hooks-intime\", "
-                     "\"action\": \"list-blocklist\"}");
-    produce_contacts("r-it-rem",
-                     "{\"id\": \"r-it-rem\", \"account\": \"hooks-intime\", "
-                     "\"action\": \"list-reminders\"}");
-    produce_contacts("r-lg-balance",
-                     "{\"id\": \"r-lg-balance\", \"account\": \"bulk-legacy\", "
-                     "\"action\": \"balance\"}");
-    snprintf(job, sizeof(job),
-             "{\"id\": \"r-lg-status\", \"account\": \"bulk-legacy\", "
-             "\"action\": \"message-status\", \"provider_id\": \"%s\"}",
-             legacy_id);
-    produce_contacts("r-lg-status", job);
-    snprintf(job, sizeof(job),
-             "{\"id\": \"r-p1-status\", \"account\": \"hooks-ip1\", "
-             "\"action\": \"message-status\", \"provider_id\": \"%s\"}",
-             batch_id);
-    produce_contacts("r-p1-status", job);
-    snprintf(job, sizeof(job),
-             "{\"id\": \"r-p1-camp\", \"account\": \"hooks-ip1\", "
-             "\"action\": \"campaign-status\", \"provider_id\": \"%s\"}",
-             batch_id);
-    produce_contacts("r-p1-camp", job);
-    produce_contacts("r-p1-block",
-                     "{\"id\": \"r-p1-block\", \"account\": \"hooks-ip1\", "
-                     "\"action\": \"list-blocklist\"}");
-    produce_contacts("r-p1-check",
-                     "{\"id\": \"r-p1-check\", \"account\": \"hooks-ip1\", "
-                     "\"action\": \"check-blocklist\", "
-                     "\"msisdns\": [\"46705550103\"]}");
-    produce_contacts("r-p1-senders",
-                     "{\"id\": \"r-p1-senders\", \"account\": \"hooks-ip1\", "
-                     "\"action\": \"list-senders\"}");
-    produce_contacts("r-p1-contacts",
-                     "{\"id\": \"r-p1-contacts\", \"account\": \"hooks-ip1\", "
-                     "\"action\": \"export-contacts\"}");
-    produce_contacts("r-p1-groups",
-                     "{\"id\": \"r-p1-groups\", \"account\": \"hooks-ip1\", "
-                     "\"action\": \"list-groups\"}");
-    produce_contacts("r-jo-contacts",
-                     "{\"id\": \"r-jo-contacts\", \"account\": \"shop\", "
-                     "\"action\": \"export-contacts\"}");
-    produce_contacts("r-jo-groups",
-                     "{\"id\": \"r-jo-groups\", \"account\": \"shop\", "
-                     "\"action\": \"list-groups\", "
-                     "\"msisdns\": [\"46705550105\"]}");
-    produce_contacts("r-jo-check",
-                     "{\"id\": \"r-jo-check\", \"account\": \"shop\", "
-                     "\"action\": \"check-blocklist\", "
-                     "\"msisdns\": [\"46705550106\"]}");
-    snprintf(job, sizeof(job),
-             "{\"id\": \"r-jo-status\", \"account\": \"shop\", "
-             "\"action\": \"message-status\", \"provider_id\": \"%s\"}",
-             jojka_id);
-    produce_contacts("r-jo-status", job);
-    snprintf(job, sizeof(job),
-             "{\"id\": \"r-jo-camp\", \"account\": \"shop\", "
-             "\"action\": \"campaign-status\", \"provider_id\": \"%s\"}",
-             camp_id);
-    produce_contacts("r-jo-camp", job);
+    produce_read("r-it-groups", "hooks-intime", "list-groups", NULL, NULL);
+    produce_read("r-it-nix", "hooks-intime", "list-blocklist", NULL, NULL);
+    produce_read("r-it-rem", "hooks-intime", "list-reminders", NULL, NULL);
+    produce_read("r-lg-balance", "bulk-legacy", "balance", NULL, NULL);
+    produce_read("r-lg-status", "bulk-legacy", "message-status", "provider_id",
+                 json_string(legacy_id));
+    produce_read("r-p1-status", "hooks-ip1", "message-status", "provider_id",
+                 json_string(batch_id));
+    produce_read("r-p1-camp", "hooks-ip1", "campaign-status", "provider_id",
+                 json_string(batch_id));
+    produce_read("r-p1-block", "hooks-ip1", "list-blocklist", NULL, NULL);
+    produce_read("r-p1-check", "hooks-ip1", "check-blocklist", "msisdns",
+                 json_pack("[s]", "46705550103"));
+    produce_read("r-p1-senders", "hooks-ip1", "list-senders", NULL, NULL);
+    produce_read("r-p1-contacts", "hooks-ip1", "export-contacts", NULL, NULL);
+    produce_read("r-p1-groups", "hooks-ip1", "list-groups", NULL, NULL);
+    produce_read("r-jo-contacts", "shop", "export-contacts", NULL, NULL);
+    produce_read("r-jo-groups", "shop", "list-groups", "msisdns",
+                 json_pack("[s]", "46705550105"));
+    produce_read("r-jo-check", "shop", "check-blocklist", "msisdns",
+                 json_pack("[s]", "46705550106"));
+    produce_read("r-jo-status", "shop", "message-status", "provider_id",
+                 json_string(jojka_id));
+    produce_read("r-jo-camp", "shop", "campaign-status", "provider_id",
+                 json_string(camp_id));
     /* A read the provider lacks: rejected, with the codec's line. */
-    produce_contacts(
-        "r-it-balance",
-        "{\"id\": \"r-it-balance\", \"account\": \"hooks-intime\", "
-        "\"action\": \"balance\"}");
+    produce_read("r-it-balance", "hooks-intime", "balance", NULL, NULL);
 
     const char *reads[] = {"r-it-groups",   "r-it-nix",      "r-it-rem",
                            "r-lg-balance",  "r-lg-status",   "r-p1-status",
