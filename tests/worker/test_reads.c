@@ -66,12 +66,11 @@ static char *wait_submitted_id(struct tk_reader *r, const char *job)
     return out;
 }
 
-/* Reads results events until every job of `ids` has its last page (or an
- * error); returns {job_id: [events in order]} (caller decrefs). */
-static json_t *collect_results(struct tk_reader *r, const char *const *ids,
-                               int timeout_ms)
+/* Reads results events into by_job ({job_id: [events in order]}, every
+ * job's) until every job of `ids` has its last page (or an error). */
+static void collect_results(struct tk_reader *r, json_t *by_job,
+                            const char *const *ids, int timeout_ms)
 {
-    json_t *by_job = json_object();
     int64_t deadline = support_now_ms() + timeout_ms;
 
     for (;;) {
@@ -84,7 +83,7 @@ static json_t *collect_results(struct tk_reader *r, const char *const *ids,
                 open++;
         }
         if (open == 0)
-            return by_job;
+            return;
         int64_t left = deadline - support_now_ms();
         if (left <= 0)
             break;
@@ -104,7 +103,6 @@ static json_t *collect_results(struct tk_reader *r, const char *const *ids,
     support_proc_log_dump(&e.kurir);
     char *seen = json_dumps(by_job, JSON_COMPACT);
     cr_fatal("results missing; got %s", seen);
-    return NULL;
 }
 
 /* The items of job `id`'s only results event, checked: one page, no
@@ -256,6 +254,10 @@ Test(reads, every_read_action_returns_what_was_written)
                  json_string(jojka_id));
     produce_read("r-jo-camp", "shop", "campaign-status", "provider_id",
                  json_string(camp_id));
+    /* A read the provider refuses (iP.1: a number not listed is 404): one
+     * results event with the error and no items. */
+    produce_read("r-p1-miss", "hooks-ip1", "check-blocklist", "msisdns",
+                 json_pack("[s]", "46705550199"));
     /* A read the provider lacks: rejected, with the codec's line. */
     produce_read("r-it-balance", "hooks-intime", "balance", NULL, NULL);
 
@@ -265,7 +267,8 @@ Test(reads, every_read_action_returns_what_was_written)
                            "r-p1-senders",  "r-p1-contacts", "r-p1-groups",
                            "r-jo-contacts", "r-jo-groups",   "r-jo-check",
                            "r-jo-status",   "r-jo-camp",     NULL};
-    json_t *by_job = collect_results(&results, reads, 90000);
+    json_t *by_job = json_object();
+    collect_results(&results, by_job, reads, 90000);
 
     json_t *items = items_of(by_job, "r-it-groups", "list-groups", "intime");
     cr_assert(has_item(items, "name", "Kunder"), "no Kunder group");
@@ -309,6 +312,13 @@ Test(reads, every_read_action_returns_what_was_written)
     cr_assert(has_item(items, "provider_id", jojka_id), "jojka status");
     items = items_of(by_job, "r-jo-camp", "campaign-status", "jojka");
     cr_assert(has_item(items, "msisdn", "46705550111"), "campaign status");
+
+    const char *miss[] = {"r-p1-miss", NULL};
+    collect_results(&results, by_job, miss, 30000);
+    json_t *mev = json_array_get(json_object_get(by_job, "r-p1-miss"), 0);
+    bool has_error = json_is_object(json_object_get(mev, "error"));
+    cr_assert(has_error, "no error on the refused read");
+    cr_assert(eq(sz, json_array_size(json_object_get(mev, "items")), 0));
 
     /* Every read ends delivered; the one InTime lacks is rejected. */
     for (size_t i = 0; reads[i] != NULL; i++)
@@ -357,7 +367,8 @@ Test(reads, paged_export_follows_every_page)
                      "{\"id\": \"r-many\", \"account\": \"bulk-jojka\", "
                      "\"action\": \"export-contacts\"}");
     const char *ids[] = {"r-many", NULL};
-    json_t *by_job = collect_results(&results, ids, 60000);
+    json_t *by_job = json_object();
+    collect_results(&results, by_job, ids, 60000);
     json_t *evs = json_object_get(by_job, "r-many");
     cr_assert(eq(sz, json_array_size(evs), 2), "two pages");
     json_t *p1 = json_array_get(evs, 0), *p2 = json_array_get(evs, 1);
