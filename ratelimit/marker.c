@@ -4,6 +4,7 @@
  * "d<outcome>" (done). A state value is the CONTRACT state name. */
 #include "ratelimit/marker.h"
 
+#include "ratelimit/optout.h"
 #include "ratelimit/rargv.h"
 
 #include <stdio.h>
@@ -11,14 +12,17 @@
 #include <string.h>
 
 /* Batched over jobs of one account (one hash slot). KEYS: per job its
- * markers, cxjob, cxcamp (cxjob again when there is no campaign) and its
- * echo headers. ARGV: stale_ms, ttl_ms, then per job: n, headers ("" for
- * none; stored for later events of the job), owner, recipients... Returns per
- * recipient {code, outcome} with the codes of enum marker_begin_result. A
- * marker is "i<ms>/<owner>" in flight, "d<outcome>" done; a fresh marker of
- * the same non-empty owner (one unit of one replica) counts as new, so an
- * owner that lost a reply can begin again without finding itself busy,
- * while any other owner, even in the same replica, finds it busy. */
+ * markers, cxjob, cxcamp (cxjob again when there is no campaign), its
+ * echo headers and the account's opt-out set (ratelimit/optout.h). ARGV:
+ * stale_ms, ttl_ms, then per job: n, headers ("" for none; stored for later
+ * events of the job), owner, recipients... Returns per recipient {code,
+ * outcome} with the codes of enum marker_begin_result. A marker is
+ * "i<ms>/<owner>" in flight, "d<outcome>" done; a fresh marker of the same
+ * non-empty owner (one unit of one replica) counts as new, so an owner that
+ * lost a reply can begin again without finding itself busy, while any other
+ * owner, even in the same replica, finds it busy. A recipient on the opt-out
+ * set (code 5) is neither marked nor sent; one done or cancelled before keeps
+ * that answer. */
 static struct rconn_script begin_script = {
     .src = "local t = redis.call('TIME')\n"
            "local now = tonumber(t[1]) * 1000 + "
@@ -26,7 +30,7 @@ static struct rconn_script begin_script = {
            "local stale, ttl = tonumber(ARGV[1]), ARGV[2]\n"
            "local out = {}\n"
            "local a = 3\n"
-           "for j = 1, #KEYS, 4 do\n"
+           "for j = 1, #KEYS, 5 do\n"
            "  local mk = KEYS[j]\n"
            "  local cx = redis.call('EXISTS', KEYS[j + 1]) == 1 or\n"
            "    (KEYS[j + 2] ~= KEYS[j + 1] and\n"
@@ -48,6 +52,9 @@ static struct rconn_script begin_script = {
            "      outcome = string.sub(v, 2)\n"
            "    elseif cx then\n"
            "      code = 4\n"
+           "    elseif redis.call('SISMEMBER', KEYS[j + 4], ARGV[i]) == 1 "
+           "then\n"
+           "      code = 5\n"
            "    elseif ms and owner ~= '' and who == owner then\n"
            "      code = 0\n"
            "    elseif ms and now - tonumber(ms) < stale then\n"
@@ -193,6 +200,10 @@ int marker_begin_build(struct rargv *out, const char *prefix,
                         errstr, errstr_size) != 0)
             goto fail;
         rargv_adds(out, key);
+        if (rconn_key_p(key, sizeof(key), prefix, account, OPTOUT_KIND, NULL,
+                        errstr, errstr_size) != 0)
+            goto fail;
+        rargv_adds(out, key);
     }
     rargv_addi(out, stale_ms);
     rargv_addi(out, MARKER_TTL_MS);
@@ -223,7 +234,7 @@ int marker_begin_read(const redisReply *reply, struct marker_begin_job *jobs,
         int64_t code;
         const redisReply *o = reply->element[2 * k + 1];
         if (rconn_reply_i64(&code, reply->element[2 * k]) != 0 || code < 0 ||
-            code > MARKER_CANCELLED || o->type != REDIS_REPLY_STRING)
+            code > MARKER_OPTED_OUT || o->type != REDIS_REPLY_STRING)
             goto bad;
     }
     for (size_t j = 0, k = 0; j < njobs; j++) {
@@ -269,8 +280,8 @@ int marker_begin(struct marker *m, const char *account, const char *job_id,
         return -1;
     /* Not repeated on a lost reply: without an owner the repeat would find
      * its own marks and answer MARKER_BUSY. The caller retries later. */
-    if (rconn_eval(&reply, m->rc, &begin_script, 4, (int)args.n, args.v,
-                   args.len, false, errstr, errstr_size) != 0)
+    if (rconn_eval(&reply, m->rc, &begin_script, MARKER_BEGIN_KEYS, (int)args.n,
+                   args.v, args.len, false, errstr, errstr_size) != 0)
         goto out;
     ret = marker_begin_read(reply, &job, 1, errstr, errstr_size);
 

@@ -46,6 +46,8 @@ enum marker_begin_result {
                          now marked by this call; the provider may have it */
     MARKER_DONE,      /* sent or failed for good: don't send; see outcome */
     MARKER_CANCELLED, /* the job or its campaign was cancelled: don't send */
+    MARKER_OPTED_OUT, /* on the account's opt-out set (ratelimit/optout.h):
+                         don't send; not marked */
 };
 
 /* One recipient of marker_begin(). */
@@ -114,11 +116,15 @@ int marker_update(struct marker *m, const char *account, const char *job_id,
 /* ------------------------------------------------------------------------ */
 /* Batches: the same two scripts over many jobs of one account in one call,
  * for callers that queue the call themselves (the worker's asynchronous
- * Redis). Build the arguments (keys first: 4 per job for begin, 3 per job
- * for update), send them with the script, read the reply back into the
- * jobs. */
+ * Redis). Build the arguments (keys first: MARKER_BEGIN_KEYS per job for
+ * begin, 3 per job for update), send them with the script, read the reply back
+ * into the jobs. */
 
 struct rargv;
+
+/* Keys per job of a begin: markers, cancel markers of job and campaign,
+ * echo headers, the account's opt-out set. */
+#define MARKER_BEGIN_KEYS 5
 
 /* One job's part of a batched marker_begin. */
 struct marker_begin_job {

@@ -71,6 +71,12 @@ static const struct config_entry entries[] = {
      "provider-sized parts of large jobs, read by the same group"},
     {"KURIR_TOPIC_LATEST", STR(topic_latest), "sms.status.latest", 0, 0,
      "each recipient's latest state, keyed job/recipient (compacted)"},
+    {"KURIR_TOPIC_RESULTS", STR(topic_results), "sms.results", 0, 0,
+     "results of read actions (contact-sync lists, statuses), keyed by job "
+     "id, one event per page"},
+    {"KURIR_STOP_WORDS", STR(stop_words), "STOP,STOPP,AVREGISTRERA", 0, 0,
+     "comma-separated words that, alone in a reply (any case), put its "
+     "sender on the account's opt-out set; empty: none"},
     {"KURIR_LOG_LEVEL", STR(log_level_name), "info", 0, 0,
      "debug, info, warn or error"},
     {"KURIR_LOG_FORMAT", STR(log_format_name), "text", 0, 0,

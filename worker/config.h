@@ -36,6 +36,8 @@ struct config {
     char *topic_dlq;            /* KURIR_TOPIC_DLQ */
     char *topic_parts;          /* KURIR_TOPIC_PARTS */
     char *topic_latest;         /* KURIR_TOPIC_LATEST */
+    char *topic_results;        /* KURIR_TOPIC_RESULTS */
+    char *stop_words;           /* KURIR_STOP_WORDS, comma-separated */
     char *log_level_name;       /* KURIR_LOG_LEVEL */
     enum log_level log_level;   /* parsed from log_level_name */
     char *log_format_name;      /* KURIR_LOG_FORMAT */

@@ -8,6 +8,7 @@
 #include "worker/events.h"
 #include "worker/log.h"
 #include "worker/outcome.h"
+#include "worker/reads.h"
 #include "worker/xalloc.h"
 
 /* Answers a callback, counting the answer by class for /metrics. */
@@ -194,6 +195,8 @@ static void hook_serve_one(struct worker *w, struct hook *h)
         char *value =
             event_reply_json(h->acct->name, codec->name, &res.replies[i], &len);
         hook_produce(w, h, KAFKA_REPLIES, res.replies[i].from, value, len);
+        h->failed |= optout_on_reply(w, h, h->acct, &res.replies[i],
+                                     &h->pending_events) != 0;
     }
     callback_result_cleanup(&res);
     /* Whatever was produced, the answer waits for Redis and Kafka; a

@@ -286,7 +286,8 @@ int kafka_new(struct kafka **out, const struct config *cfg,
     rd_kafka_queue_io_event_enable(k->pqueue, k->pipefd[1], "p", 1);
 
     const char *names[] = {cfg->topic_status, cfg->topic_replies,
-                           cfg->topic_dlq, cfg->topic_parts, cfg->topic_latest};
+                           cfg->topic_dlq,    cfg->topic_parts,
+                           cfg->topic_latest, cfg->topic_results};
     for (int i = 0; i < KAFKA_NTOPICS; i++)
         k->topics[i] = rd_kafka_topic_new(k->producer, names[i], NULL);
 

@@ -27,9 +27,10 @@ enum kafka_topic {
     KAFKA_DLQ,
     KAFKA_PARTS,
     KAFKA_LATEST,
+    KAFKA_RESULTS,
 };
 
-#define KAFKA_NTOPICS 5
+#define KAFKA_NTOPICS 6
 
 struct kafka;
 

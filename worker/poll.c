@@ -26,6 +26,7 @@
 #include "worker/events.h"
 #include "worker/log.h"
 #include "worker/outcome.h"
+#include "worker/reads.h"
 #include "worker/xalloc.h"
 
 #define POLL_BATCH      64
@@ -256,6 +257,7 @@ static void poll_replies_done(struct worker *w, struct pollreq *p,
         char *value =
             event_reply_json(p->acct->name, p->acct->codec->name, r, &len);
         poll_produce(w, KAFKA_REPLIES, r->from, value, len);
+        optout_on_reply(w, NULL, p->acct, r, NULL); /* logs its failure */
     }
     const char *exp[] = {"EXPIRE", key, ttl};
     if (rconn_command(&reply, w->redis, 3, exp, NULL, true, errstr,

@@ -101,7 +101,7 @@ static void rbatch_send(struct worker *w, struct rbatch_req **reqs, size_t n)
         rbatch_end(f, errstr);
         return;
     }
-    int nkeys = (int)(f->is_begin ? 4 * n : 3 * n);
+    int nkeys = (int)(f->is_begin ? MARKER_BEGIN_KEYS * n : 3 * n);
     aredis_eval(w->aredis,
                 f->is_begin ? marker_begin_script() : marker_update_script(),
                 nkeys, (int)args.n, args.v, args.len, rbatch_reply, f);

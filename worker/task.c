@@ -55,6 +55,7 @@
 #include "worker/poll.h"
 #include "worker/rand.h"
 #include "worker/rbatch.h"
+#include "worker/reads.h"
 #include "worker/xalloc.h"
 
 /* How long a task waits before trying Redis again. */
@@ -432,6 +433,7 @@ struct task_outcome {
     const char *provider_status;
     const char *error_code;
     const char *error_message;
+    bool emit_repeated; /* emit also when the state already was this one */
 };
 
 static void task_record_send(struct task *t);
@@ -503,6 +505,7 @@ static void task_record_ex(struct task *t, const struct task_outcome *outs,
         it->recipient = o->recipient;
         it->op = o->op;
         it->state = sms_state_name(o->state);
+        it->emit_repeated = o->emit_repeated;
         it->event =
             task_status_json(t, job->id, job_level ? NULL : o->recipient,
                              o->state, o->provider_id, o->provider_status,
@@ -812,6 +815,19 @@ static void task_marked(struct rbatch_req *req, const char *err)
                 .op = MARKER_OP_DONE,
             };
             break;
+        case MARKER_OPTED_OUT:
+            /* On the account's opt-out set (a stop word, the block list):
+             * never handed to the provider; the rest of the unit goes on. */
+            outs[nouts++] = (struct task_outcome){
+                .recipient = items[i].recipient,
+                .state = STATE_REJECTED,
+                .op = MARKER_OP_DONE,
+                .error_code = "opted_out",
+                .error_message = "the recipient has opted out (a stop word "
+                                 "or the account's block list)",
+            };
+            t->w->stats.failed++;
+            break;
         }
         if (job_level)
             continue;
@@ -1049,13 +1065,17 @@ static void task_result(struct task *t, const struct codec_call *call,
     }
     if (res->outcome != CALL_ACCEPTED || t->next_call + 1 == t->calls->ncalls) {
         /* A job-level action: a failure ends it; the last step's success
-         * ends it in its done state. */
+         * ends it in its done state. A read keeps no marker: a redelivered
+         * read reads and publishes again, its status event included
+         * (worker/reads.h). */
+        bool read = job_action_is_read(job->action);
         struct task_outcome o = {
             .recipient = TASK_JOB_LEVEL,
             .state = res->outcome == CALL_ACCEPTED
                          ? task_done_state(job)
                          : task_outcome_state(res->outcome),
-            .op = MARKER_OP_DONE,
+            .op = read ? MARKER_OP_CLEAR : MARKER_OP_DONE,
+            .emit_repeated = read,
             .provider_id = res->provider_id,
             .provider_status = res->provider_status,
             .error_code =
@@ -1117,6 +1137,8 @@ static void task_http_done(const struct http_response *resp, const char *error,
     const struct codec_call *call = &t->calls->calls[t->next_call];
     struct call_result res = {0};
     char errstr[256];
+    size_t produced = 0; /* results events (worker/reads.h) */
+    bool more = false;   /* a read's next page is to be asked for */
 
     t->in_call = false;
     /* The place was for the marked and unanswered: give it to the next. */
@@ -1140,8 +1162,11 @@ static void task_http_done(const struct http_response *resp, const char *error,
             return;
         }
         call_result_set_error(&res, CALL_RETRY, "no_answer", "%s", error);
-    } else if (t->acct->codec->decode(&res, t->acct, t->job, call, resp, errstr,
-                                      sizeof(errstr)) != 0) {
+    } else if (reads_decode(&res, t->w, t, t->acct, t->job, call,
+                            t->next_call + 1 == t->calls->ncalls, resp, t->echo,
+                            &produced, &more, errstr, sizeof(errstr)) != 0) {
+        /* reads_decode: codec->decode, plus what read actions and block
+         * lists need (worker/reads.h). */
         log_warn("task: %s answer for job %s (HTTP %ld): %s",
                  t->acct->codec->name, t->job->id, resp->status, errstr);
         call_result_cleanup(&res);
@@ -1153,6 +1178,14 @@ static void task_http_done(const struct http_response *resp, const char *error,
     } else if (resp->status == 429 && res.retry_after_ms == 0 &&
                res.outcome == CALL_RETRY) {
         res.retry_after_ms = 1000;
+    }
+    t->pending_events += (int)produced;
+    if (more) {
+        /* The same call again for the next page (job->page moved on). */
+        call_result_cleanup(&res);
+        t->encoded = false;
+        task_next(t);
+        return;
     }
     if (sends && res.outcome == CALL_RETRY && task_maybe_taken(resp->status)) {
         char msg[CODEC_TEXT_MAX + 64];

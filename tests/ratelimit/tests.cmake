@@ -10,6 +10,7 @@ add_unit_test(test_ratelimit ratelimit/test_ratelimit.c LIBS rltest
               TIMEOUT 120)
 add_unit_test(test_sched ratelimit/test_sched.c LIBS rltest TIMEOUT 120)
 add_unit_test(test_marker ratelimit/test_marker.c LIBS rltest TIMEOUT 60)
+add_unit_test(test_optout ratelimit/test_optout.c LIBS rltest TIMEOUT 60)
 
 # Not a test: prints decisions per second and round trips per 1,000 sends.
 #     build/tests/bench_ratelimit [host:port] [seconds] [processes]

@@ -25,6 +25,7 @@ NAMES = {
     "latest": "event-status",
     "reply": "event-reply",
     "results": "event-results",
+    "opted-out": "event-opted-out",
     "dlq-headers": "dlq-headers",
     "job-headers": "job-headers",
     "accounts": "accounts",

@@ -953,6 +953,55 @@ out:
     json_decref(root);
 }
 
+/* GET /v2/contacts/meta: how many contacts hold each label and each
+ * property, from the address book as written. */
+static void ip1_contacts_meta(struct request *req, struct acct_state *st)
+{
+    json_t *labels = json_object(), *props = json_object();
+    size_t total = 0;
+
+    for (size_t i = 0; i < st->contacts.len; i++) {
+        struct contact *c = st->contacts.items[i];
+        size_t k;
+        json_t *l;
+        const char *key;
+        json_t *v;
+        if (c->deleted)
+            continue;
+        total++;
+        json_array_foreach(json_object_get(c->doc, "labels"), k, l)
+        {
+            const char *name = json_string_value(l);
+            if (name != NULL)
+                json_object_set_new(
+                    labels, name,
+                    json_integer(
+                        json_integer_value(json_object_get(labels, name)) + 1));
+        }
+        json_object_foreach(json_object_get(c->doc, "properties"), key, v)
+        {
+            (void)v;
+            json_object_set_new(
+                props, key,
+                json_integer(json_integer_value(json_object_get(props, key)) +
+                             1));
+        }
+    }
+    json_t *out = json_pack("{s:I, s:[], s:[]}", "totalCount",
+                            (json_int_t)total, "labels", "properties");
+    const char *key;
+    json_t *v;
+    json_object_foreach(labels, key, v) json_array_append_new(
+        json_object_get(out, "labels"),
+        json_pack("{s:s, s:O}", "labelName", key, "usageCount", v));
+    json_object_foreach(props, key, v) json_array_append_new(
+        json_object_get(out, "properties"),
+        json_pack("{s:s, s:O}", "propertyName", key, "usageCount", v));
+    json_decref(labels);
+    json_decref(props);
+    resp_json(&req->resp, 200, out);
+}
+
 static void ip1_contacts(struct request *req, char **seg, size_t n)
 {
     struct acct_state *st = acct_state(req->acct);
@@ -976,6 +1025,10 @@ static void ip1_contacts(struct request *req, char **seg, size_t n)
             resp_json(&req->resp, 200, all);
         else
             ip1_page(req, all, "/v2/contacts");
+        return;
+    }
+    if (n == 3 && strcmp(seg[2], "meta") == 0 && strcmp(m, "GET") == 0) {
+        ip1_contacts_meta(req, st);
         return;
     }
     struct contact *c = n == 3 ? ip1_contact_by_id(st, seg[2]) : NULL;

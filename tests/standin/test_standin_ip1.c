@@ -263,3 +263,37 @@ Test(ip1, incoming_sms_is_posted_as_a_message_document)
     h_stop();
     recv_stop(rv);
 }
+
+/* GET /v2/contacts/meta counts the labels and properties of the address
+ * book as written. */
+Test(ip1, contacts_meta_counts_what_was_written, .init = h_start,
+     .fini = h_stop)
+{
+    struct h_resp r;
+
+    h_ip1(&r, "POST", "/v2/contacts?sync",
+          "[{\"properties\":{\"phoneNumber\":\"+46701234567\","
+          "\"firstName\":\"Anna\"},\"labels\":[\"vip\",\"Kunder\"]},"
+          "{\"properties\":{\"phoneNumber\":\"+46701234568\"},"
+          "\"labels\":[\"vip\"]}]");
+    cr_assert(r.status == 201, "%ld %s", r.status, r.body);
+    h_free(&r);
+    json_t *meta = get("/v2/contacts/meta");
+    cr_assert(json_integer_value(json_object_get(meta, "totalCount")) == 2);
+    json_t *labels = json_object_get(meta, "labels");
+    json_int_t vip = 0, kunder = 0;
+    size_t i;
+    json_t *l;
+    json_array_foreach(labels, i, l)
+    {
+        const char *name = json_string_value(json_object_get(l, "labelName"));
+        json_int_t n = json_integer_value(json_object_get(l, "usageCount"));
+        if (strcmp(name, "vip") == 0)
+            vip = n;
+        else if (strcmp(name, "Kunder") == 0)
+            kunder = n;
+    }
+    cr_assert(vip == 2 && kunder == 1, "vip %lld, Kunder %lld", (long long)vip,
+              (long long)kunder);
+    json_decref(meta);
+}

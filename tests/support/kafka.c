@@ -208,6 +208,23 @@ json_t *tk_reader_wait_json(struct tk_reader *r, const char *const *want,
     }
 }
 
+json_t *tk_reader_wait_kept(struct tk_reader *r, json_t *kept,
+                            const char *const *want, int timeout_ms)
+{
+    size_t i;
+    json_t *ev;
+
+    json_array_foreach(kept, i, ev)
+    {
+        if (tk_matches(ev, want))
+            return json_incref(ev);
+    }
+    ev = tk_reader_wait_json(r, want, timeout_ms, kept);
+    if (ev != NULL)
+        json_array_append(kept, ev);
+    return ev;
+}
+
 char *tk_header(const rd_kafka_message_t *rkm, const char *name)
 {
     rd_kafka_headers_t *hdrs = NULL;

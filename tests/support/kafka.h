@@ -52,6 +52,14 @@ rd_kafka_message_t *tk_reader_next(struct tk_reader *r, int timeout_ms);
 json_t *tk_reader_wait_json(struct tk_reader *r, const char *const *want,
                             int timeout_ms, json_t *seen);
 
+/* The same for tests that wait for several jobs' events in any order:
+ * the events in `kept` (a JSON array the caller owns) are looked at first,
+ * and every event read is appended to it, the matching one included, so no
+ * wait loses another's event. Returns a new reference to the first match,
+ * or NULL after timeout_ms. */
+json_t *tk_reader_wait_kept(struct tk_reader *r, json_t *kept,
+                            const char *const *want, int timeout_ms);
+
 /* Returns the value of header `name` of a message as a malloc'd string, or
  * NULL. */
 char *tk_header(const rd_kafka_message_t *rkm, const char *name);

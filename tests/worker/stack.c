@@ -117,6 +117,7 @@ void stack_start(struct stack *s, const char *redis)
     snprintf(s->topic_parts, sizeof(s->topic_parts), "%s.parts", s->uniq);
     snprintf(s->topic_latest, sizeof(s->topic_latest), "%s.status.latest",
              s->uniq);
+    snprintf(s->topic_results, sizeof(s->topic_results), "%s.results", s->uniq);
     s->standin_port = support_free_port();
     s->kurir_port = support_free_port();
     cr_assert(s->standin_port != s->kurir_port);
@@ -163,6 +164,7 @@ void stack_spawn_worker(const struct stack *s, struct proc *p, int port,
     ENV("KURIR_TOPIC_DLQ=%s", s->topic_dlq);
     ENV("KURIR_TOPIC_PARTS=%s", s->topic_parts);
     ENV("KURIR_TOPIC_LATEST=%s", s->topic_latest);
+    ENV("KURIR_TOPIC_RESULTS=%s", s->topic_results);
     if (strstr(s->redis, "://") != NULL) /* a whole URL: sentinel://... */
         ENV("KURIR_REDIS_URL=%s", s->redis);
     else

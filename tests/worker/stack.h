@@ -14,7 +14,7 @@ struct stack {
     char uniq[64];
     char topic_send[96], topic_campaign[96], topic_contacts[96];
     char topic_status[96], topic_replies[96], topic_dlq[96];
-    char topic_parts[96], topic_latest[112];
+    char topic_parts[96], topic_latest[112], topic_results[96];
     char standin_accounts[128];
     char kurir_accounts[128];
     int standin_port;

@@ -27,6 +27,26 @@ Test(config, defaults_follow_the_contract)
     config_cleanup(&cfg);
 }
 
+Test(config, results_topic_and_stop_words)
+{
+    char *env[] = {"PATH=/bin", NULL};
+    char *set[] = {"KURIR_TOPIC_RESULTS=shop.results",
+                   "KURIR_STOP_WORDS=SLUTA,NEJ", NULL};
+    struct config cfg;
+    char errstr[256];
+
+    int ret = config_load(&cfg, env, errstr, sizeof(errstr));
+    cr_assert(eq(int, ret, 0), "%s", errstr);
+    cr_assert(eq(str, cfg.topic_results, "sms.results"));
+    cr_assert(eq(str, cfg.stop_words, "STOP,STOPP,AVREGISTRERA"));
+    config_cleanup(&cfg);
+    ret = config_load(&cfg, set, errstr, sizeof(errstr));
+    cr_assert(eq(int, ret, 0), "%s", errstr);
+    cr_assert(eq(str, cfg.topic_results, "shop.results"));
+    cr_assert(eq(str, cfg.stop_words, "SLUTA,NEJ"));
+    config_cleanup(&cfg);
+}
+
 Test(config, unknown_variable_is_named)
 {
     char *env[] = {"KURIR_KAFKA_BROKER=x:1", NULL};

@@ -21,3 +21,5 @@ add_unit_test(test_sentinel_run worker/test_sentinel_run.c LIBS worker_stack red
 add_executable(kurir-metrics-page worker/metrics_page.c)
 target_link_libraries(kurir-metrics-page PRIVATE worker_core)
 project_warnings(kurir-metrics-page)
+add_unit_test(test_reads worker/test_reads.c LIBS worker_stack TIMEOUT 300)
+add_unit_test(test_optout_e2e worker/test_optout_e2e.c LIBS worker_stack ratelimit TIMEOUT 300)
