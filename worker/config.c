@@ -85,7 +85,7 @@ static const struct config_entry entries[] = {
      "jobs in progress at once in this replica"},
     {"KURIR_HTTP_TIMEOUT_MS", INT(http_timeout_ms), "10000", 100, 600000,
      "provider request timeout"},
-    {"KURIR_HTTP_MAX_CONNS", INT(http_max_conns), "64", 1, 10000,
+    {"KURIR_HTTP_MAX_CONNS", INT(http_max_conns), "256", 1, 10000,
      "connections per provider host"},
     {"KURIR_SHUTDOWN_GRACE_MS", INT(shutdown_grace_ms), "20000", 0, 600000,
      "time to finish in-flight work on SIGTERM"},
