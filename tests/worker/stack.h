@@ -23,6 +23,12 @@ struct stack {
     struct proc kurir;
     const char *brokers;
     char redis[256]; /* host:port, or a whole URL (sentinel://...) */
+    /* Set before stack_start, or left NULL: more accounts for both files
+     * (JSON members "name": {...}, each followed by a comma; @SP@ stands
+     * for the stand-in's port), and more
+     * "NAME=value" for the first worker (NULL-ended). */
+    const char *extra_accounts;
+    const char *const *extra_env;
 };
 
 /* Starts the stand-in and a kurir worker using Redis at `redis`

@@ -20,3 +20,4 @@ add_unit_test(test_sentinel_run worker/test_sentinel_run.c LIBS worker_stack red
 add_executable(kurir-metrics-page worker/metrics_page.c)
 target_link_libraries(kurir-metrics-page PRIVATE worker_core)
 project_warnings(kurir-metrics-page)
+add_unit_test(test_final worker/test_final.c LIBS worker_stack TIMEOUT 400)
