@@ -52,8 +52,11 @@
 #define POLL_BATCH      64
 #define POLL_SEEN_TTL_S (4 * 24 * 3600)
 #define POLL_MEMBER_MAX 256
-/* A claimed give-up is this replica's for a minute. */
-#define POLL_SWEEP_LEASE_MS 60000
+/* A claimed give-up or status read is this replica's for a minute: a
+ * read not final is put back one interval on when it ends, so a slow
+ * answer is never asked again meanwhile; a replica that dies leaves its
+ * claims to the others after the minute. */
+#define POLL_LEASE_MS 60000
 /* Kept references outlive the give-up by a day: reports may come late. */
 #define POLL_REF_EXTRA_MS (24LL * 3600 * 1000)
 
@@ -191,18 +194,49 @@ static void poll_removed(const redisReply *reply, const char *err,
         log_warn("poll: remove: %s", err);
 }
 
-/* Removes a member of the account's set `kind` ("poll", "await"). */
-static void poll_zrem(struct worker *w, const struct account *acct,
-                      const char *kind, const char *member)
+/* Removes n members of the account's set `kind` ("poll", "await") in
+ * one command. */
+static void poll_zrem_n(struct worker *w, const struct account *acct,
+                        const char *kind, const char *const *members, size_t n)
 {
     char key[RCONN_KEY_MAX];
     char errstr[256];
 
-    if (rconn_key(key, sizeof(key), w->redis, acct->name, kind, NULL, errstr,
-                  sizeof(errstr)) != 0)
+    if (n == 0 || rconn_key(key, sizeof(key), w->redis, acct->name, kind, NULL,
+                            errstr, sizeof(errstr)) != 0)
         return;
-    const char *argv[] = {"ZREM", key, member};
-    aredis_command(w->aredis, 3, argv, NULL, poll_removed, NULL);
+    const char **argv = xcalloc(n + 2, sizeof(*argv));
+    argv[0] = "ZREM";
+    argv[1] = key;
+    memcpy(argv + 2, members, n * sizeof(*members));
+    aredis_command(w->aredis, (int)n + 2, argv, NULL, poll_removed, NULL);
+    free(argv);
+}
+
+static void poll_zrem(struct worker *w, const struct account *acct,
+                      const char *kind, const char *member)
+{
+    poll_zrem_n(w, acct, kind, &member, 1);
+}
+
+/* Ends a request: a status read whose member stays (not final, or the
+ * read failed) is asked again one interval from now. */
+static void poll_end(struct pollreq *p, bool member_stays)
+{
+    struct worker *w = p->w;
+    char key[RCONN_KEY_MAX], score[24];
+    char errstr[256];
+
+    if (member_stays && !w->closing &&
+        (p->kind == POLL_MESSAGE || p->kind == POLL_UNIT) &&
+        rconn_key(key, sizeof(key), w->redis, p->acct->name, "poll", NULL,
+                  errstr, sizeof(errstr)) == 0) {
+        rconn_i64(score, sizeof(score),
+                  worker_wall_ms() + w->cfg->poll_interval_ms);
+        const char *argv[] = {"ZADD", key, "XX", score, p->member};
+        aredis_command(w->aredis, 5, argv, NULL, poll_removed, NULL);
+    }
+    pollreq_free(p);
 }
 
 void poll_awaited_done(struct worker *w, const struct account *acct,
@@ -222,15 +256,24 @@ static void poll_finish(struct pollreq *p)
     struct worker *w = p->w;
 
     if (!p->failed) {
-        for (size_t i = 0; i < p->rec.n && p->item_final != NULL; i++)
-            if (p->item_final[i])
-                poll_awaited_done(w, p->acct, p->job, p->recips[i], p->type);
+        /* One command for every recipient the read ended. */
+        struct rargv done = {0};
+        for (size_t i = 0; i < p->rec.n && p->item_final != NULL; i++) {
+            char member[POLL_MEMBER_MAX];
+            if (!p->item_final[i])
+                continue;
+            snprintf(member, sizeof(member), "%s\t%s\t%s", p->job, p->recips[i],
+                     p->type);
+            rargv_adds(&done, member);
+        }
+        poll_zrem_n(w, p->acct, "await", done.v, done.n);
+        rargv_cleanup(&done);
         if (p->kind == POLL_GIVE_UP)
             poll_zrem(w, p->acct, "await", p->member);
         else if (p->final)
             poll_zrem(w, p->acct, "poll", p->member);
     }
-    pollreq_free(p);
+    poll_end(p, p->failed || !p->final);
 }
 
 void poll_event_delivered(struct pollreq *p, rd_kafka_resp_err_t err)
@@ -249,7 +292,8 @@ static void poll_recorded(struct outcome *o, const char *err)
     if (p->w->closing)
         return; /* poll_free_all frees it */
     if (err != NULL) {
-        /* Asked again next interval: the claim moved its time on. */
+        /* Asked again once the claim's lease runs out. No Redis call from
+         * here: this may run while the connection is being torn down. */
         log_warn("poll: redis: %s", err);
         pollreq_free(p);
         return;
@@ -291,8 +335,9 @@ static void poll_item(struct pollreq *p, const char *recipient,
         .provider = p->acct->codec->name,
         .recipient = p->recips[i],
         .state = state,
-        .provider_message_id =
-            u != NULL && u->provider_id[0] ? u->provider_id : p->pid,
+        .provider_message_id = u != NULL && u->provider_id[0] ? u->provider_id
+                               : p->pid[0]                    ? p->pid
+                                                              : NULL,
         .provider_status = u ? u->provider_status : NULL,
         .error_code = code,
         .error_message = message,
@@ -319,7 +364,9 @@ static bool poll_status_done(struct worker *w, struct pollreq *p,
         /* A message's read names no recipient: the member does. A unit's
          * read names each, and only those of the member's job count. */
         const char *to = p->kind == POLL_MESSAGE ? p->recipient : u->recipient;
-        if (to[0] == '\0')
+        /* Still on its way says nothing new: every recipient followed is
+         * `submitted` or later already. */
+        if (to[0] == '\0' || u->state <= STATE_SUBMITTED)
             continue;
         poll_item(p, to, u, u->state, u->error_code[0] ? u->error_code : NULL,
                   u->error_message[0] ? u->error_message : NULL);
@@ -414,7 +461,7 @@ static void poll_http_done(const struct http_response *resp, const char *error,
         poll_replies_done(w, p, &res);
     }
     callback_result_cleanup(&res);
-    pollreq_free(p);
+    poll_end(p, true);
 }
 
 /* The read that asks for a unit's statuses (a campaign, a batch, a
@@ -450,13 +497,13 @@ static void poll_submit(struct worker *w, struct pollreq *p, enum codec_op op,
                            sizeof(errstr)) != 0 ||
         p->calls.ncalls == 0) {
         log_warn("poll: %s: %s", p->acct->name, errstr);
-        pollreq_free(p);
+        poll_end(p, true);
         return;
     }
     if (http_submit(w->http, &p->calls.calls[0].req, poll_http_done, p, errstr,
                     sizeof(errstr)) != 0) {
         log_warn("poll: %s", errstr);
-        pollreq_free(p);
+        poll_end(p, true);
         return;
     }
     w->polls_in_flight++;
@@ -675,8 +722,9 @@ int poll_held_units(struct worker *w, const struct account *acct,
         h->pid = xmalloc(pid->len + 1);
         memcpy(h->pid, pid->str, pid->len);
         h->pid[pid->len] = '\0';
-        for (char *tok = strtok(tab + 1, ","); tok != NULL;
-             tok = strtok(NULL, ",")) {
+        char *save = NULL;
+        for (char *tok = strtok_r(tab + 1, ",", &save); tok != NULL;
+             tok = strtok_r(NULL, ",", &save)) {
             h->recipients =
                 xrealloc(h->recipients, (h->n + 1) * sizeof(*h->recipients));
             h->recipients[h->n++] = xstrdup(tok);
@@ -787,8 +835,7 @@ static size_t poll_fields(char *s, char **f, size_t max)
 static int poll_statuses(struct worker *w, const struct account *acct,
                          int64_t now)
 {
-    redisReply *reply =
-        poll_claim(w, acct, "poll", now, w->cfg->poll_interval_ms);
+    redisReply *reply = poll_claim(w, acct, "poll", now, POLL_LEASE_MS);
 
     if (reply == NULL)
         return -1;
@@ -843,7 +890,7 @@ static int poll_statuses(struct worker *w, const struct account *acct,
 static int poll_give_ups(struct worker *w, const struct account *acct,
                          int64_t now)
 {
-    redisReply *reply = poll_claim(w, acct, "await", now, POLL_SWEEP_LEASE_MS);
+    redisReply *reply = poll_claim(w, acct, "await", now, POLL_LEASE_MS);
     char message[128];
 
     if (reply == NULL)
@@ -933,11 +980,16 @@ void poll_serve(struct worker *w)
 
     if (now < w->next_poll_ms || !w->redis_ok)
         return;
-    /* Claims are cheap; the provider is asked per member only when due. */
+    /* Claims are cheap; the provider is asked per member only when due.
+     * Give-ups are looked for once a second: a second late is nothing
+     * after hours. */
     w->next_poll_ms = now + 250;
+    bool sweep = now >= w->next_sweep_ms;
+    if (sweep)
+        w->next_sweep_ms = now + 1000;
     for (size_t i = 0; i < w->accounts->count; i++) {
         const struct account *acct = &w->accounts->items[i];
-        if (poll_give_ups(w, acct, now) != 0)
+        if (sweep && poll_give_ups(w, acct, now) != 0)
             return;
         if (poll_reads_statuses(acct) && poll_statuses(w, acct, now) != 0)
             return;

@@ -111,6 +111,14 @@ static void stack_write_accounts(const struct stack *s, const char *path,
 
 void stack_start(struct stack *s, const char *redis)
 {
+    stack_start_with(s, redis, NULL, NULL);
+}
+
+void stack_start_with(struct stack *s, const char *redis,
+                      const char *extra_accounts, const char *const *extra_env)
+{
+    s->extra_accounts = extra_accounts;
+    s->extra_env = extra_env;
     s->brokers = support_kafka();
     snprintf(s->redis, sizeof(s->redis), "%s", redis);
     tk_unique(s->uniq, sizeof(s->uniq));

@@ -23,9 +23,10 @@
 
 static struct stack e;
 
-/* An iP.1 account read by polling (no callback URL) that also schedules at
- * the provider, a Jojka account that schedules at the provider, an iP.1
- * legacy account with the unconfirmed status reads and one without. */
+/* An iP.1 account read by polling (no callback URL), Jojka and InTime
+ * accounts, and an iP.1 legacy account with the unconfirmed operations
+ * (status reads, timed bundles, cancels), all scheduling campaigns at the
+ * provider; and a legacy account without the unconfirmed operations. */
 static const char extra_accounts[] =
     " \"fin-ip1-poll\": {\"provider\": \"ip1\",\n"
     "  \"base_url\": \"http://127.0.0.1:@SP@\",\n"
@@ -45,7 +46,14 @@ static const char extra_accounts[] =
     "  \"credentials\": {\"account\": \"ip1-7777\", \"password\": \"finpw\"},\n"
     "  \"rate_limit\": {\"per_second\": 100},\n"
     "  \"default_sender\": \"Shop\", \"webhook_token\": \"tok-fl\",\n"
-    "  \"options\": {\"legacy_unconfirmed_soap\": true}},\n"
+    "  \"options\": {\"legacy_unconfirmed_soap\": true, "
+    "\"schedule_at_provider\": true}},\n"
+    " \"fin-intime-sched\": {\"provider\": \"intime\",\n"
+    "  \"base_url\": \"http://127.0.0.1:@SP@/api/1.0\",\n"
+    "  \"credentials\": {\"user\": \"fin\", \"hash\": \"h-fin\"},\n"
+    "  \"rate_limit\": {\"per_second\": 100},\n"
+    "  \"default_sender\": \"Shop\", \"webhook_token\": \"tok-fi\",\n"
+    "  \"options\": {\"schedule_at_provider\": true}},\n"
     " \"fin-legacy-plain\": {\"provider\": \"ip1-legacy\",\n"
     "  \"base_url\": \"http://127.0.0.1:@SP@\",\n"
     "  \"credentials\": {\"account\": \"ip1-8888\", \"password\": "
@@ -58,9 +66,7 @@ static const char *const extra_env[] = {"KURIR_REPORT_GIVE_UP_MS=8000",
 
 static void start_stack(void)
 {
-    e.extra_accounts = extra_accounts;
-    e.extra_env = extra_env;
-    stack_start(&e, support_redis());
+    stack_start_with(&e, support_redis(), extra_accounts, extra_env);
 }
 
 static void stop_stack(void)
@@ -187,8 +193,8 @@ Test(final, every_provider_reaches_delivered_by_its_own_route)
     for (size_t i = 0; i < sizeof(sends) / sizeof(sends[0]); i++)
         send_one(sends[i][0], sends[i][1], sends[i][2]);
     for (size_t i = 0; i < sizeof(sends) / sizeof(sends[0]); i++) {
-        json_t *ev = await_event(&status, sends[i][0], sends[i][2],
-                                 "delivered", 60000);
+        json_t *ev =
+            await_event(&status, sends[i][0], sends[i][2], "delivered", 60000);
         cr_assert(ne(ptr, ev, NULL), "%s (%s) never delivered", sends[i][0],
                   sends[i][1]);
         cr_assert(is(ev, "account", sends[i][1]));
@@ -212,10 +218,8 @@ Test(final, every_provider_reaches_delivered_by_its_own_route)
 Test(final, campaign_recipients_are_delivered)
 {
     static const char *const camps[][2] = {
-        {"fin-c-jojka", "shop"},
-        {"fin-c-ip1poll", "fin-ip1-poll"},
-        {"fin-c-legacy", "fin-legacy"},
-        {"fin-c-intime", "hooks-intime"},
+        {"fin-c-jojka", "shop"},        {"fin-c-ip1poll", "fin-ip1-poll"},
+        {"fin-c-legacy", "fin-legacy"}, {"fin-c-intime", "hooks-intime"},
         {"fin-c-ip1hook", "hooks-ip1"},
     };
     static const char *const to[] = {"46702220001", "46702220002",
@@ -254,14 +258,17 @@ Test(final, cancelled_scheduled_campaigns_end_cancelled)
         {"fin-x-kurir", "shop", "scheduled"},
         {"fin-x-jojka", "fin-jojka-sched", "submitted"},
         {"fin-x-ip1", "fin-ip1-poll", "submitted"},
+        {"fin-x-intime", "fin-intime-sched", "submitted"},
+        {"fin-x-legacy", "fin-legacy", "submitted"},
     };
+    const size_t n = sizeof(camps) / sizeof(camps[0]);
     static const char *const to[] = {"46703330001", "46703330002"};
     struct tk_reader status;
     char job[512], stamp[32], id[64];
 
     open_events(&status);
     future_stamp(stamp, sizeof(stamp), 120);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < n; i++) {
         snprintf(job, sizeof(job),
                  "{\"id\": \"%s\", \"account\": \"%s\", \"action\": "
                  "\"create\", \"name\": \"Later\", \"to\": [\"%s\", \"%s\"], "
@@ -269,14 +276,14 @@ Test(final, cancelled_scheduled_campaigns_end_cancelled)
                  camps[i][0], camps[i][1], to[0], to[1], stamp);
         stack_produce(&e, e.topic_campaign, camps[i][0], job);
     }
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < 2; k++)
-            cr_assert(ne(ptr,
-                         await_event(&status, camps[i][0], to[k], camps[i][2],
-                                     60000),
-                         NULL),
-                      "%s: %s not %s", camps[i][0], to[k], camps[i][2]);
-    for (size_t i = 0; i < 3; i++) {
+            cr_assert(
+                ne(ptr,
+                   await_event(&status, camps[i][0], to[k], camps[i][2], 60000),
+                   NULL),
+                "%s: %s not %s", camps[i][0], to[k], camps[i][2]);
+    for (size_t i = 0; i < n; i++) {
         snprintf(id, sizeof(id), "%s-stop", camps[i][0]);
         snprintf(job, sizeof(job),
                  "{\"id\": \"%s\", \"account\": \"%s\", \"action\": "
@@ -284,11 +291,11 @@ Test(final, cancelled_scheduled_campaigns_end_cancelled)
                  id, camps[i][1], camps[i][0]);
         stack_produce(&e, e.topic_campaign, id, job);
     }
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < n; i++) {
         snprintf(id, sizeof(id), "%s-stop", camps[i][0]);
-        cr_assert(ne(ptr, await_event(&status, id, NULL, "cancelled", 60000),
-                     NULL),
-                  "the cancel %s did not end cancelled", id);
+        cr_assert(
+            ne(ptr, await_event(&status, id, NULL, "cancelled", 60000), NULL),
+            "the cancel %s did not end cancelled", id);
         for (size_t k = 0; k < 2; k++) {
             json_t *ev =
                 await_event(&status, camps[i][0], to[k], "cancelled", 30000);
@@ -298,7 +305,7 @@ Test(final, cancelled_scheduled_campaigns_end_cancelled)
         }
     }
     /* At the provider: the held messages are cancelled, none sent. */
-    for (size_t i = 1; i < 3; i++) {
+    for (size_t i = 1; i < n; i++) {
         json_t *msgs = standin_messages(camps[i][1]);
         size_t cancelled = 0;
         for (size_t k = 0; k < json_array_size(msgs); k++) {
@@ -328,10 +335,10 @@ Test(final, no_report_after_the_give_up)
         await_event(&status, "fin-4-silent", "46704440001", "submitted", 60000);
     cr_assert(ne(ptr, sub, NULL), "the legacy send was not submitted");
     int64_t submitted_ms = support_now_ms();
-    cr_assert(ne(ptr,
-                 await_event(&status, "fin-4-heard", "46704440002",
-                             "delivered", 60000),
-                 NULL));
+    cr_assert(ne(
+        ptr,
+        await_event(&status, "fin-4-heard", "46704440002", "delivered", 60000),
+        NULL));
     json_t *ev = await_event(&status, "fin-4-silent", "46704440001", "failed",
                              GIVE_UP_MS + 30000);
     cr_assert(ne(ptr, ev, NULL), "no give-up for a send without reports");
@@ -372,8 +379,8 @@ Test(final, unknown_is_settled_by_its_report)
                  "{\"provider\": \"intime\", \"timeout\": 1, "
                  "\"hold_ms\": 4000, \"process\": true, \"count\": 1}");
     send_one("fin-5-unknown", "hooks-intime", "46705550001");
-    json_t *ev = await_event(&status, "fin-5-unknown", "46705550001",
-                             "unknown", 60000);
+    json_t *ev =
+        await_event(&status, "fin-5-unknown", "46705550001", "unknown", 60000);
     standin_post("/_standin/faults?provider=intime", NULL);
     cr_assert(ne(ptr, ev, NULL), "the timeout did not leave it unknown");
     cr_assert(ne(ptr,
@@ -404,8 +411,8 @@ Test(final, long_ip1_job_id_report_names_its_job)
     for (size_t i = 0; i < json_array_size(msgs); i++) {
         const char *ref = json_string_value(
             json_object_get(json_array_get(msgs, i), "reference"));
-        hashed = hashed || (ref != NULL && strchr(ref, '~') != NULL &&
-                            strlen(ref) <= 40);
+        hashed = hashed ||
+                 (ref != NULL && strchr(ref, '~') != NULL && strlen(ref) <= 40);
     }
     json_decref(msgs);
     cr_assert(hashed, "the stand-in never saw a hashed reference");
