@@ -113,26 +113,36 @@ static void hook_recorded(struct outcome *o, const char *err)
         hook_finish(w, h);
 }
 
-/* Records and emits one status update whose job is known (r->job). */
-static void hook_status_record(struct worker *w, struct hook_record *r)
+/* The status event of one update. */
+static char *hook_event(const struct account *acct,
+                        const struct status_update *u, const char *job,
+                        const char *type, const char *recipient, size_t *len)
 {
-    struct hook *h = r->h;
-    const struct account *acct = h->acct;
-    const struct status_update *u = &r->u;
     struct status_event ev = {
-        .job_id = r->job.job,
-        .type = r->job.type,
+        .job_id = job,
+        .type = type,
         .account = acct->name,
         .provider = acct->codec->name,
-        .recipient = r->recipient,
+        .recipient = recipient,
         .state = u->state,
         .provider_message_id = u->provider_id,
         .provider_status = u->provider_status,
         .error_code = u->error_code,
         .error_message = u->error_message,
     };
+
+    return event_status_json(&ev, len);
+}
+
+/* Records and emits one status update whose job is known (r->job). */
+static void hook_status_record(struct worker *w, struct hook_record *r)
+{
+    struct hook *h = r->h;
+    const struct account *acct = h->acct;
+    const struct status_update *u = &r->u;
     size_t len;
-    char *value = event_status_json(&ev, &len);
+    char *value =
+        hook_event(acct, u, r->job.job, r->job.type, r->recipient, &len);
 
     r->o = (struct outcome){
         .account = acct->name,
@@ -195,20 +205,8 @@ static void hook_status(struct worker *w, struct hook *h,
 
     hook_resolve(u, r->ref, sizeof(r->ref), r->recipient, sizeof(r->recipient));
     if (r->ref[0] == '\0' || r->recipient[0] == '\0') {
-        struct status_event ev = {
-            .job_id = r->ref,
-            .type = "send",
-            .account = acct->name,
-            .provider = acct->codec->name,
-            .recipient = r->recipient,
-            .state = u->state,
-            .provider_message_id = u->provider_id,
-            .provider_status = u->provider_status,
-            .error_code = u->error_code,
-            .error_message = u->error_message,
-        };
         size_t len;
-        char *value = event_status_json(&ev, &len);
+        char *value = hook_event(acct, u, r->ref, "send", r->recipient, &len);
         log_warn("hooks: %s status for message %s names no kurir job",
                  acct->name, u->provider_id);
         hook_produce(w, h, KAFKA_STATUS, u->provider_id, value, len);
