@@ -119,6 +119,7 @@ struct task {
     struct poll_held *held; /* a campaign cancel: units the provider holds */
     size_t nheld;
     size_t *cancel_of; /* the held unit of each cancel call */
+    size_t held_next;  /* the first held unit not yet in a call */
     char **cancel_to;  /* owned: recipients taken out of the schedule */
     size_t ncancel_to;
     bool cancel_closed;           /* the cancel job's own end is recorded */
@@ -968,13 +969,18 @@ static void task_cancel(struct task *t)
     task_next(t);
 }
 
-/* A campaign cancel's calls: one provider cancel per unit it holds. */
+/* A campaign cancel's calls: one provider cancel per unit it holds, as
+ * many as one call list takes (CODEC_MAX_CALLS); task_next asks for the
+ * rest once these are answered. */
 static void task_encode_cancels(struct task *t)
 {
     char errstr[256];
 
-    t->cancel_of = xcalloc(t->nheld + 1, sizeof(*t->cancel_of));
-    for (size_t i = 0; i < t->nheld; i++) {
+    if (t->cancel_of == NULL)
+        t->cancel_of = xcalloc(CODEC_MAX_CALLS, sizeof(*t->cancel_of));
+    for (; t->held_next < t->nheld && t->calls->ncalls < CODEC_MAX_CALLS;
+         t->held_next++) {
+        size_t i = t->held_next;
         size_t before = t->calls->ncalls;
         if (t->acct->codec->encode_poll == NULL ||
             t->acct->codec->encode_poll(t->calls, t->acct, OP_CANCEL,
@@ -1555,6 +1561,13 @@ static void task_next(struct task *t)
             task_record(t, &o, 1, AFTER_END);
             return;
         }
+    }
+    if (t->next_call >= t->calls->ncalls && t->cancel_of != NULL &&
+        t->held_next < t->nheld) {
+        /* More held units than one call list takes: the next ones. */
+        codec_calls_cleanup(t->calls);
+        t->next_call = 0;
+        task_encode_cancels(t);
     }
     if (t->next_call >= t->calls->ncalls) {
         if (t->cancel_of != NULL && !t->cancel_closed) {

@@ -449,3 +449,55 @@ Test(final, intime_without_a_public_url_stops_start_up)
     cr_assert(said, "no start-up error for InTime without a callback URL");
     cr_assert(ne(int, st, 0));
 }
+
+/* InTime cancels message by message: a campaign of more messages than one
+ * call list holds (64) is cancelled in rounds, every one of them. */
+Test(final, a_cancel_of_many_held_messages_cancels_them_all)
+{
+    enum { N = 70 };
+    struct tk_reader status;
+    char job[N * 20 + 512], stamp[32], to[N][24];
+    size_t len;
+
+    open_events(&status);
+    future_stamp(stamp, sizeof(stamp), 120);
+    len = (size_t)snprintf(job, sizeof(job),
+                           "{\"id\": \"fin-m\", \"account\": "
+                           "\"fin-intime-sched\", \"action\": \"create\", "
+                           "\"name\": \"Many\", \"text\": \"many later\", "
+                           "\"send_at\": \"%s\", \"to\": [",
+                           stamp);
+    for (unsigned i = 0; i < N; i++) {
+        snprintf(to[i], sizeof(to[i]), "467077%05u", i);
+        len += (size_t)snprintf(job + len, sizeof(job) - len, "%s\"%s\"",
+                                i > 0 ? ", " : "", to[i]);
+    }
+    snprintf(job + len, sizeof(job) - len, "]}");
+    stack_produce(&e, e.topic_campaign, "fin-m", job);
+    for (int i = 0; i < N; i++)
+        cr_assert(ne(ptr,
+                     await_event(&status, "fin-m", to[i], "submitted", 60000),
+                     NULL),
+                  "%s not submitted", to[i]);
+    stack_produce(&e, e.topic_campaign, "fin-m-stop",
+                  "{\"id\": \"fin-m-stop\", \"account\": \"fin-intime-sched\", "
+                  "\"action\": \"cancel\", \"campaign_id\": \"fin-m\"}");
+    cr_assert(ne(ptr,
+                 await_event(&status, "fin-m-stop", NULL, "cancelled", 60000),
+                 NULL));
+    for (int i = 0; i < N; i++)
+        cr_assert(ne(ptr,
+                     await_event(&status, "fin-m", to[i], "cancelled", 30000),
+                     NULL),
+                  "%s not cancelled", to[i]);
+    json_t *msgs = standin_messages("fin-intime-sched");
+    size_t cancelled = 0;
+    for (size_t k = 0; k < json_array_size(msgs); k++) {
+        json_t *m = json_array_get(msgs, k);
+        cancelled += is(m, "text", "many later") && is(m, "state", "cancelled");
+    }
+    json_decref(msgs);
+    cr_assert(eq(sz, cancelled, N), "%zu of %d cancelled at the stand-in",
+              cancelled, N);
+    close_events(&status);
+}
