@@ -841,7 +841,10 @@ out:
 /* Reads the message documents of GET /v2/batches/{id}/messages (an
  * array, or one document) into status updates: each message's latest
  * status (the last of "statuses"), its recipient and reference. The
- * engine's status read for accounts without a callback URL. */
+ * engine's status read for accounts without a callback URL. A batch
+ * document (GET /v2/batches: no "recipient", a "reference") becomes an
+ * update with the batch id, its reference as transid and no recipient:
+ * how the engine finds the batch of a send whose answer never came. */
 static int ip1_decode_poll(struct callback_result *out,
                            const struct account *acct,
                            const struct codec_call *call,
@@ -876,6 +879,17 @@ static int ip1_decode_poll(struct callback_result *out,
     out->updates = ip1_calloc(n, sizeof(*out->updates));
     for (size_t i = 0; i < n; i++) {
         json_t *doc = json_is_array(root) ? json_array_get(root, i) : root;
+        const char *ref = json_string_value(json_object_get(doc, "reference"));
+        struct status_update *u = &out->updates[out->nupdates];
+        if (json_object_get(doc, "recipient") == NULL && ref != NULL) {
+            if (!util_json_id(u->provider_id, sizeof(u->provider_id), doc,
+                              "id"))
+                continue;
+            util_strlcpy(u->transid, ref, sizeof(u->transid));
+            u->state = STATE_SUBMITTED;
+            out->nupdates++;
+            continue;
+        }
         json_t *st = json_object_get(doc, "statuses");
         json_t *last = json_array_get(st, json_array_size(st) - 1);
         long long code;

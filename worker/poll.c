@@ -7,8 +7,11 @@
  *                   <type>\t1" (one message) or "c\t<pid>\t<job>\t\t
  *                   <first_ms>\t<type>\t<n>" (a unit of n recipients read
  *                   in one call: a Jojka campaign, an iP.1 batch, a legacy
- *                   bundle). Members of before (pid, job, recipient,
- *                   first_ms) read as one message of a send.
+ *                   bundle), or "r\t<reference>\t<job>\t\t<first_ms>\t
+ *                   <type>\t<n>" (iP.1: a batch whose answer never came,
+ *                   looked for by its reference, then read as "c").
+ *                   Members of before (pid, job, recipient, first_ms) read
+ *                   as one message of a send.
  *   P:{A}:await     zset "<job>\t<recipient>\t<type>" scored by its give-up
  *                   time: every recipient handed over (submitted) or maybe
  *                   handed over (unknown), of every provider.
@@ -100,6 +103,7 @@ static struct rconn_script track_script = {
 enum poll_kind {
     POLL_MESSAGE, /* one message's status */
     POLL_UNIT,    /* the statuses of a unit's recipients */
+    POLL_FIND,    /* a unit whose answer never came, by its reference */
     POLL_REPLIES, /* replies since a time */
     POLL_GIVE_UP, /* no read: the give-up of one awaited recipient */
 };
@@ -228,7 +232,8 @@ static void poll_end(struct pollreq *p, bool member_stays)
     char errstr[256];
 
     if (member_stays && !w->closing &&
-        (p->kind == POLL_MESSAGE || p->kind == POLL_UNIT) &&
+        (p->kind == POLL_MESSAGE || p->kind == POLL_UNIT ||
+         p->kind == POLL_FIND) &&
         rconn_key(key, sizeof(key), w->redis, p->acct->name, "poll", NULL,
                   errstr, sizeof(errstr)) == 0) {
         rconn_i64(score, sizeof(score),
@@ -379,6 +384,38 @@ static bool poll_status_done(struct worker *w, struct pollreq *p,
     return true;
 }
 
+/* A unit looked for by its reference: once a batch names it, the member
+ * becomes a read of that batch ("c"), due now. Returns true when found
+ * (the request is freed). */
+static bool poll_found(struct worker *w, struct pollreq *p,
+                       const struct callback_result *res)
+{
+    char key[RCONN_KEY_MAX], member[POLL_MEMBER_MAX], score[24];
+    char errstr[256];
+
+    for (size_t i = 0; i < res->nupdates; i++) {
+        const struct status_update *u = &res->updates[i];
+        if (u->recipient[0] != '\0' || strcmp(u->transid, p->pid) != 0 ||
+            u->provider_id[0] == '\0')
+            continue;
+        if (rconn_key(key, sizeof(key), w->redis, p->acct->name, "poll", NULL,
+                      errstr, sizeof(errstr)) != 0)
+            return false;
+        snprintf(member, sizeof(member), "c\t%s\t%s\t\t%lld\t%s\t%zu",
+                 u->provider_id, p->job, (long long)p->first_ms, p->type,
+                 p->count);
+        rconn_i64(score, sizeof(score), worker_wall_ms());
+        const char *add[] = {"ZADD", key, score, member};
+        aredis_command(w->aredis, 4, add, NULL, poll_removed, NULL);
+        log_info("poll: %s: job %s without an answer is batch %s",
+                 p->acct->name, p->job, u->provider_id);
+        poll_zrem(w, p->acct, "poll", p->member);
+        pollreq_free(p);
+        return true;
+    }
+    return false;
+}
+
 /* Publishes replies not seen before and remembers where to start next.
  * The point where a reply is published (poll_produce KAFKA_REPLIES) is
  * where reply handling (opt-out) hooks in. */
@@ -452,6 +489,11 @@ static void poll_http_done(const struct http_response *resp, const char *error,
                                   sizeof(errstr)) != 0) {
         log_warn("poll: %s %s%s%s: %s", p->acct->name, what,
                  p->pid[0] ? " " : "", p->pid, errstr);
+    } else if (p->kind == POLL_FIND) {
+        if (poll_found(w, p, &res)) {
+            callback_result_cleanup(&res);
+            return;
+        }
     } else if (p->kind != POLL_REPLIES) {
         if (poll_status_done(w, p, &res)) {
             callback_result_cleanup(&res);
@@ -593,7 +635,7 @@ int poll_track_unit(struct worker *w, const struct account *acct,
 
     /* The pairs, built first so the counts lead them. */
     struct rargv polls = {0}, awaits = {0}, held = {0};
-    size_t np = 0, na = 0, nh = 0;
+    size_t np = 0, na = 0, nh = 0, nfind = 0;
     char score[24], member[POLL_MEMBER_MAX];
     rconn_i64(score, sizeof(score), now + w->cfg->poll_interval_ms);
     for (size_t i = 0; i < n; i++) {
@@ -605,6 +647,8 @@ int poll_track_unit(struct worker *w, const struct account *acct,
         rargv_adds(&awaits, deadline);
         rargv_adds(&awaits, member);
         na++;
+        if (reads && (it->pid == NULL || it->pid[0] == '\0'))
+            nfind++;
         if (!reads || it->pid == NULL || it->pid[0] == '\0')
             continue;
         bool first_of_unit = true;
@@ -621,6 +665,16 @@ int poll_track_unit(struct worker *w, const struct account *acct,
         snprintf(member, sizeof(member), "%s\t%s\t%s\t%s\t%lld\t%s\t%zu",
                  it->unit_id ? "c" : "m", it->pid, job->id,
                  it->unit_id ? "" : it->recipient, (long long)now, type, count);
+        rargv_adds(&polls, score);
+        rargv_adds(&polls, member);
+        np++;
+    }
+    if (nfind > 0 && acct->codec == &codec_ip1) {
+        /* Recipients without a provider id (no answer, a 5xx): iP.1
+         * lists its batches with their references, so the batch can
+         * still be found and read. */
+        snprintf(member, sizeof(member), "r\t%s\t%s\t\t%lld\t%s\t%zu", ref,
+                 job->id, (long long)now, type, nfind);
         rargv_adds(&polls, score);
         rargv_adds(&polls, member);
         np++;
@@ -851,8 +905,10 @@ static int poll_statuses(struct worker *w, const struct account *acct,
         bool old = nf == 4; /* pid, job, recipient, first_ms */
         if (!old && nf != 7)
             continue;
-        struct pollreq *p = pollreq_new(
-            w, acct, old || f[0][0] == 'm' ? POLL_MESSAGE : POLL_UNIT);
+        struct pollreq *p = pollreq_new(w, acct,
+                                        old || f[0][0] == 'm' ? POLL_MESSAGE
+                                        : f[0][0] == 'r'      ? POLL_FIND
+                                                              : POLL_UNIT);
         memcpy(p->member, m->str, m->len);
         p->member[m->len] = '\0';
         size_t o = old ? 0 : 1; /* old members have no kind */
@@ -874,8 +930,12 @@ static int poll_statuses(struct worker *w, const struct account *acct,
         }
         enum codec_op op = OP_POLL_STATUS;
         snprintf(what, sizeof(what), "%s", p->pid);
-        if (p->kind == POLL_UNIT &&
-            !poll_unit_read(acct, p->pid, &op, what, sizeof(what))) {
+        if (p->kind == POLL_FIND) {
+            /* The latest batches: a send without an answer is recent. */
+            op = OP_READ;
+            snprintf(what, sizeof(what), "batches?order=DESC&limit=100");
+        } else if (p->kind == POLL_UNIT &&
+                   !poll_unit_read(acct, p->pid, &op, what, sizeof(what))) {
             pollreq_free(p);
             continue;
         }

@@ -391,6 +391,32 @@ Test(final, unknown_is_settled_by_its_report)
     close_events(&status);
 }
 
+/* iP.1 without a webhook: a send whose answer never came is found among
+ * the account's batches by its reference, then read: the read settles the
+ * `unknown` recipient. */
+Test(final, unknown_is_settled_by_a_read)
+{
+    struct tk_reader status;
+
+    open_events(&status);
+    standin_post("/_standin/faults",
+                 "{\"provider\": \"ip1\", \"timeout\": 1, "
+                 "\"hold_ms\": 4000, \"process\": true, \"count\": 1}");
+    send_one("fin-6-unknown", "fin-ip1-poll", "46706660009");
+    json_t *ev =
+        await_event(&status, "fin-6-unknown", "46706660009", "unknown", 60000);
+    standin_post("/_standin/faults?provider=ip1", NULL);
+    cr_assert(ne(ptr, ev, NULL), "the timeout did not leave it unknown");
+    cr_assert(ne(ptr,
+                 await_event(&status, "fin-6-unknown", "46706660009",
+                             "delivered", 60000),
+                 NULL),
+              "no read settled the unknown recipient");
+    cr_assert(gt(int, stack_standin_count(&e, "order=DESC"), 0),
+              "the batch was not looked for");
+    close_events(&status);
+}
+
 /* A job id over iP.1's 40 characters goes as its hashed reference; the
  * delivery report maps back to the whole id. */
 Test(final, long_ip1_job_id_report_names_its_job)
