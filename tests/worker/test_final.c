@@ -367,28 +367,40 @@ static void standin_post(const char *path, const char *body)
     support_http_cleanup(&r);
 }
 
+/* Sends job `id` to `account` while the stand-in takes the provider's
+ * next request but never answers it (kurir times out: `unknown`), then
+ * waits for `delivered`. */
+static void unknown_then_delivered(const char *provider, const char *account,
+                                   const char *id, const char *to,
+                                   const char *why)
+{
+    struct tk_reader status;
+    char fault[160], clear[64];
+
+    open_events(&status);
+    snprintf(fault, sizeof(fault),
+             "{\"provider\": \"%s\", \"timeout\": 1, \"hold_ms\": 4000, "
+             "\"process\": true, \"count\": 1}",
+             provider);
+    standin_post("/_standin/faults", fault);
+    send_one(id, account, to);
+    json_t *ev = await_event(&status, id, to, "unknown", 60000);
+    snprintf(clear, sizeof(clear), "/_standin/faults?provider=%s", provider);
+    standin_post(clear, NULL);
+    cr_assert(ne(ptr, ev, NULL), "the timeout did not leave %s unknown", id);
+    cr_assert(ne(ptr, await_event(&status, id, to, "delivered", 60000), NULL),
+              "%s", why);
+    close_events(&status);
+}
+
 /* A request the provider took but did not answer in time leaves the
  * recipient `unknown`; the provider's report, later, settles it. */
 Test(final, unknown_is_settled_by_its_report)
 {
-    struct tk_reader status;
-
-    open_events(&status);
     standin_post("/_standin/settings", "{\"delivery_ms\": 5000}");
-    standin_post("/_standin/faults",
-                 "{\"provider\": \"intime\", \"timeout\": 1, "
-                 "\"hold_ms\": 4000, \"process\": true, \"count\": 1}");
-    send_one("fin-5-unknown", "hooks-intime", "46705550001");
-    json_t *ev =
-        await_event(&status, "fin-5-unknown", "46705550001", "unknown", 60000);
-    standin_post("/_standin/faults?provider=intime", NULL);
-    cr_assert(ne(ptr, ev, NULL), "the timeout did not leave it unknown");
-    cr_assert(ne(ptr,
-                 await_event(&status, "fin-5-unknown", "46705550001",
-                             "delivered", 60000),
-                 NULL),
-              "the report did not settle the unknown recipient");
-    close_events(&status);
+    unknown_then_delivered("intime", "hooks-intime", "fin-5-unknown",
+                           "46705550001",
+                           "the report did not settle the unknown recipient");
 }
 
 /* iP.1 without a webhook: a send whose answer never came is found among
@@ -396,25 +408,11 @@ Test(final, unknown_is_settled_by_its_report)
  * `unknown` recipient. */
 Test(final, unknown_is_settled_by_a_read)
 {
-    struct tk_reader status;
-
-    open_events(&status);
-    standin_post("/_standin/faults",
-                 "{\"provider\": \"ip1\", \"timeout\": 1, "
-                 "\"hold_ms\": 4000, \"process\": true, \"count\": 1}");
-    send_one("fin-6-unknown", "fin-ip1-poll", "46706660009");
-    json_t *ev =
-        await_event(&status, "fin-6-unknown", "46706660009", "unknown", 60000);
-    standin_post("/_standin/faults?provider=ip1", NULL);
-    cr_assert(ne(ptr, ev, NULL), "the timeout did not leave it unknown");
-    cr_assert(ne(ptr,
-                 await_event(&status, "fin-6-unknown", "46706660009",
-                             "delivered", 60000),
-                 NULL),
-              "no read settled the unknown recipient");
+    unknown_then_delivered("ip1", "fin-ip1-poll", "fin-6-unknown",
+                           "46706660009",
+                           "no read settled the unknown recipient");
     cr_assert(gt(int, stack_standin_count(&e, "order=DESC"), 0),
               "the batch was not looked for");
-    close_events(&status);
 }
 
 /* A job id over iP.1's 40 characters goes as its hashed reference; the
