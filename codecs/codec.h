@@ -70,6 +70,13 @@ struct account {
          * legacy codec send the SOAP operations whose wire names no
          * working client confirms (docs/providers-choices.md). */
         bool legacy_unconfirmed_soap;
+        /* "poll_statuses": the account gets no callback URL and kurir
+         * reads its statuses instead (iP.1 REST message reads). */
+        bool poll_statuses;
+        /* "schedule_at_provider": a campaign create due later is handed
+         * to the provider at once with its time (Jojka "scheduled", iP.1
+         * deliveryWindows, ...), so a cancel stops it there. */
+        bool schedule_at_provider;
     } options;
 };
 

@@ -838,6 +838,85 @@ out:
     return ret;
 }
 
+/* Reads the message documents of GET /v2/batches/{id}/messages (an
+ * array, or one document) into status updates: each message's latest
+ * status (the last of "statuses"), its recipient and reference. The
+ * engine's status read for accounts without a callback URL. A batch
+ * document (GET /v2/batches: no "recipient", a "reference") becomes an
+ * update with the batch id, its reference as transid and no recipient:
+ * how the engine finds the batch of a send whose answer never came. */
+static int ip1_decode_poll(struct callback_result *out,
+                           const struct account *acct,
+                           const struct codec_call *call,
+                           const struct http_response *resp, char *errstr,
+                           size_t errstr_size)
+{
+    json_error_t jerr;
+    json_t *root = NULL;
+    int ret = -1;
+
+    (void)acct;
+    memset(out, 0, sizeof(*out));
+    if (call->step != IP1_STEP_READ) {
+        snprintf(errstr, errstr_size, "not an ip1 read");
+        return -1;
+    }
+    if (resp->status < 200 || resp->status > 299) {
+        snprintf(errstr, errstr_size, "ip1 answered HTTP %ld", resp->status);
+        return -1;
+    }
+    root = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, &jerr);
+    if (root == NULL) {
+        snprintf(errstr, errstr_size, "bad JSON at line %d column %d: %s",
+                 jerr.line, jerr.column, jerr.text);
+        return -1;
+    }
+    size_t n = json_is_array(root) ? json_array_size(root) : 1;
+    if (n > CODEC_MAX_EVENTS) {
+        snprintf(errstr, errstr_size, "ip1 read of %zu messages", n);
+        goto out;
+    }
+    out->updates = ip1_calloc(n, sizeof(*out->updates));
+    for (size_t i = 0; i < n; i++) {
+        json_t *doc = json_is_array(root) ? json_array_get(root, i) : root;
+        const char *ref = json_string_value(json_object_get(doc, "reference"));
+        struct status_update *u = &out->updates[out->nupdates];
+        if (json_object_get(doc, "recipient") == NULL && ref != NULL) {
+            if (!util_json_id(u->provider_id, sizeof(u->provider_id), doc,
+                              "id"))
+                continue;
+            util_strlcpy(u->transid, ref, sizeof(u->transid));
+            u->state = STATE_SUBMITTED;
+            out->nupdates++;
+            continue;
+        }
+        json_t *st = json_object_get(doc, "statuses");
+        json_t *last = json_array_get(st, json_array_size(st) - 1);
+        long long code;
+        if (!json_is_object(doc) || last == NULL ||
+            !ip1_get_int(&code, json_object_get(last, "code")))
+            continue; /* no status yet */
+        /* The same reading as a delivery report's. */
+        json_t *dlr = json_pack(
+            "{s:O, s:I, s:O, s:O}", "id", json_object_get(doc, "id"), "code",
+            (json_int_t)code, "recipient", json_object_get(doc, "recipient"),
+            "reference", json_object_get(doc, "reference"));
+        if (dlr == NULL) /* a field missing: not a message document */
+            dlr = json_pack("{s:O, s:I}", "id", json_object_get(doc, "id"),
+                            "code", (json_int_t)code);
+        if (dlr != NULL && ip1_report(&out->updates[out->nupdates], dlr))
+            out->nupdates++;
+        json_decref(dlr);
+    }
+    ret = 0;
+
+out:
+    json_decref(root);
+    if (ret != 0)
+        callback_result_cleanup(out);
+    return ret;
+}
+
 const struct codec codec_ip1 = {
     .name = "ip1",
     .creds = ip1_creds,
@@ -852,5 +931,5 @@ const struct codec codec_ip1 = {
     .decode = ip1_decode,
     .callback = ip1_callback,
     .encode_poll = ip1_encode_poll,
-    .decode_poll = NULL,
+    .decode_poll = ip1_decode_poll,
 };

@@ -119,18 +119,23 @@ static struct rconn_script retry_script = {
 };
 
 /* KEYS: due, lease, data, tok, index, marker. ARGV: marker_ttl_ms.
- * Returns how many stored entries were removed. */
+ * Returns the removed stored entries as id, payload, id, payload, ... */
 static struct rconn_script cancel_script = {
-    .src = "local n = 0\n"
+    .src = "local out = {}\n"
            "for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do\n"
-           "  if redis.call('HDEL', KEYS[3], id) == 1 then n = n + 1 end\n"
+           "  local p = redis.call('HGET', KEYS[3], id)\n"
+           "  if p then\n"
+           "    out[#out + 1] = id\n"
+           "    out[#out + 1] = p\n"
+           "  end\n"
+           "  redis.call('HDEL', KEYS[3], id)\n"
            "  redis.call('ZREM', KEYS[1], id)\n"
            "  redis.call('ZREM', KEYS[2], id)\n"
            "  redis.call('HDEL', KEYS[4], id)\n"
            "end\n"
            "redis.call('DEL', KEYS[5])\n"
            "redis.call('SET', KEYS[6], '1', 'PX', ARGV[1])\n"
-           "return n\n",
+           "return out\n",
 };
 
 struct sched {
@@ -418,15 +423,17 @@ int sched_retry(bool *held, struct sched *s, const char *account,
     return 0;
 }
 
-int sched_cancel(size_t *removed, struct sched *s, const char *account,
-                 const char *job_id, bool campaign, char *errstr,
-                 size_t errstr_size)
+int sched_cancel_take(struct sched_entries *out, struct sched *s,
+                      const char *account, const char *job_id, bool campaign,
+                      char *errstr, size_t errstr_size)
 {
     char keys[SCHED_NKEYS + 2][RCONN_KEY_MAX];
     char ttl[24];
     const char *argv[SCHED_NKEYS + 3];
-    int64_t code;
+    redisReply *reply = NULL;
 
+    out->v = NULL;
+    out->n = 0;
     if (sched_keys(keys, s, account, errstr, errstr_size) != 0 ||
         rconn_key(keys[SCHED_NKEYS], RCONN_KEY_MAX, s->rc, account,
                   campaign ? "sched:camp" : "sched:job", job_id, errstr,
@@ -438,10 +445,51 @@ int sched_cancel(size_t *removed, struct sched *s, const char *account,
     for (int i = 0; i < SCHED_NKEYS + 2; i++)
         argv[i] = keys[i];
     argv[SCHED_NKEYS + 2] = rconn_i64(ttl, sizeof(ttl), SCHED_MARKER_TTL_MS);
-    if (sched_eval_i64(&code, s, &cancel_script, SCHED_NKEYS + 2,
-                       SCHED_NKEYS + 3, argv, NULL, errstr, errstr_size) != 0)
+    /* Run twice (a lost reply), the second run finds nothing to return:
+     * the entries are gone either way. */
+    if (rconn_eval(&reply, s->rc, &cancel_script, SCHED_NKEYS + 2,
+                   SCHED_NKEYS + 3, argv, NULL, true, errstr, errstr_size) != 0)
         return -1;
-    *removed = (size_t)code;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 2 != 0) {
+        freeReplyObject(reply);
+        snprintf(errstr, errstr_size, "redis: unexpected cancel reply");
+        return -1;
+    }
+    size_t n = reply->elements / 2;
+    out->v = calloc(n > 0 ? n : 1, sizeof(*out->v));
+    if (out->v == NULL)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *id = reply->element[2 * i];
+        const redisReply *p = reply->element[2 * i + 1];
+        if (id->type != REDIS_REPLY_STRING || p->type != REDIS_REPLY_STRING)
+            continue;
+        struct sched_entry *e = &out->v[out->n++];
+        e->id = malloc(id->len + 1);
+        e->payload = malloc(p->len + 1);
+        if (e->id == NULL || e->payload == NULL)
+            abort();
+        memcpy(e->id, id->str, id->len);
+        e->id[id->len] = '\0';
+        memcpy(e->payload, p->str, p->len);
+        e->payload[p->len] = '\0';
+        e->payload_len = p->len;
+    }
+    freeReplyObject(reply);
+    return 0;
+}
+
+int sched_cancel(size_t *removed, struct sched *s, const char *account,
+                 const char *job_id, bool campaign, char *errstr,
+                 size_t errstr_size)
+{
+    struct sched_entries taken;
+
+    if (sched_cancel_take(&taken, s, account, job_id, campaign, errstr,
+                          errstr_size) != 0)
+        return -1;
+    *removed = taken.n;
+    sched_entries_cleanup(&taken);
     return 0;
 }
 

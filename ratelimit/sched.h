@@ -129,6 +129,14 @@ int sched_cancel(size_t *removed, struct sched *s, const char *account,
                  const char *job_id, bool campaign, char *errstr,
                  size_t errstr_size);
 
+/* sched_cancel, handing back the entries it removed (id and payload; no
+ * token), so the caller can report their recipients `cancelled`. Returns 0
+ * with *out filled (free with sched_entries_cleanup), or -1 with errstr
+ * set and *out empty. */
+int sched_cancel_take(struct sched_entries *out, struct sched *s,
+                      const char *account, const char *job_id, bool campaign,
+                      char *errstr, size_t errstr_size);
+
 /* Sets *cancelled to whether job `job_id` or campaign `campaign_id` (NULL:
  * none) was cancelled. Returns 0, or -1 with errstr set. */
 int sched_is_cancelled(bool *cancelled, struct sched *s, const char *account,

@@ -2,6 +2,7 @@
 #include "worker/accounts.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,12 +68,23 @@ static void account_cleanup(struct account *a)
     free(a->callback_url);
 }
 
-/* "options": {"legacy_unconfirmed_soap": bool}. Absent is all false; an
- * unknown option is an error, so a typo does not pass silently. */
+/* "options": {"legacy_unconfirmed_soap": bool, "poll_statuses": bool,
+ * "schedule_at_provider": bool}. Absent is all false; an unknown option is
+ * an error, so a typo does not pass silently. */
 static int accounts_parse_options(struct account *a, const char *name,
                                   json_t *opts, char *errstr,
                                   size_t errstr_size)
 {
+    static const struct {
+        const char *key;
+        size_t offset;
+    } known[] = {
+        {"legacy_unconfirmed_soap",
+         offsetof(struct account_options, legacy_unconfirmed_soap)},
+        {"poll_statuses", offsetof(struct account_options, poll_statuses)},
+        {"schedule_at_provider",
+         offsetof(struct account_options, schedule_at_provider)},
+    };
     const char *key;
     json_t *value;
 
@@ -85,10 +97,15 @@ static int accounts_parse_options(struct account *a, const char *name,
     }
     json_object_foreach(opts, key, value)
     {
-        if (strcmp(key, "legacy_unconfirmed_soap") != 0) {
+        size_t i = 0;
+        while (i < sizeof(known) / sizeof(known[0]) &&
+               strcmp(key, known[i].key) != 0)
+            i++;
+        if (i == sizeof(known) / sizeof(known[0])) {
             snprintf(errstr, errstr_size,
                      "account %s: unknown option \"%s\" "
-                     "(legacy_unconfirmed_soap)",
+                     "(legacy_unconfirmed_soap, poll_statuses, "
+                     "schedule_at_provider)",
                      name, key);
             return -1;
         }
@@ -98,7 +115,7 @@ static int accounts_parse_options(struct account *a, const char *name,
                      key);
             return -1;
         }
-        a->options.legacy_unconfirmed_soap = json_is_true(value);
+        *(bool *)((char *)&a->options + known[i].offset) = json_is_true(value);
     }
     return 0;
 }
@@ -254,7 +271,18 @@ static int accounts_parse_one(struct account *a, const char *name, json_t *obj,
     if (accounts_parse_options(a, name, json_object_get(obj, "options"), errstr,
                                errstr_size) != 0)
         return -1;
-    if (public_url[0] != '\0') {
+    if (a->options.schedule_at_provider &&
+        strcmp(a->codec->name, "ip1-legacy") == 0 &&
+        !a->options.legacy_unconfirmed_soap) {
+        snprintf(errstr, errstr_size,
+                 "account %s: schedule_at_provider needs "
+                 "legacy_unconfirmed_soap (the timed SOAP sends)",
+                 name);
+        return -1;
+    }
+    /* An account whose statuses are polled gives providers no callback
+     * URL (iP.1 REST then sends no deliveryReportUrl). */
+    if (public_url[0] != '\0' && !a->options.poll_statuses) {
         size_t n = strlen(public_url) + strlen(name) + 32;
         a->callback_url = xmalloc(n);
         snprintf(a->callback_url, n, "%s/callbacks/%s", public_url, name);

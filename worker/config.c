@@ -93,6 +93,10 @@ static const struct config_entry entries[] = {
      "how long a send is retried before it fails"},
     {"KURIR_POLL_INTERVAL_MS", INT(poll_interval_ms), "5000", 100, 3600000,
      "how often providers without webhooks are polled"},
+    {"KURIR_REPORT_GIVE_UP_MS", INT(report_give_up_ms), "259200000", 1000,
+     2592000000L,
+     "how long a submitted or unknown recipient waits for a report or a "
+     "status read before it ends failed (no_report)"},
     {"KURIR_MARK_STALE_MS", INT(mark_stale_ms), "120000", 1000, 3600000,
      "a send-once mark older than this was left by a replica that died; "
      "keep it above KURIR_HTTP_TIMEOUT_MS"},

@@ -48,6 +48,7 @@ struct config {
     long shutdown_grace_ms;     /* KURIR_SHUTDOWN_GRACE_MS */
     long retry_horizon_s;       /* KURIR_RETRY_HORIZON_S */
     long poll_interval_ms;      /* KURIR_POLL_INTERVAL_MS: Jojka polling */
+    long report_give_up_ms;     /* KURIR_REPORT_GIVE_UP_MS: no_report after */
     long mark_stale_ms;         /* KURIR_MARK_STALE_MS: abandoned marks */
 };
 

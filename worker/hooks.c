@@ -9,6 +9,7 @@
 #include "worker/log.h"
 #include "worker/outcome.h"
 #include "worker/reads.h"
+#include "worker/poll.h"
 #include "worker/xalloc.h"
 
 /* Answers a callback, counting the answer by class for /metrics. */
@@ -76,7 +77,10 @@ static void hook_resolve(const struct status_update *u, char *job,
 struct hook_record {
     struct outcome o;
     struct hook *h;
-    char job[CODEC_ID_MAX];
+    struct worker *w;
+    struct status_update u;
+    char ref[CODEC_ID_MAX]; /* the job's reference as the provider echoed it */
+    struct poll_ref job;    /* what it stands for (worker/poll.h) */
     char recipient[32];
 };
 
@@ -96,6 +100,9 @@ static void hook_recorded(struct outcome *o, const char *err)
         /* Not kept: the provider gets an error and sends it again. */
         log_warn("hooks: redis: %s", err);
         h->failed = true;
+    } else if (sms_state_is_final(r->u.state)) {
+        /* Final: the give-up need not wait for it any more. */
+        poll_awaited_done(w, h->acct, r->job.job, r->recipient, r->job.type);
     }
     if (o->produce_failed)
         h->failed = true;
@@ -107,43 +114,40 @@ static void hook_recorded(struct outcome *o, const char *err)
         hook_finish(w, h);
 }
 
-/* Emits one status update if it moves its recipient's state forward (or
- * repeats it: the first copy's event may have been lost with a replica
- * that died before Kafka had it, and the provider retries because it got
- * no answer; consumers see at least once). Anything else is late news of
- * a later state: dropped. */
-static void hook_status(struct worker *w, struct hook *h,
-                        const struct status_update *u)
+/* The status event of one update. */
+static char *hook_event(const struct account *acct,
+                        const struct status_update *u, const char *job,
+                        const char *type, const char *recipient, size_t *len)
 {
-    const struct account *acct = h->acct;
-    struct hook_record *r = xcalloc(1, sizeof(*r));
-
-    hook_resolve(u, r->job, sizeof(r->job), r->recipient, sizeof(r->recipient));
     struct status_event ev = {
-        .job_id = r->job,
-        .type = "send",
+        .job_id = job,
+        .type = type,
         .account = acct->name,
         .provider = acct->codec->name,
-        .recipient = r->recipient,
+        .recipient = recipient,
         .state = u->state,
         .provider_message_id = u->provider_id,
         .provider_status = u->provider_status,
         .error_code = u->error_code,
         .error_message = u->error_message,
     };
+
+    return event_status_json(&ev, len);
+}
+
+/* Records and emits one status update whose job is known (r->job). */
+static void hook_status_record(struct worker *w, struct hook_record *r)
+{
+    struct hook *h = r->h;
+    const struct account *acct = h->acct;
+    const struct status_update *u = &r->u;
     size_t len;
-    char *value = event_status_json(&ev, &len);
-    if (r->job[0] == '\0' || r->recipient[0] == '\0') {
-        log_warn("hooks: %s status for message %s names no kurir job",
-                 acct->name, u->provider_id);
-        hook_produce(w, h, KAFKA_STATUS, u->provider_id, value, len);
-        free(r);
-        return;
-    }
-    r->h = h;
+    char *value =
+        hook_event(acct, u, r->job.job, r->job.type, r->recipient, &len);
+
     r->o = (struct outcome){
         .account = acct->name,
-        .job_id = r->job,
+        .job_id = r->job.job,
         .items = xcalloc(1, sizeof(*r->o.items)),
         .n = 1,
         .want_echo = true,
@@ -158,8 +162,63 @@ static void hook_status(struct worker *w, struct hook *h,
         .event_len = len,
         .emit_repeated = true,
     };
-    h->pending_records++;
     outcome_record(w, &r->o);
+}
+
+/* The reference's job is looked up (or Redis could not say). */
+static void hook_ref_found(const redisReply *reply, const char *err,
+                           void *privdata)
+{
+    struct hook_record *r = privdata;
+    struct hook *h = r->h;
+    struct worker *w = r->w;
+
+    if (w->closing) {
+        free(r);
+        return;
+    }
+    if (err != NULL) {
+        /* Not known now: the provider gets an error and sends it again. */
+        log_warn("hooks: redis: %s", err);
+        h->failed = true;
+        h->pending_records--;
+        free(r);
+        if (h->pending_records == 0 && h->pending_events == 0)
+            hook_finish(w, h);
+        return;
+    }
+    poll_ref_read(&r->job, r->ref, reply);
+    hook_status_record(w, r);
+}
+
+/* Emits one status update if it moves its recipient's state forward (or
+ * repeats it: the first copy's event may have been lost with a replica
+ * that died before Kafka had it, and the provider retries because it got
+ * no answer; consumers see at least once). Anything else is late news of
+ * a later state: dropped. The job comes from the reference the provider
+ * echoed, through what kurir kept under it (iP.1's hashed reference of a
+ * long job id; the job's type). */
+static void hook_status(struct worker *w, struct hook *h,
+                        const struct status_update *u)
+{
+    const struct account *acct = h->acct;
+    struct hook_record *r = xcalloc(1, sizeof(*r));
+
+    hook_resolve(u, r->ref, sizeof(r->ref), r->recipient, sizeof(r->recipient));
+    if (r->ref[0] == '\0' || r->recipient[0] == '\0') {
+        size_t len;
+        char *value = hook_event(acct, u, r->ref, "send", r->recipient, &len);
+        log_warn("hooks: %s status for message %s names no kurir job",
+                 acct->name, u->provider_id);
+        hook_produce(w, h, KAFKA_STATUS, u->provider_id, value, len);
+        free(r);
+        return;
+    }
+    r->h = h;
+    r->w = w;
+    r->u = *u;
+    h->pending_records++;
+    poll_ref_lookup(w, acct, r->ref, hook_ref_found, r);
 }
 
 static void hook_serve_one(struct worker *w, struct hook *h)
@@ -190,6 +249,7 @@ static void hook_serve_one(struct worker *w, struct hook *h)
         res.answer_content_type ? res.answer_content_type : "text/plain";
     for (size_t i = 0; i < res.nupdates; i++)
         hook_status(w, h, &res.updates[i]);
+    /* Replies: where reply handling (opt-out) hooks in. */
     for (size_t i = 0; i < res.nreplies; i++) {
         size_t len;
         char *value =

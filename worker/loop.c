@@ -57,7 +57,8 @@ int worker_init(struct worker *w, const struct config *cfg, char *errstr,
     w->cfg = cfg;
     metrics_init(&w->metrics, KURIR_VERSION);
     if (accounts_load(&w->accounts, cfg->accounts_path, cfg->public_url, errstr,
-                      errstr_size) != 0)
+                      errstr_size) != 0 ||
+        poll_check_accounts(w->accounts, errstr, errstr_size) != 0)
         goto fail;
     w->http = http_new(cfg, errstr, errstr_size);
     if (w->http == NULL)

@@ -112,10 +112,18 @@ struct task {
     char *echo;          /* the job's echo headers (worker/echo.h), or NULL */
     char mark_owner[96]; /* this unit's name on its marks: replica, task */
     struct {
-        char *pid;             /* owned */
+        char *pid;             /* owned, or NULL: no provider id */
         const char *recipient; /* job->to[i] */
-    } * track;                 /* to put on the poll set once recorded */
+        bool unit_id;          /* pid names the whole call */
+    } * track;                 /* to follow (worker/poll.h) once recorded */
     size_t ntrack;
+    struct poll_held *held; /* a campaign cancel: units the provider holds */
+    size_t nheld;
+    size_t *cancel_of; /* the held unit of each cancel call */
+    size_t held_next;  /* the first held unit not yet in a call */
+    char **cancel_to;  /* owned: recipients taken out of the schedule */
+    size_t ncancel_to;
+    bool cancel_closed;           /* the cancel job's own end is recorded */
     bool pending_retry;           /* STAGE_RECORD: the retry is to store */
     struct call_result retry_res; /* ... for this answer */
     int64_t charge_left;          /* tokens still to take (STAGE_TOKENS) */
@@ -180,6 +188,11 @@ static void task_free(struct task *t)
     for (size_t i = 0; i < t->ntrack; i++)
         free(t->track[i].pid);
     free(t->track);
+    poll_held_free(t->held, t->nheld);
+    free(t->cancel_of);
+    for (size_t i = 0; i < t->ncancel_to; i++)
+        free(t->cancel_to[i]);
+    free(t->cancel_to);
     if (t->ended && t->pending_events > 0)
         w->finishing--;
     else
@@ -438,6 +451,8 @@ struct task_outcome {
 
 static void task_record_send(struct task *t);
 static void task_track_now(struct task *t);
+static void task_track_later(struct task *t, const char *pid,
+                             const char *recipient, bool unit_id);
 
 static void task_recorded(struct outcome *o, const char *err)
 {
@@ -482,16 +497,17 @@ static void task_record_send(struct task *t)
  * and emits an event for each recipient whose state moved forward; then
  * goes on as `after` says. While Redis is away the same recording is tried
  * again. `extra` items (events kept from before) are recorded along. */
-static void task_record_ex(struct task *t, const struct task_outcome *outs,
-                           size_t n, const struct outcome_item *extra,
-                           size_t nextra, enum task_after after)
+static void task_record_ex(struct task *t, const char *job_id,
+                           const struct task_outcome *outs, size_t n,
+                           const struct outcome_item *extra, size_t nextra,
+                           enum task_after after)
 {
     const struct job *job = t->job;
 
     outcome_cleanup(&t->rec);
     t->rec = (struct outcome){
         .account = job->account,
-        .job_id = job->id,
+        .job_id = job_id,
         .items = xcalloc(n + nextra + 1, sizeof(*t->rec.items)),
         .n = n + nextra,
         .echo = t->echo,
@@ -507,7 +523,7 @@ static void task_record_ex(struct task *t, const struct task_outcome *outs,
         it->state = sms_state_name(o->state);
         it->emit_repeated = o->emit_repeated;
         it->event =
-            task_status_json(t, job->id, job_level ? NULL : o->recipient,
+            task_status_json(t, job_id, job_level ? NULL : o->recipient,
                              o->state, o->provider_id, o->provider_status,
                              o->error_code, o->error_message, &it->event_len);
     }
@@ -521,7 +537,7 @@ static void task_record_ex(struct task *t, const struct task_outcome *outs,
 static void task_record(struct task *t, const struct task_outcome *outs,
                         size_t n, enum task_after after)
 {
-    task_record_ex(t, outs, n, NULL, 0, after);
+    task_record_ex(t, t->job->id, outs, n, NULL, 0, after);
 }
 
 static void task_reject(struct task *t, const char *id, const char *error)
@@ -799,6 +815,8 @@ static void task_marked(struct rbatch_req *req, const char *err)
         case MARKER_STALE:
             /* Its replica died mid-request: the provider may have it.
              * Sending again could send twice, so it is unknown. */
+            if (!job_level)
+                task_track_later(t, NULL, items[i].recipient, false);
             outs[nouts++] = (struct task_outcome){
                 .recipient = items[i].recipient,
                 .state = STATE_UNKNOWN,
@@ -893,29 +911,148 @@ static void task_marked(struct rbatch_req *req, const char *err)
         return;
     }
     /* One recording for the new states and the said-again ones. */
-    task_record_ex(t, outs, nouts, again, nagain, after);
+    task_record_ex(t, job->id, outs, nouts, again, nagain, after);
     free(outs);
     free(again);
 }
 
-/* STAGE_CANCEL: a campaign cancel removes every part of the campaign still
- * waiting in Redis and marks the campaign cancelled, so no replica sends a
- * part after this (marker_begin refuses them). */
+/* Adds the recipients of a stored entry (its payload's job) to the cancel's
+ * list of recipients taken out of the schedule. */
+static void task_cancel_entry(struct task *t, const struct sched_entry *e)
+{
+    json_t *root = json_loadb(e->payload, e->payload_len, 0, NULL);
+    json_t *jobj = json_object_get(root, "job");
+    char *bytes = jobj != NULL ? json_dumps(jobj, JSON_COMPACT) : NULL;
+    const char *type = json_string_value(json_object_get(root, "type"));
+    struct job *job = NULL;
+    char id[128], errstr[256];
+
+    if (bytes != NULL &&
+        job_parse(&job, bytes, strlen(bytes),
+                  type != NULL && strcmp(type, "send") == 0 ? JOB_SEND
+                                                            : JOB_CAMPAIGN,
+                  id, sizeof(id), errstr, sizeof(errstr)) == 0) {
+        for (size_t i = 0; i < job->nto; i++) {
+            bool seen = false;
+            for (size_t k = 0; k < t->ncancel_to && !seen; k++)
+                seen = strcmp(t->cancel_to[k], job->to[i]) == 0;
+            if (seen)
+                continue;
+            t->cancel_to = xrealloc(t->cancel_to, (t->ncancel_to + 1) *
+                                                      sizeof(*t->cancel_to));
+            t->cancel_to[t->ncancel_to++] = xstrdup(job->to[i]);
+        }
+    } else {
+        log_warn("task: cancel: stored entry %s unreadable", e->id);
+    }
+    job_free(job);
+    free(bytes);
+    json_decref(root);
+}
+
+/* Records `cancelled` for n recipients of the campaign job (its create's
+ * id), then goes on at `next`. */
+static void task_cancel_record(struct task *t, char **to, size_t n,
+                               enum marker_op op, enum task_stage next)
+{
+    struct task_outcome *outs = xcalloc(n + 1, sizeof(*outs));
+
+    for (size_t i = 0; i < n; i++)
+        outs[i] = (struct task_outcome){
+            .recipient = to[i],
+            .state = STATE_CANCELLED,
+            .op = op,
+        };
+    t->stage_next = next;
+    task_record_ex(t, t->job->campaign_id, outs, n, NULL, 0, AFTER_NEXT);
+    free(outs);
+}
+
+/* STAGE_CANCEL: a campaign cancel reads which units the provider holds
+ * for the campaign (to cancel there, STAGE_CALLS), removes every part
+ * still waiting in Redis and marks the campaign cancelled, so no replica
+ * sends a part after this (marker_begin refuses them: those recipients end
+ * `cancelled` when their part comes). The recipients taken out of the
+ * schedule end `cancelled` now. */
 static void task_cancel(struct task *t)
 {
     const struct job *job = t->job;
-    size_t removed;
+    struct sched_entries taken;
     char errstr[256];
 
-    if (sched_cancel(&removed, t->w->sched, job->account, job->campaign_id,
-                     true, errstr, sizeof(errstr)) != 0) {
+    poll_held_free(t->held, t->nheld);
+    t->held = NULL;
+    t->nheld = 0;
+    if (poll_held_units(t->w, t->acct, job->campaign_id, &t->held, &t->nheld,
+                        errstr, sizeof(errstr)) != 0 ||
+        sched_cancel_take(&taken, t->w->sched, job->account, job->campaign_id,
+                          true, errstr, sizeof(errstr)) != 0) {
         task_redis_down(t, "cancel", errstr);
         task_park(t, TASK_REDIS_RETRY_MS);
         return;
     }
-    log_info("task: job %s cancelled campaign %s: %zu waiting parts removed",
-             job->id, job->campaign_id, removed);
+    for (size_t i = 0; i < taken.n; i++)
+        task_cancel_entry(t, &taken.v[i]);
+    log_info("task: job %s cancelled campaign %s: %zu waiting parts removed "
+             "(%zu recipients), %zu held by the provider",
+             job->id, job->campaign_id, taken.n, t->ncancel_to, t->nheld);
+    sched_entries_cleanup(&taken);
+    if (t->ncancel_to > 0) {
+        task_cancel_record(t, t->cancel_to, t->ncancel_to, MARKER_OP_DONE,
+                           STAGE_MARK);
+        return;
+    }
     t->stage = STAGE_MARK;
+    task_next(t);
+}
+
+/* A campaign cancel's calls: one provider cancel per unit it holds, as
+ * many as one call list takes (CODEC_MAX_CALLS); task_next asks for the
+ * rest once these are answered. */
+static void task_encode_cancels(struct task *t)
+{
+    char errstr[256];
+
+    if (t->cancel_of == NULL)
+        t->cancel_of = xcalloc(CODEC_MAX_CALLS, sizeof(*t->cancel_of));
+    for (; t->held_next < t->nheld && t->calls->ncalls < CODEC_MAX_CALLS;
+         t->held_next++) {
+        size_t i = t->held_next;
+        size_t before = t->calls->ncalls;
+        if (t->acct->codec->encode_poll == NULL ||
+            t->acct->codec->encode_poll(t->calls, t->acct, OP_CANCEL,
+                                        t->held[i].pid, 0, errstr,
+                                        sizeof(errstr)) != 0) {
+            log_warn("task: job %s: %s %s is not cancelled at the provider: "
+                     "%s",
+                     t->job->id, t->acct->name, t->held[i].pid,
+                     t->acct->codec->encode_poll == NULL ? "no cancel"
+                                                         : errstr);
+            continue;
+        }
+        for (size_t k = before; k < t->calls->ncalls; k++)
+            t->cancel_of[k] = i;
+    }
+}
+
+/* The provider's answer to one cancel: the unit's recipients end
+ * `cancelled` when it took it; otherwise they stay as they are (reports,
+ * reads or the give-up end them) and the next unit is cancelled. */
+static void task_cancel_answer(struct task *t, const struct call_result *res)
+{
+    const struct poll_held *h = &t->held[t->cancel_of[t->next_call]];
+
+    t->next_call++;
+    if (res->outcome == CALL_ACCEPTED) {
+        log_info("task: job %s: %s cancelled %s at the provider (%zu "
+                 "recipients)",
+                 t->job->id, t->acct->name, h->pid, h->n);
+        task_cancel_record(t, h->recipients, h->n, MARKER_OP_KEEP, STAGE_CALLS);
+        return;
+    }
+    log_warn("task: job %s: %s did not cancel %s: %s", t->job->id,
+             t->acct->name, h->pid, res->error_message);
+    t->stage = STAGE_CALLS;
     task_next(t);
 }
 
@@ -982,27 +1119,40 @@ static void task_tracked(const redisReply *reply, const char *err,
     task_event_delivered(t, RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
-/* Remembers a submitted message to put on the poll set once its outcome
- * is recorded: a poll that came first could report `delivered` before
- * `submitted` is recorded, and the record would then say nothing. */
+/* Remembers a recipient handed to the provider (submitted) or maybe
+ * handed (unknown), with its provider id (NULL: none), to follow once its
+ * outcome is recorded: a poll that came first could report `delivered`
+ * before `submitted` is recorded, and the record would then say nothing. */
 static void task_track_later(struct task *t, const char *pid,
-                             const char *recipient)
+                             const char *recipient, bool unit_id)
 {
     t->track = xrealloc(t->track, (t->ntrack + 1) * sizeof(*t->track));
-    t->track[t->ntrack].pid = xstrdup(pid);
+    t->track[t->ntrack].pid = pid != NULL && pid[0] ? xstrdup(pid) : NULL;
     t->track[t->ntrack].recipient = recipient;
+    t->track[t->ntrack].unit_id = unit_id;
     t->ntrack++;
 }
 
-/* Puts the remembered messages on the poll set; the task waits for each. */
+/* Follows the remembered recipients (worker/poll.h: awaited until final,
+ * polled where the account's statuses are read, their provider ids kept
+ * for a cancel); the task waits for Redis to have them. */
 static void task_track_now(struct task *t)
 {
-    for (size_t i = 0; i < t->ntrack; i++) {
-        if (poll_track(t->w, t->acct, t->track[i].pid, t->job->id,
-                       t->track[i].recipient, task_tracked, t) == 0)
-            t->pending_events++;
+    if (t->ntrack == 0)
+        return;
+    struct poll_item *items = xcalloc(t->ntrack, sizeof(*items));
+    for (size_t i = 0; i < t->ntrack; i++)
+        items[i] = (struct poll_item){t->track[i].recipient, t->track[i].pid,
+                                      t->track[i].unit_id};
+    /* The provider holds the unit until send_at: a cancel can stop it. */
+    bool held = t->acct->options.schedule_at_provider &&
+                t->job->send_at_ms > worker_wall_ms();
+    if (poll_track_unit(t->w, t->acct, t->job, items, t->ntrack, held,
+                        task_tracked, t) == 0)
+        t->pending_events++;
+    free(items);
+    for (size_t i = 0; i < t->ntrack; i++)
         free(t->track[i].pid);
-    }
     free(t->track);
     t->track = NULL;
     t->ntrack = 0;
@@ -1014,6 +1164,10 @@ static void task_result(struct task *t, const struct codec_call *call,
 {
     const struct job *job = t->job;
 
+    if (t->cancel_of != NULL) {
+        task_cancel_answer(t, res);
+        return;
+    }
     if (res->outcome == CALL_RETRY) {
         if (task_retry_later(t, call, res) != 0) {
             /* Redis is away: keep the answer's meaning by trying again;
@@ -1051,12 +1205,10 @@ static void task_result(struct task *t, const struct codec_call *call,
                 t->w->stats.failed++;
             } else {
                 t->w->stats.submitted++;
-                /* A polling provider's messages are asked after until
-                 * final (a campaign's id is not a message id: its parts
-                 * are not polled). */
-                if (poll_wanted(t->acct->codec) && call->op == OP_SEND &&
-                    o->provider_id != NULL && o->provider_id[0] != '\0')
-                    task_track_later(t, o->provider_id, o->recipient);
+                /* Followed until final: a recipient's own id, or the
+                 * call's (a campaign, a batch, a bundle). */
+                task_track_later(t, o->provider_id, o->recipient,
+                                 !(r && r->provider_id[0]));
             }
         }
         task_record(t, outs, call->count, AFTER_END);
@@ -1118,7 +1270,7 @@ static void task_unknown(struct task *t, const struct codec_call *call,
     size_t n = bulk ? call->count : 1;
     struct task_outcome *outs = xcalloc(n, sizeof(*outs));
 
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         outs[i] = (struct task_outcome){
             .recipient = bulk ? t->job->to[call->first + i] : TASK_JOB_LEVEL,
             .state = STATE_UNKNOWN,
@@ -1126,6 +1278,10 @@ static void task_unknown(struct task *t, const struct codec_call *call,
             .error_code = code,
             .error_message = message,
         };
+        /* Awaited: a report settles it, else the give-up ends it. */
+        if (bulk)
+            task_track_later(t, NULL, outs[i].recipient, false);
+    }
     task_record(t, outs, n, AFTER_END);
     free(outs);
 }
@@ -1229,6 +1385,8 @@ static int task_encode(struct task *t)
         task_record(t, &o, 1, AFTER_END);
         return -1;
     }
+    if (job->type == JOB_CAMPAIGN && job->action == ACTION_CANCEL)
+        task_encode_cancels(t);
     t->encoded = true;
     return 0;
 }
@@ -1458,7 +1616,25 @@ static void task_next(struct task *t)
             return;
         }
     }
+    if (t->next_call >= t->calls->ncalls && t->cancel_of != NULL &&
+        t->held_next < t->nheld) {
+        /* More held units than one call list takes: the next ones. */
+        codec_calls_cleanup(t->calls);
+        t->next_call = 0;
+        task_encode_cancels(t);
+    }
     if (t->next_call >= t->calls->ncalls) {
+        if (t->cancel_of != NULL && !t->cancel_closed) {
+            /* Every held unit was asked: the cancel job itself ends. */
+            struct task_outcome o = {
+                .recipient = TASK_JOB_LEVEL,
+                .state = STATE_CANCELLED,
+                .op = MARKER_OP_DONE,
+            };
+            t->cancel_closed = true;
+            task_record(t, &o, 1, AFTER_END);
+            return;
+        }
         task_end(t);
         return;
     }
@@ -1556,6 +1732,11 @@ static void task_prepare(struct task *t, bool may_schedule)
     bool later = job->send_at_ms > worker_wall_ms() &&
                  (job->type == JOB_SEND ||
                   (job->type == JOB_CAMPAIGN && job->action == ACTION_CREATE));
+    /* A campaign of an account that schedules at the provider goes there
+     * now, with its time: a cancel then stops it at the provider. */
+    if (later && job->type == JOB_CAMPAIGN &&
+        t->acct->options.schedule_at_provider)
+        later = false;
     if (may_schedule && later)
         t->stage = STAGE_SCHEDULE;
     else if (job->type == JOB_CAMPAIGN && job->action == ACTION_CANCEL)

@@ -64,6 +64,7 @@ struct worker {
     struct pollreq *polls;       /* poll requests in flight */
     size_t polls_in_flight;
     int64_t next_poll_ms;   /* when to look for due polls again */
+    int64_t next_sweep_ms;  /* when to look for due give-ups again */
     size_t tasks;           /* tasks at work: KURIR_MAX_IN_FLIGHT bounds it */
     size_t finishing;       /* tasks ended, waiting only for Kafka's acks */
     struct task *all;       /* every live task */

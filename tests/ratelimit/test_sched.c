@@ -351,3 +351,39 @@ Test(sched, backoff_grows_with_jitter_and_respects_horizon)
     ok = sched_backoff_next(&due, &p, 0, 95000, 5, 0, 0);
     cr_assert(!ok, "a retry past the horizon was scheduled");
 }
+
+/* A cancel hands back what it removed (so its recipients can be told),
+ * leased entries included; a second cancel finds nothing. */
+Test(sched, cancel_take_returns_the_removed_entries)
+{
+    struct fixture f;
+    struct sched_entries got = {0}, taken = {0};
+    char errstr[256];
+    int64_t later = 4102444800000LL; /* 2100 */
+
+    fixture_open(&f, "sched-take");
+    add(f.s, "T1/1", "T1", "T", later);
+    add(f.s, "T2/1", "T2", "T", 0);
+    add(f.s, "U1/1", "U1", "U", later);
+    claim(&got, f.s, 10, 60000); /* T2/1 is leased */
+    cr_assert(got.n == 1);
+    int ret = sched_cancel_take(&taken, f.s, "acct", "T", true, errstr,
+                                sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert(taken.n == 2, "took %zu of campaign T", taken.n);
+    for (size_t i = 0; i < taken.n; i++) {
+        bool known = strcmp(taken.v[i].id, "T1/1") == 0 ||
+                     strcmp(taken.v[i].id, "T2/1") == 0;
+        cr_assert(known, "took %s", taken.v[i].id);
+        /* add() stores the id as the payload. */
+        cr_assert_str_eq(taken.v[i].payload, taken.v[i].id);
+        cr_assert(taken.v[i].payload_len == strlen(taken.v[i].id));
+    }
+    sched_entries_cleanup(&taken);
+    ret = sched_cancel_take(&taken, f.s, "acct", "T", true, errstr,
+                            sizeof(errstr));
+    cr_assert(ret == 0 && taken.n == 0, "a second cancel took %zu", taken.n);
+    sched_entries_cleanup(&taken);
+    sched_entries_cleanup(&got);
+    fixture_close(&f);
+}

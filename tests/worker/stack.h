@@ -22,7 +22,9 @@ struct stack {
     struct proc standin;
     struct proc kurir;
     const char *brokers;
-    char redis[256]; /* host:port, or a whole URL (sentinel://...) */
+    char redis[256];            /* host:port, or a whole URL (sentinel://...) */
+    const char *extra_accounts; /* stack_start_with */
+    const char *const *extra_env;
 };
 
 /* Starts the stand-in and a kurir worker using Redis at `redis`
@@ -30,6 +32,13 @@ struct stack {
  * named after a fresh unique prefix. Fails the test when either does not start.
  */
 void stack_start(struct stack *s, const char *redis);
+
+/* stack_start with more accounts for both files (NULL: none; JSON members
+ * "name": {...}, each followed by a comma, @SP@ standing for the
+ * stand-in's port) and more "NAME=value" for the first worker (NULL: none;
+ * NULL-ended). */
+void stack_start_with(struct stack *s, const char *redis,
+                      const char *extra_accounts, const char *const *extra_env);
 
 /* Starts another kurir replica `p` of the same group and topics, listening
  * on `port`, with `extra` (NULL or a NULL-ended list of "NAME=value")

@@ -134,13 +134,33 @@ Test(accounts, options)
     cr_assert(accounts_find(accounts, "old")->options.legacy_unconfirmed_soap);
     accounts_free(accounts);
 
+    /* Polled statuses: no callback URL is given to the provider, even with
+     * a public URL. */
+    snprintf(json, sizeof(json),
+             "%s, \"options\": {\"legacy_unconfirmed_soap\": true, "
+             "\"poll_statuses\": true, \"schedule_at_provider\": true}}}}",
+             head);
+    cr_assert(
+        eq(int,
+           accounts_parse(&accounts, json, strlen(json),
+                          "https://kurir.example", errstr, sizeof(errstr)),
+           0),
+        "%s", errstr);
+    cr_assert(accounts_find(accounts, "old")->options.poll_statuses);
+    cr_assert(accounts_find(accounts, "old")->options.schedule_at_provider);
+    cr_assert(eq(ptr, accounts_find(accounts, "old")->callback_url, NULL));
+    accounts_free(accounts);
+
     static const char *const bad[][2] = {
         {"\"options\": {\"legacy_unconfirmed_soap\": 1}",
          "account old: option \"legacy_unconfirmed_soap\" must be true or "
          "false"},
         {"\"options\": {\"legacy_soap\": true}",
          "account old: unknown option \"legacy_soap\" "
-         "(legacy_unconfirmed_soap)"},
+         "(legacy_unconfirmed_soap, poll_statuses, schedule_at_provider)"},
+        {"\"options\": {\"schedule_at_provider\": true}",
+         "account old: schedule_at_provider needs legacy_unconfirmed_soap "
+         "(the timed SOAP sends)"},
         {"\"options\": []", "account old: \"options\" must be an object"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
