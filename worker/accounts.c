@@ -251,6 +251,16 @@ static int accounts_parse_one(struct account *a, const char *name, json_t *obj,
             return -1;
         }
     }
+    /* Without a token anyone who can reach the listener could finalise any
+     * job with a forged report: a provider that calls back needs one. */
+    if (a->codec->has_callbacks &&
+        (a->webhook_token == NULL || a->webhook_token[0] == '\0')) {
+        snprintf(errstr, errstr_size,
+                 "account %s: \"webhook_token\" is required (%s sends "
+                 "callbacks) and must not be empty",
+                 name, a->codec->name);
+        return -1;
+    }
     if (accounts_parse_options(a, name, json_object_get(obj, "options"), errstr,
                                errstr_size) != 0)
         return -1;

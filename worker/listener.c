@@ -148,12 +148,12 @@ static enum MHD_Result listener_reply(struct MHD_Connection *conn, int status,
     return r;
 }
 
-/* Compares secrets in time independent of where they differ. */
+/* Compares secrets in time independent of where they differ. An account
+ * without a token (one whose provider never calls back) and an empty token
+ * match nothing. */
 static bool listener_token_ok(const char *want, const char *got)
 {
-    if (want == NULL)
-        return true;
-    if (got == NULL)
+    if (want == NULL || want[0] == '\0' || got == NULL)
         return false;
     size_t wl = strlen(want), gl = strlen(got);
     unsigned char diff = wl != gl;

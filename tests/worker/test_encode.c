@@ -84,7 +84,7 @@ Test(encode, masks_secrets_shows_user)
         "{\"accounts\": {\"in\": {\"provider\": \"intime\","
         " \"base_url\": \"https://sms.intime.nu/api/1.0\","
         " \"credentials\": {\"user\": \"u\", \"hash\": \"s3cr3t\"},"
-        " \"default_sender\": \"Shop\","
+        " \"default_sender\": \"Shop\", \"webhook_token\": \"t\","
         " \"rate_limit\": {\"per_second\": 10}}}}";
     static const char job[] = "{\"id\": \"m1\", \"account\": \"in\", \"to\": "
                               "[\"46701234567\"], \"text\": \"hej\"}";
