@@ -27,6 +27,10 @@ struct kafka {
     struct metrics *metrics; /* NULL until kafka_set_metrics */
     bool fatal;
     bool closed;
+    bool paused;           /* every assigned partition is paused */
+    bool brokers_down;     /* error_cb said all brokers are down */
+    bool ready;            /* the last readiness check's answer */
+    int64_t next_ready_ms; /* when to check readiness again */
 };
 
 /* Called from librdkafka's threads: must only log. */
@@ -67,6 +71,11 @@ static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason,
         log_error("kafka: fatal: %s", buf);
         k->fatal = true;
         return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        /* Not ready until a readiness check reaches a broker again. */
+        k->brokers_down = true;
+        k->ready = false;
     }
     if (k->metrics != NULL)
         metrics_count(k->metrics, M_KAFKA_ERRORS,
@@ -109,6 +118,13 @@ static void kafka_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             }
         } else {
             rd_kafka_assign(rk, parts);
+        }
+        /* An assignment starts unpaused: a consumer with no room pauses
+         * what it was just given too. */
+        if (k->paused) {
+            rd_kafka_resp_err_t perr = rd_kafka_pause_partitions(rk, parts);
+            if (perr != RD_KAFKA_RESP_ERR_NO_ERROR)
+                log_warn("kafka: pause assigned: %s", rd_kafka_err2str(perr));
         }
         return;
     }
@@ -417,6 +433,70 @@ bool kafka_is_ready(struct kafka *k)
     bool ok = md->broker_cnt > 0;
     rd_kafka_metadata_destroy(md);
     return ok;
+}
+
+bool kafka_ready_state(struct kafka *k, int64_t now_ms)
+{
+    const struct rd_kafka_metadata *md = NULL;
+
+    if (k->fatal)
+        return false;
+    if (now_ms < k->next_ready_ms)
+        return k->ready;
+    k->next_ready_ms = now_ms + KAFKA_READY_CHECK_MS;
+    /* A broker that answers takes a round trip; one that is away costs
+     * the loop at most KAFKA_READY_WAIT_MS once per check. */
+    rd_kafka_resp_err_t err =
+        rd_kafka_metadata(k->producer, 0, NULL, &md, KAFKA_READY_WAIT_MS);
+    bool ok = err == RD_KAFKA_RESP_ERR_NO_ERROR && md->broker_cnt > 0;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_metadata_destroy(md);
+    if (ok)
+        k->brokers_down = false;
+    k->ready = ok;
+    return ok;
+}
+
+/* Pauses or resumes every partition assigned now. */
+static void kafka_set_paused(struct kafka *k, bool pause)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_assignment(k->consumer, &parts);
+
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        log_warn("kafka: assignment: %s", rd_kafka_err2str(err));
+        return;
+    }
+    err = pause ? rd_kafka_pause_partitions(k->consumer, parts)
+                : rd_kafka_resume_partitions(k->consumer, parts);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        log_warn("kafka: %s: %s", pause ? "pause" : "resume",
+                 rd_kafka_err2str(err));
+    k->paused = pause;
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+void kafka_pause_all(struct kafka *k, const char *why)
+{
+    if (k->paused || k->closed)
+        return;
+    kafka_set_paused(k, true);
+    log_info("kafka: consumption paused (%s); still polling, so this "
+             "replica stays in its group",
+             why);
+}
+
+void kafka_resume_all(struct kafka *k)
+{
+    if (!k->paused || k->closed)
+        return;
+    kafka_set_paused(k, false);
+    log_info("kafka: consumption resumed");
+}
+
+bool kafka_is_paused(const struct kafka *k)
+{
+    return k->paused;
 }
 
 void kafka_close_consumer(struct kafka *k)

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -85,8 +86,34 @@ bool kafka_is_fatal(const struct kafka *k);
 /* Returns true when the producer's queue is empty. */
 bool kafka_idle(const struct kafka *k);
 
-/* Returns true when Kafka answered recently (for /readyz). */
+/* Returns true when Kafka answered a metadata request now (blocks up to
+ * 500 ms). Thread-safe. */
 bool kafka_is_ready(struct kafka *k);
+
+/* How often kafka_ready_state() asks Kafka, and how long it waits. */
+#define KAFKA_READY_CHECK_MS 5000
+#define KAFKA_READY_WAIT_MS  100
+
+/* Kafka's readiness for /readyz, as the loop knows it: asks for metadata
+ * at most every KAFKA_READY_CHECK_MS (waiting up to KAFKA_READY_WAIT_MS)
+ * and otherwise returns the last answer; false at once when librdkafka
+ * reports every broker down, or after a fatal error. `now_ms` is
+ * monotonic. */
+bool kafka_ready_state(struct kafka *k, int64_t now_ms);
+
+/* Pauses every assigned partition (librdkafka stops fetching; what it had
+ * fetched and not handed out is fetched again on resume), and keeps
+ * partitions assigned later paused until kafka_resume_all(). The caller
+ * keeps calling kafka_consume(), so the consumer serves rebalances and
+ * stays in its group (max.poll.interval.ms) whatever is parked. `why` is
+ * logged. Does nothing when already paused. */
+void kafka_pause_all(struct kafka *k, const char *why);
+
+/* Resumes every assigned partition. Does nothing when not paused. */
+void kafka_resume_all(struct kafka *k);
+
+/* Returns true while consumption is paused. */
+bool kafka_is_paused(const struct kafka *k);
 
 /* Stops consuming: commits stored offsets, leaves the group. Producing still
  * works until kafka_free(). */

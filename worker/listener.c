@@ -72,6 +72,7 @@ struct listener {
     struct hook **inbox_tail;
     struct hook *taken; /* with the loop, not yet answered */
     bool redis_ok;
+    char redis_note[64]; /* "" or why Redis is not ready */
     char *metrics;
 };
 
@@ -309,17 +310,21 @@ static enum MHD_Result listener_handler(void *cls, struct MHD_Connection *conn,
         bool redis_ok = l->redis_ok;
         bool kafka_published = l->kafka_published;
         bool kafka_ok = l->kafka_ok;
+        char note[sizeof(l->redis_note)];
+        snprintf(note, sizeof(note), "%s", l->redis_note);
         pthread_mutex_unlock(&l->lock);
         /* The loop's published state; asking Kafka from this thread only
          * until the loop publishes it (listener_publish_state). */
         if (!kafka_published)
-            kafka_ok = l->kafka_ready(l->opaque);
-        char body[96];
+            kafka_ok = l->kafka_ready != NULL && l->kafka_ready(l->opaque);
+        char body[160];
         snprintf(body, sizeof(body), "kafka %s\nredis %s\n",
                  kafka_ok ? "ok" : "unreachable",
-                 redis_ok ? "ok" : "unreachable");
-        return listener_reply(conn, kafka_ok && redis_ok ? 200 : 503, body,
-                              "text/plain");
+                 !redis_ok         ? "unreachable"
+                 : note[0] != '\0' ? note
+                                   : "ok");
+        bool ready = kafka_ok && redis_ok && note[0] == '\0';
+        return listener_reply(conn, ready ? 200 : 503, body, "text/plain");
     }
     if (strcmp(url, "/metrics") == 0) {
         pthread_mutex_lock(&l->lock);
@@ -548,6 +553,8 @@ void listener_publish_state(struct listener *l, const struct listener_state *st)
     listener_heartbeat(l);
     pthread_mutex_lock(&l->lock);
     l->redis_ok = st->redis_ok;
+    snprintf(l->redis_note, sizeof(l->redis_note), "%s",
+             st->redis_note != NULL ? st->redis_note : "");
     if (st->kafka_known) {
         l->kafka_published = true;
         l->kafka_ok = st->kafka_ok;

@@ -67,8 +67,10 @@ struct listener;
 typedef bool listener_probe_fn(void *opaque);
 
 /* Starts listening on cfg->http_listen ("host:port"; port 0 picks one).
- * `accounts` is borrowed and must outlive the listener. `kafka_ready` is
- * asked on /readyz (from the listener's thread). Logs "listening on
+ * `accounts` is borrowed and must outlive the listener. `kafka_ready`
+ * (may be NULL: not ready) answers /readyz, from the listener's thread,
+ * only until the loop first publishes Kafka's state (kurir run passes NULL
+ * and publishes from its first turn on). Logs "listening on
  * HOST:PORT". Returns 0 and sets *out, or -1 with errstr set. */
 int listener_start(struct listener **out, const struct config *cfg,
                    const struct accounts *accounts,
@@ -89,10 +91,12 @@ void hook_answer(struct listener *l, struct hook *h, int status,
 
 /* What the loop publishes for /readyz and /metrics. */
 struct listener_state {
-    bool redis_ok;       /* Redis answered last time */
-    bool kafka_known;    /* kafka_ok is set (else /readyz asks the probe) */
-    bool kafka_ok;       /* Kafka is ready (kafka_is_ready, on the loop) */
-    const char *metrics; /* the metrics text, copied; NULL = "" */
+    bool redis_ok;          /* Redis answered last time */
+    const char *redis_note; /* not NULL: Redis is not ready for this
+                             * reason ("came back empty"), copied */
+    bool kafka_known;       /* kafka_ok is set (else /readyz asks the probe) */
+    bool kafka_ok;          /* Kafka is ready (kafka_is_ready, on the loop) */
+    const char *metrics;    /* the metrics text, copied; NULL = "" */
 };
 
 /* Publishes the loop's state (copied) and beats the heartbeat. Loop thread;

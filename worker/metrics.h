@@ -61,6 +61,13 @@ enum metric_id {
     M_REDIS_UP,            /* gauge: 1 when the last Redis call worked */
     M_REDIS_ERRORS,        /* counter: Redis calls that failed */
     M_REDIS_EPOCH_CHANGES, /* counter: Redis restarts/failovers seen */
+    M_KAFKA_PAUSED,        /* gauge: 1 while consumption is paused */
+    M_UNITS_DEFERRED,      /* counter: account (long waits moved to Redis) */
+    M_RATELIMIT_PENALTIES, /* counter: account (Retry-After charged) */
+    M_EVENT_RETRIES,       /* counter: topic (refused events produced again) */
+    M_WEBHOOK_SUSPENDED,   /* gauge: callbacks waiting for their answer */
+    M_WEBHOOK_EXPIRED,     /* counter: callbacks answered 503 after a bound */
+    M_LEASES_LOST,         /* counter: claimed entries whose lease was gone */
     M_COUNT
 };
 

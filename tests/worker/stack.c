@@ -142,8 +142,8 @@ void stack_start(struct stack *s, const char *redis)
     stack_spawn_worker(s, &s->kurir, s->kurir_port, NULL);
 }
 
-void stack_spawn_worker(const struct stack *s, struct proc *p, int port,
-                        const char *const *extra)
+static int stack_spawn(const struct stack *s, struct proc *p, int port,
+                       const char *const *extra, bool wait_listen)
 {
     char env[32][320];
     char *envp[33];
@@ -174,8 +174,21 @@ void stack_spawn_worker(const struct stack *s, struct proc *p, int port,
 #undef ENV
     envp[n] = NULL;
     char *kurir_argv[] = {(char *)support_env("KURIR_BIN"), "run", NULL};
-    int ret = support_spawn(p, kurir_argv, envp, true, 30000);
+    return support_spawn(p, kurir_argv, envp, wait_listen, 30000);
+}
+
+void stack_spawn_worker(const struct stack *s, struct proc *p, int port,
+                        const char *const *extra)
+{
+    int ret = stack_spawn(s, p, port, extra, true);
     cr_assert(eq(int, ret, 0), "kurir did not start");
+}
+
+void stack_spawn_worker_nowait(const struct stack *s, struct proc *p, int port,
+                               const char *const *extra)
+{
+    int ret = stack_spawn(s, p, port, extra, false);
+    cr_assert(eq(int, ret, 0), "kurir could not be run");
 }
 
 void stack_stop(struct stack *s)

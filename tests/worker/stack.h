@@ -37,6 +37,11 @@ void stack_start(struct stack *s, const char *redis);
 void stack_spawn_worker(const struct stack *s, struct proc *p, int port,
                         const char *const *extra);
 
+/* stack_spawn_worker() without waiting for it to listen: for a worker
+ * expected to refuse to start (see support_proc_log_has, support_stop). */
+void stack_spawn_worker_nowait(const struct stack *s, struct proc *p, int port,
+                               const char *const *extra);
+
 /* Stops both (kurir with SIGKILL if it still runs) and removes the files. */
 void stack_stop(struct stack *s);
 
