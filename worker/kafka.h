@@ -35,7 +35,11 @@ enum kafka_topic {
 struct kafka;
 
 /* Called from kafka_serve() for each produced event once Kafka has it (err
- * 0) or has refused it for good (err set; only on fatal producer errors). */
+ * 0) or has refused it for good (err set: kafka_err_is_permanent, or a
+ * fatal producer error). Any other refusal (an ACL, an unknown topic, a
+ * policy) is not reported: the event is produced again with backoff
+ * (250 ms doubling to 30 s; kurir_event_retries_total, one log line a
+ * second at most) until Kafka takes it. */
 typedef void kafka_delivered_fn(void *msg_opaque, rd_kafka_resp_err_t err,
                                 void *opaque);
 
@@ -77,8 +81,16 @@ int kafka_produce(struct kafka *k, enum kafka_topic topic, const char *key,
                   rd_kafka_headers_t *headers, void *msg_opaque, char *errstr,
                   size_t errstr_size);
 
-/* Serves the producer: runs delivery callbacks, drains the wake-up pipe. */
+/* Serves the producer: runs delivery callbacks, produces refused events
+ * whose backoff ran out, drains the wake-up pipe. */
 void kafka_serve(struct kafka *k);
+
+/* Returns true for a refusal no retry can change: the event is too large
+ * or malformed for the broker. */
+bool kafka_err_is_permanent(rd_kafka_resp_err_t err);
+
+/* Returns the error of the last kafka_produce() (0 after a success). */
+rd_kafka_resp_err_t kafka_last_produce_err(const struct kafka *k);
 
 /* Returns true once a fatal error has made the clients unusable. */
 bool kafka_is_fatal(const struct kafka *k);

@@ -85,6 +85,7 @@ struct request {
     bool started;      /* the handler's first call has been */
     struct hook *hook; /* set once handed to the loop */
     bool answered;     /* hook->answer_* hold the answer */
+    bool expired;      /* answered 503 by listener_expire (hook NULL) */
 };
 
 static void hook_free(struct hook *h);
@@ -262,6 +263,10 @@ static enum MHD_Result listener_handler(void *cls, struct MHD_Connection *conn,
     struct request *req = *con_cls;
 
     (void)version;
+    if (req->answered && req->expired)
+        return listener_reply(conn, 503,
+                              "timed out waiting for Kafka, retry later\n",
+                              "text/plain");
     if (req->answered) {
         struct hook *h = req->hook;
         enum MHD_Result r = listener_reply(conn, h->answer_status,
@@ -509,9 +514,46 @@ struct hook *listener_take(struct listener *l)
         }
         h->next = l->taken;
         l->taken = h;
+        h->handed_ms = listener_now_ms();
     }
     pthread_mutex_unlock(&l->lock);
     return h;
+}
+
+size_t listener_expire(struct listener *l)
+{
+    int64_t now = listener_now_ms();
+    size_t n = 0;
+
+    pthread_mutex_lock(&l->lock);
+    for (struct hook *h = l->taken; h != NULL; h = h->next) {
+        if (h->expired || now - h->handed_ms < LISTENER_HOOK_WAIT_MS)
+            continue;
+        struct request *req = h->req;
+        h->expired = true;
+        req->hook = NULL; /* the loop keeps h; the request answers alone */
+        req->expired = true;
+        req->answered = true;
+        l->suspended--;
+        MHD_resume_connection(h->conn);
+        h->conn = NULL;
+        h->req = NULL;
+        n++;
+    }
+    pthread_mutex_unlock(&l->lock);
+    if (n > 0)
+        log_warn("listener: %zu callback(s) waited %d ms for Kafka; answered "
+                 "503, the provider sends them again",
+                 n, LISTENER_HOOK_WAIT_MS);
+    return n;
+}
+
+size_t listener_suspended(struct listener *l)
+{
+    pthread_mutex_lock(&l->lock);
+    size_t n = l->suspended;
+    pthread_mutex_unlock(&l->lock);
+    return n;
 }
 
 /* Removes h from the taken list; lock held. */
@@ -533,8 +575,14 @@ void hook_answer(struct listener *l, struct hook *h, int status,
 
     pthread_mutex_lock(&l->lock);
     listener_untake(l, h);
-    l->suspended--;
+    bool expired = h->expired;
+    if (!expired)
+        l->suspended--;
     pthread_mutex_unlock(&l->lock);
+    if (expired) { /* answered already; nothing refers to it any more */
+        hook_free(h);
+        return;
+    }
     h->answer_status = status;
     /* The answer may already be the hook's own (hooks.c stores the codec's
      * answer there while Kafka takes the events): no overlapping copy. */

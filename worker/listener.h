@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "codecs/codec.h"
@@ -58,7 +59,14 @@ struct hook {
     char *body;             /* owned storage behind in.body */
     char content_type[128]; /* storage behind in.content_type */
     char method[8];         /* storage behind in.method */
+    int64_t handed_ms;      /* monotonic: when it was handed to the loop */
+    bool expired; /* answered 503 by listener_expire; the loop still owns
+                   * it, and hook_answer() only frees it */
 };
+
+/* How long a callback may wait for its events to be on Kafka before
+ * listener_expire() answers it 503 (the provider sends it again). */
+#define LISTENER_HOOK_WAIT_MS 8000
 
 struct listener;
 
@@ -88,6 +96,16 @@ struct hook *listener_take(struct listener *l);
  * connection and frees the hook. Callable from the loop thread only. */
 void hook_answer(struct listener *l, struct hook *h, int status,
                  const char *body, const char *content_type);
+
+/* Answers 503 every callback the loop took more than LISTENER_HOOK_WAIT_MS
+ * ago and has not answered (its events are not on Kafka yet), so callbacks
+ * never pile up while Kafka is away; the loop keeps the hook until its
+ * events are done and then calls hook_answer(), which only frees it.
+ * Returns how many were answered now. Loop thread only. */
+size_t listener_expire(struct listener *l);
+
+/* Returns how many callbacks wait for an answer now. */
+size_t listener_suspended(struct listener *l);
 
 /* What the loop publishes for /readyz and /metrics. */
 struct listener_state {

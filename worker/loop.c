@@ -311,6 +311,11 @@ static void worker_publish(struct worker *w)
     metrics_set(m, M_UNITS_PARKED, ML("tokens"), (double)tok);
     metrics_set(m, M_UNITS_PARKED, ML("connection"), (double)slot);
     kafka_read_metrics(w->kafka, m);
+    size_t expired = listener_expire(w->listener);
+    if (expired > 0)
+        metrics_count(m, M_WEBHOOK_EXPIRED, NULL, expired);
+    metrics_set(m, M_WEBHOOK_SUSPENDED, NULL,
+                (double)listener_suspended(w->listener));
     struct listener_state st = {
         .redis_ok = w->redis_ok,
         .kafka_known = true,

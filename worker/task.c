@@ -234,13 +234,32 @@ static void task_end(struct task *t)
         task_release(t);
 }
 
+static void task_dlq(struct task *t, const char *error);
+
+/* An event Kafka will never take (too large): the job goes to the DLQ
+ * with the reason, so its offset can move; when the DLQ copy is refused
+ * too (or the source is a Redis entry), the source is left unacknowledged
+ * and comes back. Other refusals never get here: kafka.c produces them
+ * again until Kafka takes them. */
+static void task_refused(struct task *t, rd_kafka_resp_err_t err)
+{
+    char why[256];
+
+    if (t->rkm == NULL || t->rejected || !kafka_err_is_permanent(err)) {
+        t->abandoned = true;
+        return;
+    }
+    snprintf(why, sizeof(why), "an event of this job was refused by Kafka: %s",
+             rd_kafka_err2str(err));
+    log_error("task: job %s: %s; to the DLQ", t->job != NULL ? t->job->id : "-",
+              why);
+    task_dlq(t, why);
+}
+
 void task_event_delivered(struct task *t, rd_kafka_resp_err_t err)
 {
-    /* An event Kafka refused for good (an ACL, a size, an unknown topic)
-     * must not let the offset move: the source comes back, and the markers
-     * re-emit what was recorded. */
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        t->abandoned = true;
+        task_refused(t, err);
     t->pending_events--;
     if (t->ended && t->pending_events == 0)
         task_release(t);
@@ -342,14 +361,16 @@ static void task_produce(struct task *t, enum kafka_topic topic,
 
     if (kafka_produce(t->w->kafka, topic, key, key_len, value, len, headers, t,
                       errstr, sizeof(errstr)) != 0) {
-        /* Only a full local queue or a fatal error get here; the job's
-         * source then stays unacknowledged and it comes back. */
+        /* A full local queue or a fatal error: the job's source stays
+         * unacknowledged and it comes back. An event too large for
+         * message.max.bytes: the job goes to the DLQ. */
         log_error("task: %s job=%s", errstr, t->job != NULL ? t->job->id : "-");
-        t->abandoned = true;
-    } else {
-        t->pending_events++;
-        t->w->stats.events++;
+        free(value);
+        task_refused(t, kafka_last_produce_err(t->w->kafka));
+        return;
     }
+    t->pending_events++;
+    t->w->stats.events++;
     free(value);
 }
 
@@ -522,6 +543,17 @@ static void task_reject(struct task *t, const char *id, const char *error)
     log_warn("task: rejected topic=%s partition=%d offset=%lld id=%s: %s",
              rd_kafka_topic_name(rkm->rkt), rkm->partition,
              (long long)rkm->offset, id[0] ? id : "-", error);
+    task_dlq(t, error);
+    if (id[0] != '\0')
+        task_status(t, id, NULL, STATE_REJECTED, "invalid_job", error);
+    task_end(t);
+}
+
+/* Puts the task's Kafka message on the DLQ with `error`. */
+static void task_dlq(struct task *t, const char *error)
+{
+    rd_kafka_message_t *rkm = t->rkm;
+
     /* The copy keeps the original key and headers (worker/dlq.h), so it can
      * be replayed as it was. A copy too large for Kafka would be refused
      * again at every redelivery: it is cut, and says so. */
@@ -536,12 +568,9 @@ static void task_reject(struct task *t, const char *id, const char *error)
     char *copy = xmalloc(len + 1);
     if (len > 0)
         memcpy(copy, rkm->payload, len);
-    task_produce(t, KAFKA_DLQ, rkm->key, rkm->key_len, copy, len, hdrs);
     t->rejected = true;
     t->w->stats.dlq++;
-    if (id[0] != '\0')
-        task_status(t, id, NULL, STATE_REJECTED, "invalid_job", error);
-    task_end(t);
+    task_produce(t, KAFKA_DLQ, rkm->key, rkm->key_len, copy, len, hdrs);
 }
 
 /* ------------------------------------------------------------------------ */
