@@ -132,6 +132,14 @@ static int accounts_parse_one(struct account *a, const char *name, json_t *obj,
         }
     }
 
+    /* The name is in every Redis key of the account and in callback
+     * paths: bounded, so a job id of JOB_MAX_ID bytes still fits. */
+    if (strlen(name) > ACCOUNT_NAME_MAX) {
+        snprintf(errstr, errstr_size,
+                 "account %.40s...: the name is %zu bytes; at most %d", name,
+                 strlen(name), ACCOUNT_NAME_MAX);
+        return -1;
+    }
     a->name = xstrdup(name);
     const char *provider = json_string_value(json_object_get(obj, "provider"));
     if (provider == NULL) {

@@ -326,8 +326,9 @@ static void worker_publish(struct worker *w)
 }
 
 /* Pauses the consumer's partitions when no more work can be taken (every
- * KURIR_MAX_IN_FLIGHT place taken, or Redis away) and resumes them once a
- * quarter of the places is free again (hysteresis: a resume refetches).
+ * KURIR_MAX_IN_FLIGHT place taken, or Redis away) and resumes them once
+ * more than a quarter of the places is free again (hysteresis: a resume
+ * refetches what the pause dropped from the prefetch).
  * The consumer keeps being polled either way, so the replica never leaves
  * its group because its units are parked. */
 static void worker_gate_consumer(struct worker *w, bool consume)
@@ -341,7 +342,7 @@ static void worker_gate_consumer(struct worker *w, bool consume)
             kafka_pause_all(w->kafka, "redis away");
         else if (w->tasks >= max)
             kafka_pause_all(w->kafka, "KURIR_MAX_IN_FLIGHT units in progress");
-    } else if (w->redis_ok && w->tasks <= max - max / 4) {
+    } else if (w->redis_ok && w->tasks + max / 4 < max) {
         kafka_resume_all(w->kafka);
     }
     metrics_set(&w->metrics, M_KAFKA_PAUSED, NULL,

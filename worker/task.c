@@ -1642,7 +1642,7 @@ static int task_parse_payload(struct task *t, const char *payload, size_t len,
 void task_start(struct worker *w, rd_kafka_message_t *rkm)
 {
     struct task *t = task_new(w);
-    char id[128];
+    char id[1024]; /* a rejected job's id as it came, even a long one */
     char errstr[512];
     const char *topic = rd_kafka_topic_name(rkm->rkt);
     int r;
@@ -1672,7 +1672,7 @@ void task_start_entry(struct worker *w, const char *account,
                       struct sched_entry *entry)
 {
     struct task *t = task_new(w);
-    char id[128];
+    char id[1024];
     char errstr[512];
 
     t->entry = *entry;

@@ -12,6 +12,7 @@ project_warnings(worker_stack)
 # Argument vectors are built from string literals, as in the tests.
 target_compile_options(worker_stack PRIVATE -Wno-write-strings)
 add_unit_test(test_e2e worker/test_e2e.c LIBS worker_stack TIMEOUT 300)
+add_unit_test(test_failsafe worker/test_failsafe.c LIBS worker_stack TIMEOUT 300)
 add_unit_test(test_redis_outage worker/test_redis_outage.c LIBS worker_stack redisproc TIMEOUT 300)
 add_unit_test(test_units worker/test_units.c LIBS worker_stack worker_core TIMEOUT 600)
 add_unit_test(test_rand worker/test_rand.c LIBS worker_core)
