@@ -224,3 +224,17 @@ int stack_standin_count(const struct stack *s, const char *needle)
     support_http_cleanup(&r);
     return n;
 }
+
+void stack_standin_faults(const struct stack *s, const char *json)
+{
+    char url[96];
+    struct support_http r;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_standin/faults",
+             s->standin_port);
+    char *const headers[] = {"Content-Type: application/json", NULL};
+    int ret = support_http(&r, "POST", url, headers, json, strlen(json));
+    cr_assert(eq(int, ret, 0));
+    cr_assert(eq(long, r.status, 200), "%s", r.body);
+    support_http_cleanup(&r);
+}

@@ -49,6 +49,9 @@ void stack_stop(struct stack *s);
 void stack_produce(const struct stack *s, const char *topic, const char *key,
                    const char *json);
 
+/* Sets the stand-in's faults (docs/standins.md, "Faults") to `json`. */
+void stack_standin_faults(const struct stack *s, const char *json);
+
 /* Counts the stand-in's recorded requests whose text contains `needle`. */
 int stack_standin_count(const struct stack *s, const char *needle);
 

@@ -38,19 +38,9 @@ static void restart_worker(const char *const *extra)
     stack_spawn_worker(&e, &e.kurir, e.kurir_port, extra);
 }
 
-/* Sets the stand-in's faults (docs/standins.md, "Faults"). */
 static void standin_faults(const char *json)
 {
-    char url[96];
-    struct support_http r;
-
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_standin/faults",
-             e.standin_port);
-    char *const headers[] = {"Content-Type: application/json", NULL};
-    int ret = support_http(&r, "POST", url, headers, json, strlen(json));
-    cr_assert(eq(int, ret, 0));
-    cr_assert(eq(long, r.status, 200), "%s", r.body);
-    support_http_cleanup(&r);
+    stack_standin_faults(&e, json);
 }
 
 /* Reads status events until n jobs named prefix0..prefix<n-1> were each
@@ -71,8 +61,9 @@ static int count_done(struct tk_reader *r, const char *prefix, int n,
         const char *id = json_string_value(json_object_get(ev, "job_id"));
         const char *st = json_string_value(json_object_get(ev, "state"));
         size_t plen = strlen(prefix);
-        bool done = st != NULL && (strcmp(st, "submitted") == 0 ||
-                                   (maybe_unknown && strcmp(st, "unknown") == 0));
+        bool done =
+            st != NULL && (strcmp(st, "submitted") == 0 ||
+                           (maybe_unknown && strcmp(st, "unknown") == 0));
         if (id != NULL && done && strncmp(id, prefix, plen) == 0) {
             long i = strtol(id + plen, NULL, 10);
             if (i >= 0 && i < n && !seen[i]) {
@@ -208,8 +199,7 @@ Test(failsafe, full_replica_pauses_and_stays_in_its_group)
                  id, i, i);
         stack_produce(&e, e.topic_send, id, job);
     }
-    POLL_UNTIL(ok, support_proc_log_has(&e.kurir, "consumption paused"),
-               60000);
+    POLL_UNTIL(ok, support_proc_log_has(&e.kurir, "consumption paused"), 60000);
     cr_assert(ok, "the consumer was never paused");
     /* Each job ends (a call the stand-in held too long may end unknown). */
     int done = count_done(&status, "full-", 5, true, 120000);
@@ -225,5 +215,48 @@ Test(failsafe, full_replica_pauses_and_stays_in_its_group)
         snprintf(text, sizeof(text), "full%%20%d", i);
         cr_assert(le(int, stack_standin_count(&e, text), 1), "%s", text);
     }
+    tk_reader_close(&status);
+}
+
+/* Issue 9 #3: a 502 (a proxy's, after the provider may have taken the
+ * request) ends `unknown` (maybe_sent) and is never sent again; #2: a
+ * campaign sent only to groups whose answer never came ends `unknown` too,
+ * not retried. */
+Test(failsafe, maybe_sent_answers_end_unknown_and_are_not_repeated)
+{
+    struct tk_reader status;
+
+    tk_reader_open(&status, e.brokers, e.topic_status);
+    standin_faults("{\"provider\": \"jojka\", \"error_5xx\": 1, "
+                   "\"status_5xx\": 502}");
+    stack_produce(&e, e.topic_send, "m5",
+                  "{\"id\": \"m5\", \"account\": \"shop\", \"to\": "
+                  "[\"46701234567\"], \"text\": \"via a proxy\"}");
+    const char *const want[] = {"job_id", "m5", "state", "unknown", NULL};
+    json_t *ev = tk_reader_wait_json(&status, want, 60000, NULL);
+    if (ev == NULL)
+        support_proc_log_dump(&e.kurir);
+    cr_assert(ne(ptr, ev, NULL), "a 502 did not end unknown");
+    json_t *err = json_object_get(ev, "error");
+    cr_assert(eq(str, (char *)json_string_value(json_object_get(err, "code")),
+                 "maybe_sent"));
+    json_decref(ev);
+
+    standin_faults("{\"provider\": \"jojka\", \"timeout\": 1, "
+                   "\"hold_ms\": 1500, \"process\": true}");
+    stack_produce(&e, e.topic_campaign, "grp-1",
+                  "{\"id\": \"grp-1\", \"account\": \"shop\", \"action\": "
+                  "\"create\", \"name\": \"vip\", \"groups\": [\"vip\"], "
+                  "\"text\": \"to the group\"}");
+    const char *const want2[] = {"job_id", "grp-1", "state", "unknown", NULL};
+    ev = tk_reader_wait_json(&status, want2, 60000, NULL);
+    if (ev == NULL)
+        support_proc_log_dump(&e.kurir);
+    cr_assert(ne(ptr, ev, NULL),
+              "a campaign without an answer was not unknown");
+    json_decref(ev);
+    /* Neither was sent again, and neither was ever `retrying`. */
+    cr_assert(eq(int, stack_standin_count(&e, "via%20a%20proxy"), 1));
+    cr_assert(eq(int, stack_standin_count(&e, "to%20the%20group"), 1));
     tk_reader_close(&status);
 }

@@ -191,3 +191,39 @@ Test(outage, redis_without_persistence_is_refused)
     support_stop(&other, SIGTERM, 10000);
     freeReplyObject(redisproc_cmd(redis_port, "CONFIG SET appendonly yes"));
 }
+
+/* Issue 9 #1: Redis goes away while the provider holds the call: the
+ * accepted answer cannot be recorded, the unit keeps it and records it
+ * again when Redis is back, and the call is never made a second time. */
+Test(outage, redis_away_after_the_provider_accepted_sends_once)
+{
+    struct tk_reader status;
+    bool ok;
+
+    tk_reader_open(&status, e.brokers, e.topic_status);
+    POLL_UNTIL(ok, readyz() == 200, 60000);
+    cr_assert(ok, "never ready");
+    stack_standin_faults(&e, "{\"provider\": \"jojka\", \"latency\": 3000}");
+    stack_produce(&e, e.topic_send, "rec-1",
+                  "{\"id\": \"rec-1\", \"account\": \"shop\", \"to\": "
+                  "[\"46701234567\"], \"text\": \"record me\"}");
+    POLL_UNTIL(ok, stack_standin_count(&e, "record%20me") == 1, 30000);
+    cr_assert(ok, "the call never reached the stand-in");
+    support_stop(&redis, SIGKILL, 5000);
+    /* The answer comes while Redis is away; the recording waits. */
+    POLL_UNTIL(ok, readyz() == 503, 30000);
+    cr_assert(ok);
+    static const char *const want[] = {"job_id", "rec-1", "state", "submitted",
+                                       NULL};
+    json_t *ev = tk_reader_wait_json(&status, want, 5000, NULL);
+    cr_assert(eq(ptr, ev, NULL), "published before it was recorded");
+    redis_start();
+    ev = tk_reader_wait_json(&status, want, 60000, NULL);
+    if (ev == NULL)
+        support_proc_log_dump(&e.kurir);
+    cr_assert(ne(ptr, ev, NULL), "never recorded once Redis was back");
+    json_decref(ev);
+    cr_assert(eq(int, stack_standin_count(&e, "record%20me"), 1),
+              "the call was made again");
+    tk_reader_close(&status);
+}
