@@ -43,6 +43,21 @@ static void standin_faults(const char *json)
     stack_standin_faults(&e, json);
 }
 
+/* Waits up to a minute for the event that puts `job` in `state` and
+ * returns it (caller decrefs); fails the test, printing the worker's log,
+ * when none comes. */
+static json_t *wait_state(struct tk_reader *r, const char *job,
+                          const char *state)
+{
+    const char *const want[] = {"job_id", job, "state", state, NULL};
+    json_t *ev = tk_reader_wait_json(r, want, 60000, NULL);
+
+    if (ev == NULL)
+        support_proc_log_dump(&e.kurir);
+    cr_assert(ne(ptr, ev, NULL), "%s never became %s", job, state);
+    return ev;
+}
+
 /* Reads status events until n jobs named prefix0..prefix<n-1> were each
  * `submitted` (or, with maybe_unknown, `unknown`: a provider that took too
  * long), or the time is up; returns how many were. */
@@ -138,12 +153,7 @@ Test(failsafe, a_long_retry_after_frees_the_place)
     stack_produce(&e, e.topic_send, "ra-0",
                   "{\"id\": \"ra-0\", \"account\": \"shop\", \"to\": "
                   "[\"46701234567\"], \"text\": \"first\"}");
-    const char *const want[] = {"job_id", "ra-0", "state", "retrying", NULL};
-    json_t *ev = tk_reader_wait_json(&status, want, 60000, NULL);
-    if (ev == NULL)
-        support_proc_log_dump(&e.kurir);
-    cr_assert(ne(ptr, ev, NULL), "ra-0 was not retried");
-    json_decref(ev);
+    json_decref(wait_state(&status, "ra-0", "retrying"));
 
     stack_produce(&e, e.topic_send, "ra-1",
                   "{\"id\": \"ra-1\", \"account\": \"shop\", \"to\": "
@@ -232,11 +242,7 @@ Test(failsafe, maybe_sent_answers_end_unknown_and_are_not_repeated)
     stack_produce(&e, e.topic_send, "m5",
                   "{\"id\": \"m5\", \"account\": \"shop\", \"to\": "
                   "[\"46701234567\"], \"text\": \"via a proxy\"}");
-    const char *const want[] = {"job_id", "m5", "state", "unknown", NULL};
-    json_t *ev = tk_reader_wait_json(&status, want, 60000, NULL);
-    if (ev == NULL)
-        support_proc_log_dump(&e.kurir);
-    cr_assert(ne(ptr, ev, NULL), "a 502 did not end unknown");
+    json_t *ev = wait_state(&status, "m5", "unknown");
     json_t *err = json_object_get(ev, "error");
     cr_assert(eq(str, (char *)json_string_value(json_object_get(err, "code")),
                  "maybe_sent"));
@@ -248,14 +254,8 @@ Test(failsafe, maybe_sent_answers_end_unknown_and_are_not_repeated)
                   "{\"id\": \"grp-1\", \"account\": \"shop\", \"action\": "
                   "\"create\", \"name\": \"vip\", \"groups\": [\"vip\"], "
                   "\"text\": \"to the group\"}");
-    const char *const want2[] = {"job_id", "grp-1", "state", "unknown", NULL};
-    ev = tk_reader_wait_json(&status, want2, 60000, NULL);
-    if (ev == NULL)
-        support_proc_log_dump(&e.kurir);
-    cr_assert(ne(ptr, ev, NULL),
-              "a campaign without an answer was not unknown");
-    json_decref(ev);
-    /* Neither was sent again, and neither was ever `retrying`. */
+    json_decref(wait_state(&status, "grp-1", "unknown"));
+    /* Neither was sent again. */
     cr_assert(eq(int, stack_standin_count(&e, "via%20a%20proxy"), 1));
     cr_assert(eq(int, stack_standin_count(&e, "to%20the%20group"), 1));
     tk_reader_close(&status);
