@@ -578,7 +578,6 @@ bool kafka_ready_state(struct kafka *k, int64_t now_ms)
         return false;
     if (now_ms < k->next_ready_ms)
         return k->ready;
-    k->next_ready_ms = now_ms + KAFKA_READY_CHECK_MS;
     /* A broker that answers takes a round trip; one that is away costs
      * the loop at most KAFKA_READY_WAIT_MS once per check. */
     rd_kafka_resp_err_t err =
@@ -589,6 +588,9 @@ bool kafka_ready_state(struct kafka *k, int64_t now_ms)
     if (ok)
         k->brokers_down = false;
     k->ready = ok;
+    /* Not ready (at start-up, or Kafka away): look again sooner. */
+    k->next_ready_ms =
+        now_ms + (ok ? KAFKA_READY_CHECK_MS : KAFKA_READY_CHECK_MS / 5);
     return ok;
 }
 

@@ -107,8 +107,8 @@ bool kafka_is_ready(struct kafka *k);
 #define KAFKA_READY_WAIT_MS  100
 
 /* Kafka's readiness for /readyz, as the loop knows it: asks for metadata
- * at most every KAFKA_READY_CHECK_MS (waiting up to KAFKA_READY_WAIT_MS)
- * and otherwise returns the last answer; false at once when librdkafka
+ * at most every KAFKA_READY_CHECK_MS (a fifth of it while not ready),
+ * waiting up to KAFKA_READY_WAIT_MS, and otherwise returns the last answer; false at once when librdkafka
  * reports every broker down, or after a fatal error. `now_ms` is
  * monotonic. */
 bool kafka_ready_state(struct kafka *k, int64_t now_ms);
