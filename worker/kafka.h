@@ -108,9 +108,9 @@ bool kafka_is_ready(struct kafka *k);
 
 /* Kafka's readiness for /readyz, as the loop knows it: asks for metadata
  * at most every KAFKA_READY_CHECK_MS (a fifth of it while not ready),
- * waiting up to KAFKA_READY_WAIT_MS, and otherwise returns the last answer; false at once when librdkafka
- * reports every broker down, or after a fatal error. `now_ms` is
- * monotonic. */
+ * waiting up to KAFKA_READY_WAIT_MS, and otherwise returns the last answer;
+ * false at once when librdkafka reports every broker down, or after a fatal
+ * error. `now_ms` is monotonic. */
 bool kafka_ready_state(struct kafka *k, int64_t now_ms);
 
 /* Pauses every assigned partition (librdkafka stops fetching; what it had

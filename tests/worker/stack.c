@@ -234,7 +234,9 @@ void stack_standin_faults(const struct stack *s, const char *json)
              s->standin_port);
     char *const headers[] = {"Content-Type: application/json", NULL};
     int ret = support_http(&r, "POST", url, headers, json, strlen(json));
-    cr_assert(eq(int, ret, 0));
+    if (ret != 0)
+        support_proc_log_dump(&s->standin);
+    cr_assert(eq(int, ret, 0), "the stand-in did not answer %s", url);
     cr_assert(eq(long, r.status, 200), "%s", r.body);
     support_http_cleanup(&r);
 }
