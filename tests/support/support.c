@@ -155,6 +155,12 @@ int support_spawn(struct proc *out, char *const argv[], char *const env[],
 
     snprintf(p.log_path, sizeof(p.log_path), "/tmp/kurir-test-%d-%u.log",
              (int)getpid(), seq++);
+    /* Emptied before the fork: a log left by an earlier process with the
+     * same pid (pids wrap) must never be read as this child's, or its old
+     * "listening on" line sends the test to a port no one serves. */
+    int lfd = open(p.log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert(lfd >= 0, "%s: %s", p.log_path, strerror(errno));
+    close(lfd);
     fflush(NULL);
     p.pid = fork();
     cr_assert(p.pid >= 0, "fork: %s", strerror(errno));
