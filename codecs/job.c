@@ -13,7 +13,8 @@
  * - contact-delete takes "contacts" or "msisdns"; group-add-member and
  *   group-remove-member take "groups" and members as "contacts" or
  *   "msisdns";
- * - at most JOB_MAX_RECIPIENTS recipients and JOB_MAX_TEXT bytes of text;
+ * - at most JOB_MAX_RECIPIENTS recipients, JOB_MAX_TEXT bytes of text and
+ *   a JOB_MAX_ID-byte id;
  * - duplicate keys in an object are a JSON error. */
 #include "codecs/job.h"
 
@@ -905,6 +906,11 @@ int job_parse(struct job **out, const char *buf, size_t len,
     if (job_need_str(&job->id, root, "id", errstr, errstr_size) != 0 ||
         job_need_str(&job->account, root, "account", errstr, errstr_size) != 0)
         goto out;
+    if (strlen(job->id) > JOB_MAX_ID) {
+        snprintf(errstr, errstr_size, "\"id\" is %zu bytes; at most %d",
+                 strlen(job->id), JOB_MAX_ID);
+        goto out;
+    }
 
     switch (job->type) {
     case JOB_SEND:

@@ -17,6 +17,9 @@
 #include "codecs/text.h"
 
 #define JOB_MAX_TEXT 10000 /* bytes of text, rendered or not */
+/* The longest job id, in bytes: it names the job's Redis keys and entries,
+ * which must fit (with the account name) in RCONN_KEY_MAX. */
+#define JOB_MAX_ID 256
 
 enum job_type {
     JOB_SEND,

@@ -43,6 +43,7 @@ struct aredis {
     bool up;
     bool dirty; /* commands queued since the last flush */
     uint64_t round_trips, commands;
+    struct rconn_epoch *epoch; /* borrowed; NULL: not read */
 };
 
 static int64_t aredis_now_ms(void)
@@ -275,8 +276,46 @@ static void aredis_on_disconnect(const redisAsyncContext *ac, int status)
     aredis_backoff(ar);
 }
 
+/* The GET of the epoch came back. */
+static void aredis_epoch_got(const redisReply *reply, const char *err,
+                             void *privdata)
+{
+    struct aredis *ar = privdata;
+
+    if (err == NULL && reply->type == REDIS_REPLY_STRING)
+        rconn_epoch_seen(ar->epoch, reply->str, reply->len);
+}
+
+static void aredis_epoch_set(const redisReply *reply, const char *err,
+                             void *privdata)
+{
+    (void)reply;
+    (void)err;
+    (void)privdata;
+}
+
+/* Queues SET <prefix>:epoch <candidate> NX and GET <prefix>:epoch. */
+static void aredis_epoch_read(struct aredis *ar)
+{
+    char key[128], cand[40];
+
+    snprintf(key, sizeof(key), "%s:%s", ar->prefix, RCONN_EPOCH_KIND);
+    rconn_epoch_candidate(cand, sizeof(cand));
+    const char *set[] = {"SET", key, cand, "NX"};
+    const char *get[] = {"GET", key};
+    aredis_send(ar, aredis_call_new(aredis_epoch_set, ar), 4, set, NULL);
+    aredis_send(ar, aredis_call_new(aredis_epoch_got, ar), 2, get, NULL);
+}
+
+void aredis_epoch_check(struct aredis *ar)
+{
+    if (ar->epoch != NULL && ar->ac != NULL)
+        aredis_epoch_read(ar);
+}
+
 /* Starts a connection and queues its AUTH and SELECT first, so every call
- * after them runs authenticated in the right database. */
+ * after them runs authenticated in the right database; then the epoch
+ * read, so a Redis that came back empty is seen at once. */
 static void aredis_connect(struct aredis *ar)
 {
     char host[256];
@@ -326,6 +365,8 @@ static void aredis_connect(struct aredis *ar)
         const char *sel[] = {"SELECT", rconn_i64(db, sizeof(db), ar->url.db)};
         aredis_send(ar, aredis_call_new(NULL, NULL), 2, sel, NULL);
     }
+    if (ar->epoch != NULL)
+        aredis_epoch_read(ar);
 }
 
 int aredis_new(struct aredis **out, const struct rconn_opts *opts, char *errstr,
@@ -345,6 +386,7 @@ int aredis_new(struct aredis **out, const struct rconn_opts *opts, char *errstr,
         opts->command_timeout_ms > 0 ? opts->command_timeout_ms : 1000;
     ar->backoff_min_ms = opts->backoff_min_ms > 0 ? opts->backoff_min_ms : 100;
     ar->backoff_max_ms = opts->backoff_max_ms > 0 ? opts->backoff_max_ms : 5000;
+    ar->epoch = opts->epoch;
     aredis_connect(ar);
     *out = ar;
     return 0;

@@ -46,6 +46,11 @@ typedef void aredis_fn(const redisReply *reply, const char *err,
 int aredis_new(struct aredis **out, const struct rconn_opts *opts, char *errstr,
                size_t errstr_size);
 
+/* Queues a read of the epoch (rconn_opts.epoch; SET NX, GET) for the next
+ * flush: the cheap periodic check. Does nothing without an epoch or while
+ * disconnected (the next connect reads it anyway). */
+void aredis_epoch_check(struct aredis *ar);
+
 /* Fails every queued call (err "redis: shutting down") and frees the
  * connection. aredis_free(NULL) does nothing. */
 void aredis_free(struct aredis *ar);

@@ -28,6 +28,7 @@ struct rconn {
     char last_error[128];   /* why the last connect failed */
     bool is_up;             /* the last call reached Redis */
     uint64_t round_trips;   /* replies read */
+    struct rconn_epoch *epoch; /* borrowed; NULL: not read */
 };
 
 static int64_t rconn_now_ms(void)
@@ -487,6 +488,86 @@ int rconn_resolve(const struct rconn_url *u, char *host, size_t host_size,
     return -1;
 }
 
+static int rconn_setup_command(redisContext *redis, int argc, const char **argv,
+                               char *errstr, size_t errstr_size);
+
+/* ------------------------------------------------------------------------ */
+/* The epoch. */
+
+void rconn_epoch_seen(struct rconn_epoch *e, const char *value, size_t len)
+{
+    char v[sizeof(e->value)];
+
+    if (len >= sizeof(v))
+        len = sizeof(v) - 1;
+    memcpy(v, value, len);
+    v[len] = '\0';
+    if (strcmp(v, e->value) == 0)
+        return;
+    if (e->value[0] != '\0') {
+        e->changes++;
+        snprintf(e->previous, sizeof(e->previous), "%s", e->value);
+    }
+    snprintf(e->value, sizeof(e->value), "%s", v);
+}
+
+void rconn_epoch_candidate(char *buf, size_t buf_size)
+{
+    static uint64_t seq;
+    unsigned char raw[16] = {0};
+    FILE *f = fopen("/dev/urandom", "rb");
+    size_t got = f != NULL ? fread(raw, 1, sizeof(raw), f) : 0;
+
+    if (f != NULL)
+        fclose(f);
+    if (got != sizeof(raw)) {
+        /* No /dev/urandom: the clock, the address space and a counter
+         * still differ between processes and calls. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t a = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        uint64_t b = (uint64_t)(uintptr_t)&seq ^ (++seq * 0x9e3779b97f4a7c15u);
+        memcpy(raw, &a, 8);
+        memcpy(raw + 8, &b, 8);
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(raw) && n + 2 < buf_size; i++)
+        n += (size_t)snprintf(buf + n, buf_size - n, "%02x", raw[i]);
+}
+
+/* SET <prefix>:epoch <candidate> NX, then GET it, on `redis`; records what
+ * was read. Returns 0, or -1 with errstr set. */
+static int rconn_epoch_read(redisContext *redis, const char *prefix,
+                            struct rconn_epoch *e, char *errstr,
+                            size_t errstr_size)
+{
+    char key[128], cand[40];
+    redisReply *reply = NULL;
+    int ret = -1;
+
+    snprintf(key, sizeof(key), "%s:%s", prefix, RCONN_EPOCH_KIND);
+    rconn_epoch_candidate(cand, sizeof(cand));
+    const char *set[] = {"SET", key, cand, "NX"};
+    const char *get[] = {"GET", key};
+    if (rconn_setup_command(redis, 4, set, errstr, errstr_size) != 0)
+        goto out;
+    reply = redisCommandArgv(redis, 2, get, NULL);
+    if (reply == NULL) {
+        snprintf(errstr, errstr_size, "redis: %.100s", redis->errstr);
+        goto out;
+    }
+    if (reply->type != REDIS_REPLY_STRING) {
+        snprintf(errstr, errstr_size, "redis: epoch: unexpected reply");
+        goto out;
+    }
+    rconn_epoch_seen(e, reply->str, reply->len);
+    ret = 0;
+
+out:
+    freeReplyObject(reply);
+    return ret;
+}
+
 /* Connects now, replacing any old context. Returns 0, or -1 with
  * rc->last_error set. */
 static int rconn_connect(struct rconn *rc)
@@ -533,6 +614,11 @@ static int rconn_connect(struct rconn *rc)
         if (rconn_setup_command(redis, 2, argv, err, sizeof(err)) != 0)
             goto out;
     }
+    /* Every connect reads the epoch: a Redis that came back empty is seen
+     * before any call runs on it. */
+    if (rc->epoch != NULL &&
+        rconn_epoch_read(redis, rc->prefix, rc->epoch, err, sizeof(err)) != 0)
+        goto out;
     rc->redis = redis;
     redis = NULL;
     rc->backoff_ms = 0;
@@ -607,6 +693,7 @@ int rconn_new(struct rconn **out, const struct rconn_opts *opts, char *errstr,
     rc->backoff_max_ms = opts->backoff_max_ms > 0 ? opts->backoff_max_ms : 5000;
     if (rc->backoff_max_ms < rc->backoff_min_ms)
         rc->backoff_max_ms = rc->backoff_min_ms;
+    rc->epoch = opts->epoch;
     if (rconn_connect(rc) == 0)
         rc->is_up = true;
     *out = rc;
@@ -846,4 +933,81 @@ int rconn_reply_i64(int64_t *out, const redisReply *reply)
         return -1;
     *out = v;
     return 0;
+}
+
+int rconn_epoch_check(struct rconn *rc, char *errstr, size_t errstr_size)
+{
+    bool fresh;
+
+    if (rc->epoch == NULL)
+        return 0;
+    if (rconn_ensure(rc, &fresh, errstr, errstr_size) != 0)
+        return -1;
+    if (fresh) /* the connect read it */
+        return 0;
+    if (rconn_epoch_read(rc->redis, rc->prefix, rc->epoch, errstr,
+                         errstr_size) != 0) {
+        rc->is_up = false;
+        return -1;
+    }
+    rc->round_trips += 2;
+    rc->is_up = true;
+    return 0;
+}
+
+/* Reads "name value" from a CONFIG GET reply. Returns 0, or -1. */
+static int rconn_config_value(char *out, size_t out_size,
+                              const redisReply *reply)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements != 2 || reply->element[1]->type != REDIS_REPLY_STRING)
+        return -1;
+    snprintf(out, out_size, "%s", reply->element[1]->str);
+    return 0;
+}
+
+int rconn_persistence(struct rconn_persistence *out, struct rconn *rc,
+                      char *errstr, size_t errstr_size)
+{
+    struct rconn_persistence p = {0};
+    redisReply *aof = NULL, *save = NULL, *info = NULL;
+    char v[256];
+    int ret = -1;
+
+    const char *aof_argv[] = {"CONFIG", "GET", "appendonly"};
+    const char *save_argv[] = {"CONFIG", "GET", "save"};
+    if (rconn_command(&aof, rc, 3, aof_argv, NULL, true, errstr, errstr_size) ==
+            0 &&
+        rconn_command(&save, rc, 3, save_argv, NULL, true, errstr,
+                      errstr_size) == 0 &&
+        rconn_config_value(v, sizeof(v), aof) == 0) {
+        p.aof = strcmp(v, "yes") == 0;
+        if (rconn_config_value(v, sizeof(v), save) == 0) {
+            p.rdb = v[0] != '\0';
+            p.rdb_known = true;
+        }
+        snprintf(p.how, sizeof(p.how), "CONFIG");
+    } else {
+        /* CONFIG renamed or refused (a managed Redis, an ACL): INFO says
+         * whether AOF is on, not what RDB saves. */
+        const char *info_argv[] = {"INFO", "persistence"};
+        if (rconn_command(&info, rc, 2, info_argv, NULL, true, errstr,
+                          errstr_size) != 0)
+            goto out;
+        if (info->type != REDIS_REPLY_STRING &&
+            info->type != REDIS_REPLY_STATUS) {
+            snprintf(errstr, errstr_size, "redis: INFO: unexpected reply");
+            goto out;
+        }
+        p.aof = strstr(info->str, "aof_enabled:1") != NULL;
+        snprintf(p.how, sizeof(p.how), "INFO");
+    }
+    *out = p;
+    ret = 0;
+
+out:
+    freeReplyObject(aof);
+    freeReplyObject(save);
+    freeReplyObject(info);
+    return ret;
 }

@@ -49,14 +49,41 @@ struct rconn_url {
     int nsentinels;
 };
 
+/* The epoch: a random value written once into "<prefix>:epoch" (SET NX)
+ * and read back at every connect of either connection (rconn, aredis) and
+ * on each periodic check. A Redis that came back empty (restarted without
+ * its data, flushed, or failed over to a replica that had nothing) no
+ * longer holds the value read before: the next read finds another one,
+ * written by whichever replica got there first. One per process, shared by
+ * its connections; loop thread only. */
+struct rconn_epoch {
+    char value[40];    /* the value last read; "" before the first read */
+    char previous[40]; /* the value before the last change */
+    uint64_t changes;  /* reads that found another value than the last */
+};
+
+/* The key of the epoch: "<prefix>:epoch" (not in an account's hash slot:
+ * it is one key for the whole Redis). */
+#define RCONN_EPOCH_KIND "epoch"
+
+/* Records a value read from Redis (len bytes): adopts it, and counts a
+ * change when an earlier read found another value. */
+void rconn_epoch_seen(struct rconn_epoch *e, const char *value, size_t len);
+
+/* Writes a fresh random candidate (32 hex digits) into buf (at least 33
+ * bytes): each SET NX offers a new one, so a replica whose own value was
+ * lost cannot write the same value back unnoticed. */
+void rconn_epoch_candidate(char *buf, size_t buf_size);
+
 /* How to reach Redis. Zero timeouts take the defaults. */
 struct rconn_opts {
-    const char *url;        /* KURIR_REDIS_URL */
-    const char *prefix;     /* key namespace, e.g. "kurir"; no braces */
-    int connect_timeout_ms; /* default 1000 */
-    int command_timeout_ms; /* default 1000 */
-    int backoff_min_ms;     /* first wait after a failed connect; 100 */
-    int backoff_max_ms;     /* the wait doubles up to this; 5000 */
+    const char *url;           /* KURIR_REDIS_URL */
+    const char *prefix;        /* key namespace, e.g. "kurir"; no braces */
+    int connect_timeout_ms;    /* default 1000 */
+    int command_timeout_ms;    /* default 1000 */
+    int backoff_min_ms;        /* first wait after a failed connect; 100 */
+    int backoff_max_ms;        /* the wait doubles up to this; 5000 */
+    struct rconn_epoch *epoch; /* borrowed; read at each connect; NULL: no */
 };
 
 /* A Lua script known by source; its SHA1 is learnt from SCRIPT LOAD on first
@@ -104,6 +131,27 @@ int rconn_check_primary(redisContext *redis, char *errstr, size_t errstr_size);
  * -1 with errstr set when the URL or prefix is invalid. */
 int rconn_new(struct rconn **out, const struct rconn_opts *opts, char *errstr,
               size_t errstr_size);
+
+/* Reads the epoch now (SET NX a fresh candidate, then GET) into the
+ * rconn_epoch given at creation: a cheap periodic check (two commands).
+ * Returns 0, or -1 with errstr set when Redis could not be reached. */
+int rconn_epoch_check(struct rconn *rc, char *errstr, size_t errstr_size);
+
+/* What Redis says of its persistence. */
+struct rconn_persistence {
+    bool aof;       /* appendonly yes (CONFIG) or aof_enabled:1 (INFO) */
+    bool rdb;       /* a save schedule is set (CONFIG GET save not empty) */
+    bool rdb_known; /* false when CONFIG is refused (renamed, ACL, managed
+                     * Redis) and only INFO persistence could be read */
+    char how[16];   /* "CONFIG" or "INFO": where the answer came from */
+};
+
+/* Reads Redis' persistence settings: CONFIG GET appendonly and save, or,
+ * where CONFIG is refused, INFO persistence (which tells AOF, not the RDB
+ * schedule). Returns 0 and fills *out, or -1 with errstr set when Redis
+ * answered neither. */
+int rconn_persistence(struct rconn_persistence *out, struct rconn *rc,
+                      char *errstr, size_t errstr_size);
 
 /* Closes the connection and frees it. rconn_free(NULL) does nothing. */
 void rconn_free(struct rconn *rc);

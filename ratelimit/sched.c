@@ -105,6 +105,23 @@ static struct rconn_script extend_script = {
            "return 1\n",
 };
 
+/* KEYS: lease, tok. ARGV: lease_ms, then id, token pairs. Returns how many
+ * were still held (their leases extended). */
+static struct rconn_script extend_many_script = {
+    .src = "local t = redis.call('TIME')\n"
+           "local now = tonumber(t[1]) * 1000 + "
+           "math.floor(tonumber(t[2]) / 1000)\n"
+           "local held = 0\n"
+           "for i = 2, #ARGV, 2 do\n"
+           "  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[i + 1] then\n"
+           "    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), "
+           "ARGV[i])\n"
+           "    held = held + 1\n"
+           "  end\n"
+           "end\n"
+           "return held\n",
+};
+
 /* KEYS: due, lease, data, tok. ARGV: id, token, due_ms [, payload]. */
 static struct rconn_script retry_script = {
     .src = "if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then\n"
@@ -391,6 +408,43 @@ int sched_extend(bool *held, struct sched *s, const char *account,
         return -1;
     *held = code == 1;
     return 0;
+}
+
+int sched_extend_many(size_t *held, struct sched *s, const char *account,
+                      const char *const *ids, const char *const *tokens,
+                      size_t n, int64_t lease_ms, char *errstr,
+                      size_t errstr_size)
+{
+    char keys[SCHED_NKEYS][RCONN_KEY_MAX];
+    char lease[24];
+    const char **argv = NULL;
+    int64_t code;
+    int ret = -1;
+
+    *held = 0;
+    if (n == 0)
+        return 0;
+    if (sched_keys(keys, s, account, errstr, errstr_size) != 0)
+        return -1;
+    argv = malloc(sizeof(*argv) * (3 + 2 * n));
+    if (argv == NULL)
+        abort();
+    argv[0] = keys[SCHED_LEASE];
+    argv[1] = keys[SCHED_TOK];
+    argv[2] = rconn_i64(lease, sizeof(lease), lease_ms);
+    for (size_t i = 0; i < n; i++) {
+        argv[3 + 2 * i] = ids[i];
+        argv[4 + 2 * i] = tokens[i];
+    }
+    if (sched_eval_i64(&code, s, &extend_many_script, 2, (int)(3 + 2 * n), argv,
+                       NULL, errstr, errstr_size) != 0)
+        goto out;
+    *held = (size_t)code;
+    ret = 0;
+
+out:
+    free(argv);
+    return ret;
 }
 
 int sched_retry(bool *held, struct sched *s, const char *account,

@@ -113,6 +113,15 @@ int sched_extend(bool *held, struct sched *s, const char *account,
                  const char *id, const char *token, int64_t lease_ms,
                  char *errstr, size_t errstr_size);
 
+/* sched_extend() for n claimed entries of one account in one script (the
+ * worker extends every claim it holds every lease/3). Returns 0 and sets
+ * *held to how many were still held (and extended), or -1 with errstr set.
+ */
+int sched_extend_many(size_t *held, struct sched *s, const char *account,
+                      const char *const *ids, const char *const *tokens,
+                      size_t n, int64_t lease_ms, char *errstr,
+                      size_t errstr_size);
+
 /* Puts a claimed entry back, due at due_ms, with a new payload (NULL keeps
  * the old one), when `token` is current: the retry path. Returns 0 and sets
  * *held as for sched_ack, or -1 with errstr set. */

@@ -149,6 +149,14 @@ static int accounts_parse_one(struct account *a, const char *name, json_t *obj,
         }
     }
 
+    /* The name is in every Redis key of the account and in callback
+     * paths: bounded, so a job id of JOB_MAX_ID bytes still fits. */
+    if (strlen(name) > ACCOUNT_NAME_MAX) {
+        snprintf(errstr, errstr_size,
+                 "account %.40s...: the name is %zu bytes; at most %d", name,
+                 strlen(name), ACCOUNT_NAME_MAX);
+        return -1;
+    }
     a->name = xstrdup(name);
     const char *provider = json_string_value(json_object_get(obj, "provider"));
     if (provider == NULL) {
@@ -267,6 +275,16 @@ static int accounts_parse_one(struct account *a, const char *name, json_t *obj,
                      err);
             return -1;
         }
+    }
+    /* Without a token anyone who can reach the listener could finalise any
+     * job with a forged report: a provider that calls back needs one. */
+    if (a->codec->has_callbacks &&
+        (a->webhook_token == NULL || a->webhook_token[0] == '\0')) {
+        snprintf(errstr, errstr_size,
+                 "account %s: \"webhook_token\" is required (%s sends "
+                 "callbacks) and must not be empty",
+                 name, a->codec->name);
+        return -1;
     }
     if (accounts_parse_options(a, name, json_object_get(obj, "options"), errstr,
                                errstr_size) != 0)

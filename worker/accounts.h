@@ -14,6 +14,10 @@
 
 #include "codecs/codec.h"
 
+/* The longest account name, in bytes (it is in every Redis key of the
+ * account and in its callback paths). */
+#define ACCOUNT_NAME_MAX 64
+
 /* A credential read from a file, and what the file looked like then. */
 struct accounts_secret {
     size_t account, cred; /* items[account].creds[cred] */

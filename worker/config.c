@@ -42,6 +42,10 @@ static const struct config_entry entries[] = {
      "redis://[user:password@]host:port/db, "
      "sentinel://[user:password@]host:port[,host:port...]/master[/db] "
      "or unix:/path"},
+    {"KURIR_REDIS_DURABILITY", STR(redis_durability_name), "require", 0, 0,
+     "require: refuse to start on a Redis that persists nothing (no AOF, no "
+     "RDB save); warn: start anyway with a loud warning (tests, a managed "
+     "Redis whose persistence cannot be read)"},
     {"KURIR_ACCOUNTS", STR(accounts_path), "/etc/kurir/accounts.json", 0, 0,
      "the accounts file"},
     {"KURIR_HTTP_LISTEN", STR(http_listen), "0.0.0.0:8080", 0, 0,
@@ -302,6 +306,16 @@ int config_load(struct config *cfg, char *const *envp, char *errstr,
         snprintf(errstr, errstr_size,
                  "KURIR_LOG_FORMAT: \"%s\" is not text or json",
                  cfg->log_format_name);
+        return -1;
+    }
+    if (strcmp(cfg->redis_durability_name, "require") == 0) {
+        cfg->redis_durability_warn = false;
+    } else if (strcmp(cfg->redis_durability_name, "warn") == 0) {
+        cfg->redis_durability_warn = true;
+    } else {
+        snprintf(errstr, errstr_size,
+                 "KURIR_REDIS_DURABILITY: \"%s\" is not require or warn",
+                 cfg->redis_durability_name);
         return -1;
     }
     if (cfg->kafka_brokers[0] == '\0') {

@@ -7,6 +7,7 @@
 #ifndef WORKER_CONFIG_H
 #define WORKER_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "worker/log.h"
@@ -21,35 +22,37 @@ struct config {
     char *kafka_group;               /* KURIR_KAFKA_GROUP */
     struct config_prop *kafka_props; /* KURIR_KAFKA_PROP_<NAME> */
     size_t nkafka_props;
-    char *redis_url;            /* KURIR_REDIS_URL */
-    char *accounts_path;        /* KURIR_ACCOUNTS */
-    char *http_listen;          /* KURIR_HTTP_LISTEN, host:port */
-    char *admin_listen;         /* KURIR_ADMIN_LISTEN; "" = on http_listen */
-    long health_stall_ms;       /* KURIR_HEALTH_STALL_MS */
-    long http_conn_timeout_s;   /* KURIR_HTTP_CONN_TIMEOUT_S */
-    char *public_url;           /* KURIR_PUBLIC_URL; "" when unset */
-    char *topic_send;           /* KURIR_TOPIC_SEND */
-    char *topic_campaign;       /* KURIR_TOPIC_CAMPAIGN */
-    char *topic_contacts;       /* KURIR_TOPIC_CONTACTS */
-    char *topic_status;         /* KURIR_TOPIC_STATUS */
-    char *topic_replies;        /* KURIR_TOPIC_REPLIES */
-    char *topic_dlq;            /* KURIR_TOPIC_DLQ */
-    char *topic_parts;          /* KURIR_TOPIC_PARTS */
-    char *topic_latest;         /* KURIR_TOPIC_LATEST */
-    char *topic_results;        /* KURIR_TOPIC_RESULTS */
-    char *stop_words;           /* KURIR_STOP_WORDS, comma-separated */
-    char *log_level_name;       /* KURIR_LOG_LEVEL */
-    enum log_level log_level;   /* parsed from log_level_name */
-    char *log_format_name;      /* KURIR_LOG_FORMAT */
-    enum log_format log_format; /* parsed from log_format_name */
-    long max_in_flight;         /* KURIR_MAX_IN_FLIGHT: jobs at once */
-    long http_timeout_ms;       /* KURIR_HTTP_TIMEOUT_MS */
-    long http_max_conns;        /* KURIR_HTTP_MAX_CONNS: per provider host */
-    long shutdown_grace_ms;     /* KURIR_SHUTDOWN_GRACE_MS */
-    long retry_horizon_s;       /* KURIR_RETRY_HORIZON_S */
-    long poll_interval_ms;      /* KURIR_POLL_INTERVAL_MS: Jojka polling */
-    long report_give_up_ms;     /* KURIR_REPORT_GIVE_UP_MS: no_report after */
-    long mark_stale_ms;         /* KURIR_MARK_STALE_MS: abandoned marks */
+    char *redis_url;             /* KURIR_REDIS_URL */
+    char *redis_durability_name; /* KURIR_REDIS_DURABILITY */
+    bool redis_durability_warn;  /* warn, not refuse, without persistence */
+    char *accounts_path;         /* KURIR_ACCOUNTS */
+    char *http_listen;           /* KURIR_HTTP_LISTEN, host:port */
+    char *admin_listen;          /* KURIR_ADMIN_LISTEN; "" = on http_listen */
+    long health_stall_ms;        /* KURIR_HEALTH_STALL_MS */
+    long http_conn_timeout_s;    /* KURIR_HTTP_CONN_TIMEOUT_S */
+    char *public_url;            /* KURIR_PUBLIC_URL; "" when unset */
+    char *topic_send;            /* KURIR_TOPIC_SEND */
+    char *topic_campaign;        /* KURIR_TOPIC_CAMPAIGN */
+    char *topic_contacts;        /* KURIR_TOPIC_CONTACTS */
+    char *topic_status;          /* KURIR_TOPIC_STATUS */
+    char *topic_replies;         /* KURIR_TOPIC_REPLIES */
+    char *topic_dlq;             /* KURIR_TOPIC_DLQ */
+    char *topic_parts;           /* KURIR_TOPIC_PARTS */
+    char *topic_latest;          /* KURIR_TOPIC_LATEST */
+    char *topic_results;         /* KURIR_TOPIC_RESULTS */
+    char *stop_words;            /* KURIR_STOP_WORDS, comma-separated */
+    char *log_level_name;        /* KURIR_LOG_LEVEL */
+    enum log_level log_level;    /* parsed from log_level_name */
+    char *log_format_name;       /* KURIR_LOG_FORMAT */
+    enum log_format log_format;  /* parsed from log_format_name */
+    long max_in_flight;          /* KURIR_MAX_IN_FLIGHT: jobs at once */
+    long http_timeout_ms;        /* KURIR_HTTP_TIMEOUT_MS */
+    long http_max_conns;         /* KURIR_HTTP_MAX_CONNS: per provider host */
+    long shutdown_grace_ms;      /* KURIR_SHUTDOWN_GRACE_MS */
+    long retry_horizon_s;        /* KURIR_RETRY_HORIZON_S */
+    long poll_interval_ms;       /* KURIR_POLL_INTERVAL_MS: Jojka polling */
+    long report_give_up_ms;      /* KURIR_REPORT_GIVE_UP_MS: no_report after */
+    long mark_stale_ms;          /* KURIR_MARK_STALE_MS: abandoned marks */
 };
 
 /* Loads the config from `envp` (a NULL-ended "NAME=value" list, e.g.

@@ -9,10 +9,29 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "worker/clock.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
 #include "worker/offsets.h"
 #include "worker/xalloc.h"
+
+/* A refused event waiting to be produced again: a copy of what the
+ * delivery report carried. */
+struct kafka_retry {
+    enum kafka_topic topic;
+    char *key;
+    size_t key_len;
+    char *value;
+    size_t len;
+    rd_kafka_headers_t *headers; /* owned; NULL when none */
+    void *msg_opaque;            /* the producer's owner, unchanged */
+    int64_t due_ms;              /* monotonic */
+    struct kafka_retry *next;
+};
+
+/* Backoff of refused events: doubling from the first to the last. */
+#define KAFKA_RETRY_MIN_MS 250
+#define KAFKA_RETRY_MAX_MS 30000
 
 struct kafka {
     rd_kafka_t *consumer;
@@ -27,6 +46,16 @@ struct kafka {
     struct metrics *metrics; /* NULL until kafka_set_metrics */
     bool fatal;
     bool closed;
+    bool paused;                     /* every assigned partition is paused */
+    bool brokers_down;               /* error_cb said all brokers are down */
+    bool ready;                      /* the last readiness check's answer */
+    int64_t next_ready_ms;           /* when to check readiness again */
+    struct kafka_retry *retries;     /* refused events, oldest first */
+    struct kafka_retry **retry_tail; /* where the next one goes */
+    int retry_backoff_ms;            /* 0 after a delivery went through */
+    rd_kafka_resp_err_t last_err;    /* of the last failed produce */
+    uint64_t refused_unlogged;       /* refusals since the last line */
+    int64_t refused_logged_ms;       /* when the last line was */
 };
 
 /* Called from librdkafka's threads: must only log. */
@@ -68,6 +97,11 @@ static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason,
         k->fatal = true;
         return;
     }
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        /* Not ready until a readiness check reaches a broker again. */
+        k->brokers_down = true;
+        k->ready = false;
+    }
     if (k->metrics != NULL)
         metrics_count(k->metrics, M_KAFKA_ERRORS,
                       ML(rd_kafka_err2name((rd_kafka_resp_err_t)err)), 1);
@@ -76,15 +110,117 @@ static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason,
              reason);
 }
 
+bool kafka_err_is_permanent(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_INVALID_RECORD ||
+           err == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE ||
+           err == RD_KAFKA_RESP_ERR_INVALID_MSG;
+}
+
+/* Keeps a refused event to produce again after the backoff. */
+static void kafka_retry_later(struct kafka *k, const rd_kafka_message_t *rkm)
+{
+    struct kafka_retry *r = xcalloc(1, sizeof(*r));
+    rd_kafka_headers_t *hdrs = NULL;
+
+    for (int i = 0; i < KAFKA_NTOPICS; i++)
+        if (k->topics[i] == rkm->rkt)
+            r->topic = (enum kafka_topic)i;
+    r->key_len = rkm->key_len;
+    r->key = xmalloc(rkm->key_len + 1);
+    if (rkm->key_len > 0)
+        memcpy(r->key, rkm->key, rkm->key_len);
+    r->len = rkm->len;
+    r->value = xmalloc(rkm->len + 1);
+    if (rkm->len > 0)
+        memcpy(r->value, rkm->payload, rkm->len);
+    if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        r->headers = rd_kafka_headers_copy(hdrs);
+    r->msg_opaque = rkm->_private;
+    if (k->retry_backoff_ms == 0)
+        k->retry_backoff_ms = KAFKA_RETRY_MIN_MS;
+    else if (k->retry_backoff_ms < KAFKA_RETRY_MAX_MS / 2)
+        k->retry_backoff_ms *= 2;
+    else
+        k->retry_backoff_ms = KAFKA_RETRY_MAX_MS;
+    int64_t now = worker_now_ms();
+    r->due_ms = now + k->retry_backoff_ms;
+    *k->retry_tail = r;
+    k->retry_tail = &r->next;
+    if (k->metrics != NULL)
+        metrics_count(k->metrics, M_EVENT_RETRIES,
+                      ML(rd_kafka_topic_name(rkm->rkt)), 1);
+    /* One line a second at most, however many events are refused. */
+    k->refused_unlogged++;
+    if (now - k->refused_logged_ms >= 1000) {
+        log_error("kafka: %llu event(s) refused, the last to %s: %s; "
+                  "producing them again in %d ms (their jobs wait, offsets "
+                  "unstored)",
+                  (unsigned long long)k->refused_unlogged,
+                  rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err),
+                  k->retry_backoff_ms);
+        k->refused_unlogged = 0;
+        k->refused_logged_ms = now;
+    }
+}
+
+static void kafka_retry_free(struct kafka_retry *r)
+{
+    if (r->headers != NULL)
+        rd_kafka_headers_destroy(r->headers);
+    free(r->key);
+    free(r->value);
+    free(r);
+}
+
+/* Produces the refused events whose backoff has run out, oldest first. */
+static void kafka_retry_due(struct kafka *k)
+{
+    int64_t now = worker_now_ms();
+
+    while (k->retries != NULL && k->retries->due_ms <= now) {
+        struct kafka_retry *r = k->retries;
+        rd_kafka_resp_err_t err =
+            rd_kafka_producev(k->producer, RD_KAFKA_V_RKT(k->topics[r->topic]),
+                              RD_KAFKA_V_KEY(r->key, r->key_len),
+                              RD_KAFKA_V_VALUE(r->value, r->len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_HEADERS(r->headers),
+                              RD_KAFKA_V_OPAQUE(r->msg_opaque), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            /* The local queue is full: the next turn tries again. */
+            r->due_ms = now + KAFKA_RETRY_MIN_MS;
+            return;
+        }
+        r->headers = NULL; /* Now owned by the producer. */
+        k->retries = r->next;
+        if (k->retries == NULL)
+            k->retry_tail = &k->retries;
+        kafka_retry_free(r);
+    }
+}
+
+/* A refused event is produced again with backoff until Kafka takes it (an
+ * ACL, a topic being created or a policy fixed: the job then ends and its
+ * offset moves by itself); only a refusal no retry can change (the event
+ * is too large) reaches the owner, with its error. */
 static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
                         void *opaque)
 {
     struct kafka *k = opaque;
 
     (void)rk;
-    if (rkm->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        log_error("kafka: event to %s not delivered: %s",
+    if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        k->retry_backoff_ms = 0;
+    } else if (!kafka_err_is_permanent(rkm->err) && !k->fatal) {
+        kafka_retry_later(k, rkm);
+        return;
+    } else {
+        log_error("kafka: event to %s refused for good: %s",
                   rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err));
+    }
     if (k->delivered != NULL)
         k->delivered(rkm->_private, rkm->err, k->opaque);
 }
@@ -109,6 +245,13 @@ static void kafka_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             }
         } else {
             rd_kafka_assign(rk, parts);
+        }
+        /* An assignment starts unpaused: a consumer with no room pauses
+         * what it was just given too. */
+        if (k->paused) {
+            rd_kafka_resp_err_t perr = rd_kafka_pause_partitions(rk, parts);
+            if (perr != RD_KAFKA_RESP_ERR_NO_ERROR)
+                log_warn("kafka: pause assigned: %s", rd_kafka_err2str(perr));
         }
         return;
     }
@@ -245,6 +388,7 @@ int kafka_new(struct kafka **out, const struct config *cfg,
     int ret = -1;
 
     k->pipefd[0] = k->pipefd[1] = -1;
+    k->retry_tail = &k->retries;
     k->offsets = offsets_new();
     k->delivered = delivered;
     k->opaque = opaque;
@@ -389,6 +533,7 @@ int kafka_produce(struct kafka *k, enum kafka_topic topic, const char *key,
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
         RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
 
+    k->last_err = err;
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         /* On failure the headers were not taken. */
         if (headers != NULL)
@@ -404,6 +549,12 @@ void kafka_serve(struct kafka *k)
 {
     kafka_drain_pipe(k);
     rd_kafka_poll(k->producer, 0);
+    kafka_retry_due(k);
+}
+
+rd_kafka_resp_err_t kafka_last_produce_err(const struct kafka *k)
+{
+    return k->last_err;
 }
 
 bool kafka_is_fatal(const struct kafka *k)
@@ -413,7 +564,7 @@ bool kafka_is_fatal(const struct kafka *k)
 
 bool kafka_idle(const struct kafka *k)
 {
-    return rd_kafka_outq_len(k->producer) == 0;
+    return rd_kafka_outq_len(k->producer) == 0 && k->retries == NULL;
 }
 
 bool kafka_is_ready(struct kafka *k)
@@ -428,6 +579,72 @@ bool kafka_is_ready(struct kafka *k)
     bool ok = md->broker_cnt > 0;
     rd_kafka_metadata_destroy(md);
     return ok;
+}
+
+bool kafka_ready_state(struct kafka *k, int64_t now_ms)
+{
+    const struct rd_kafka_metadata *md = NULL;
+
+    if (k->fatal)
+        return false;
+    if (now_ms < k->next_ready_ms)
+        return k->ready;
+    /* A broker that answers takes a round trip; one that is away costs
+     * the loop at most KAFKA_READY_WAIT_MS once per check. */
+    rd_kafka_resp_err_t err =
+        rd_kafka_metadata(k->producer, 0, NULL, &md, KAFKA_READY_WAIT_MS);
+    bool ok = err == RD_KAFKA_RESP_ERR_NO_ERROR && md->broker_cnt > 0;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_metadata_destroy(md);
+    if (ok)
+        k->brokers_down = false;
+    k->ready = ok;
+    /* Not ready (at start-up, or Kafka away): look again sooner. */
+    k->next_ready_ms =
+        now_ms + (ok ? KAFKA_READY_CHECK_MS : KAFKA_READY_CHECK_MS / 5);
+    return ok;
+}
+
+/* Pauses or resumes every partition assigned now. */
+static void kafka_set_paused(struct kafka *k, bool pause)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_assignment(k->consumer, &parts);
+
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        log_warn("kafka: assignment: %s", rd_kafka_err2str(err));
+        return;
+    }
+    err = pause ? rd_kafka_pause_partitions(k->consumer, parts)
+                : rd_kafka_resume_partitions(k->consumer, parts);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        log_warn("kafka: %s: %s", pause ? "pause" : "resume",
+                 rd_kafka_err2str(err));
+    k->paused = pause;
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+void kafka_pause_all(struct kafka *k, const char *why)
+{
+    if (k->paused || k->closed)
+        return;
+    kafka_set_paused(k, true);
+    log_info("kafka: consumption paused (%s); still polling, so this "
+             "replica stays in its group",
+             why);
+}
+
+void kafka_resume_all(struct kafka *k)
+{
+    if (!k->paused || k->closed)
+        return;
+    kafka_set_paused(k, false);
+    log_info("kafka: consumption resumed");
+}
+
+bool kafka_is_paused(const struct kafka *k)
+{
+    return k->paused;
 }
 
 void kafka_close_consumer(struct kafka *k)
@@ -449,6 +666,11 @@ void kafka_free(struct kafka *k, int timeout_ms)
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
             log_error("kafka: %d events not delivered at exit",
                       rd_kafka_outq_len(k->producer));
+    }
+    while (k->retries != NULL) {
+        struct kafka_retry *r = k->retries;
+        k->retries = r->next;
+        kafka_retry_free(r);
     }
     for (int i = 0; i < KAFKA_NTOPICS; i++)
         if (k->topics[i] != NULL)

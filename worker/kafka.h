@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -35,7 +36,11 @@ enum kafka_topic {
 struct kafka;
 
 /* Called from kafka_serve() for each produced event once Kafka has it (err
- * 0) or has refused it for good (err set; only on fatal producer errors). */
+ * 0) or has refused it for good (err set: kafka_err_is_permanent, or a
+ * fatal producer error). Any other refusal (an ACL, an unknown topic, a
+ * policy) is not reported: the event is produced again with backoff
+ * (250 ms doubling to 30 s; kurir_event_retries_total, one log line a
+ * second at most) until Kafka takes it. */
 typedef void kafka_delivered_fn(void *msg_opaque, rd_kafka_resp_err_t err,
                                 void *opaque);
 
@@ -77,8 +82,16 @@ int kafka_produce(struct kafka *k, enum kafka_topic topic, const char *key,
                   rd_kafka_headers_t *headers, void *msg_opaque, char *errstr,
                   size_t errstr_size);
 
-/* Serves the producer: runs delivery callbacks, drains the wake-up pipe. */
+/* Serves the producer: runs delivery callbacks, produces refused events
+ * whose backoff ran out, drains the wake-up pipe. */
 void kafka_serve(struct kafka *k);
+
+/* Returns true for a refusal no retry can change: the event is too large
+ * or malformed for the broker. */
+bool kafka_err_is_permanent(rd_kafka_resp_err_t err);
+
+/* Returns the error of the last kafka_produce() (0 after a success). */
+rd_kafka_resp_err_t kafka_last_produce_err(const struct kafka *k);
 
 /* Returns true once a fatal error has made the clients unusable. */
 bool kafka_is_fatal(const struct kafka *k);
@@ -86,8 +99,34 @@ bool kafka_is_fatal(const struct kafka *k);
 /* Returns true when the producer's queue is empty. */
 bool kafka_idle(const struct kafka *k);
 
-/* Returns true when Kafka answered recently (for /readyz). */
+/* Returns true when Kafka answered a metadata request now (blocks up to
+ * 500 ms). Thread-safe. */
 bool kafka_is_ready(struct kafka *k);
+
+/* How often kafka_ready_state() asks Kafka, and how long it waits. */
+#define KAFKA_READY_CHECK_MS 5000
+#define KAFKA_READY_WAIT_MS  100
+
+/* Kafka's readiness for /readyz, as the loop knows it: asks for metadata
+ * at most every KAFKA_READY_CHECK_MS (a fifth of it while not ready),
+ * waiting up to KAFKA_READY_WAIT_MS, and otherwise returns the last answer;
+ * false at once when librdkafka reports every broker down, or after a fatal
+ * error. `now_ms` is monotonic. */
+bool kafka_ready_state(struct kafka *k, int64_t now_ms);
+
+/* Pauses every assigned partition (librdkafka stops fetching; what it had
+ * fetched and not handed out is fetched again on resume), and keeps
+ * partitions assigned later paused until kafka_resume_all(). The caller
+ * keeps calling kafka_consume(), so the consumer serves rebalances and
+ * stays in its group (max.poll.interval.ms) whatever is parked. `why` is
+ * logged. Does nothing when already paused. */
+void kafka_pause_all(struct kafka *k, const char *why);
+
+/* Resumes every assigned partition. Does nothing when not paused. */
+void kafka_resume_all(struct kafka *k);
+
+/* Returns true while consumption is paused. */
+bool kafka_is_paused(const struct kafka *k);
 
 /* Stops consuming: commits stored offsets, leaves the group. Producing still
  * works until kafka_free(). */

@@ -72,6 +72,7 @@ struct listener {
     struct hook **inbox_tail;
     struct hook *taken; /* with the loop, not yet answered */
     bool redis_ok;
+    char redis_note[64]; /* "" or why Redis is not ready */
     char *metrics;
 };
 
@@ -84,6 +85,7 @@ struct request {
     bool started;      /* the handler's first call has been */
     struct hook *hook; /* set once handed to the loop */
     bool answered;     /* hook->answer_* hold the answer */
+    bool expired;      /* answered 503 by listener_expire (hook NULL) */
 };
 
 static void hook_free(struct hook *h);
@@ -148,12 +150,12 @@ static enum MHD_Result listener_reply(struct MHD_Connection *conn, int status,
     return r;
 }
 
-/* Compares secrets in time independent of where they differ. */
+/* Compares secrets in time independent of where they differ. An account
+ * without a token (one whose provider never calls back) and an empty token
+ * match nothing. */
 static bool listener_token_ok(const char *want, const char *got)
 {
-    if (want == NULL)
-        return true;
-    if (got == NULL)
+    if (want == NULL || want[0] == '\0' || got == NULL)
         return false;
     size_t wl = strlen(want), gl = strlen(got);
     unsigned char diff = wl != gl;
@@ -261,6 +263,10 @@ static enum MHD_Result listener_handler(void *cls, struct MHD_Connection *conn,
     struct request *req = *con_cls;
 
     (void)version;
+    if (req->answered && req->expired)
+        return listener_reply(conn, 503,
+                              "timed out waiting for Kafka, retry later\n",
+                              "text/plain");
     if (req->answered) {
         struct hook *h = req->hook;
         enum MHD_Result r = listener_reply(conn, h->answer_status,
@@ -309,17 +315,21 @@ static enum MHD_Result listener_handler(void *cls, struct MHD_Connection *conn,
         bool redis_ok = l->redis_ok;
         bool kafka_published = l->kafka_published;
         bool kafka_ok = l->kafka_ok;
+        char note[sizeof(l->redis_note)];
+        snprintf(note, sizeof(note), "%s", l->redis_note);
         pthread_mutex_unlock(&l->lock);
         /* The loop's published state; asking Kafka from this thread only
          * until the loop publishes it (listener_publish_state). */
         if (!kafka_published)
-            kafka_ok = l->kafka_ready(l->opaque);
-        char body[96];
+            kafka_ok = l->kafka_ready != NULL && l->kafka_ready(l->opaque);
+        char body[160];
         snprintf(body, sizeof(body), "kafka %s\nredis %s\n",
                  kafka_ok ? "ok" : "unreachable",
-                 redis_ok ? "ok" : "unreachable");
-        return listener_reply(conn, kafka_ok && redis_ok ? 200 : 503, body,
-                              "text/plain");
+                 !redis_ok         ? "unreachable"
+                 : note[0] != '\0' ? note
+                                   : "ok");
+        bool ready = kafka_ok && redis_ok && note[0] == '\0';
+        return listener_reply(conn, ready ? 200 : 503, body, "text/plain");
     }
     if (strcmp(url, "/metrics") == 0) {
         pthread_mutex_lock(&l->lock);
@@ -504,9 +514,46 @@ struct hook *listener_take(struct listener *l)
         }
         h->next = l->taken;
         l->taken = h;
+        h->handed_ms = listener_now_ms();
     }
     pthread_mutex_unlock(&l->lock);
     return h;
+}
+
+size_t listener_expire(struct listener *l)
+{
+    int64_t now = listener_now_ms();
+    size_t n = 0;
+
+    pthread_mutex_lock(&l->lock);
+    for (struct hook *h = l->taken; h != NULL; h = h->next) {
+        if (h->expired || now - h->handed_ms < LISTENER_HOOK_WAIT_MS)
+            continue;
+        struct request *req = h->req;
+        h->expired = true;
+        req->hook = NULL; /* the loop keeps h; the request answers alone */
+        req->expired = true;
+        req->answered = true;
+        l->suspended--;
+        MHD_resume_connection(h->conn);
+        h->conn = NULL;
+        h->req = NULL;
+        n++;
+    }
+    pthread_mutex_unlock(&l->lock);
+    if (n > 0)
+        log_warn("listener: %zu callback(s) waited %d ms for Kafka; answered "
+                 "503, the provider sends them again",
+                 n, LISTENER_HOOK_WAIT_MS);
+    return n;
+}
+
+size_t listener_suspended(struct listener *l)
+{
+    pthread_mutex_lock(&l->lock);
+    size_t n = l->suspended;
+    pthread_mutex_unlock(&l->lock);
+    return n;
 }
 
 /* Removes h from the taken list; lock held. */
@@ -528,8 +575,14 @@ void hook_answer(struct listener *l, struct hook *h, int status,
 
     pthread_mutex_lock(&l->lock);
     listener_untake(l, h);
-    l->suspended--;
+    bool expired = h->expired;
+    if (!expired)
+        l->suspended--;
     pthread_mutex_unlock(&l->lock);
+    if (expired) { /* answered already; nothing refers to it any more */
+        hook_free(h);
+        return;
+    }
     h->answer_status = status;
     /* The answer may already be the hook's own (hooks.c stores the codec's
      * answer there while Kafka takes the events): no overlapping copy. */
@@ -548,6 +601,8 @@ void listener_publish_state(struct listener *l, const struct listener_state *st)
     listener_heartbeat(l);
     pthread_mutex_lock(&l->lock);
     l->redis_ok = st->redis_ok;
+    snprintf(l->redis_note, sizeof(l->redis_note), "%s",
+             st->redis_note != NULL ? st->redis_note : "");
     if (st->kafka_known) {
         l->kafka_published = true;
         l->kafka_ok = st->kafka_ok;

@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "codecs/codec.h"
@@ -58,7 +59,14 @@ struct hook {
     char *body;             /* owned storage behind in.body */
     char content_type[128]; /* storage behind in.content_type */
     char method[8];         /* storage behind in.method */
+    int64_t handed_ms;      /* monotonic: when it was handed to the loop */
+    bool expired; /* answered 503 by listener_expire; the loop still owns
+                   * it, and hook_answer() only frees it */
 };
+
+/* How long a callback may wait for its events to be on Kafka before
+ * listener_expire() answers it 503 (the provider sends it again). */
+#define LISTENER_HOOK_WAIT_MS 8000
 
 struct listener;
 
@@ -67,8 +75,10 @@ struct listener;
 typedef bool listener_probe_fn(void *opaque);
 
 /* Starts listening on cfg->http_listen ("host:port"; port 0 picks one).
- * `accounts` is borrowed and must outlive the listener. `kafka_ready` is
- * asked on /readyz (from the listener's thread). Logs "listening on
+ * `accounts` is borrowed and must outlive the listener. `kafka_ready`
+ * (may be NULL: not ready) answers /readyz, from the listener's thread,
+ * only until the loop first publishes Kafka's state (kurir run passes NULL
+ * and publishes from its first turn on). Logs "listening on
  * HOST:PORT". Returns 0 and sets *out, or -1 with errstr set. */
 int listener_start(struct listener **out, const struct config *cfg,
                    const struct accounts *accounts,
@@ -87,12 +97,24 @@ struct hook *listener_take(struct listener *l);
 void hook_answer(struct listener *l, struct hook *h, int status,
                  const char *body, const char *content_type);
 
+/* Answers 503 every callback the loop took more than LISTENER_HOOK_WAIT_MS
+ * ago and has not answered (its events are not on Kafka yet), so callbacks
+ * never pile up while Kafka is away; the loop keeps the hook until its
+ * events are done and then calls hook_answer(), which only frees it.
+ * Returns how many were answered now. Loop thread only. */
+size_t listener_expire(struct listener *l);
+
+/* Returns how many callbacks wait for an answer now. */
+size_t listener_suspended(struct listener *l);
+
 /* What the loop publishes for /readyz and /metrics. */
 struct listener_state {
-    bool redis_ok;       /* Redis answered last time */
-    bool kafka_known;    /* kafka_ok is set (else /readyz asks the probe) */
-    bool kafka_ok;       /* Kafka is ready (kafka_is_ready, on the loop) */
-    const char *metrics; /* the metrics text, copied; NULL = "" */
+    bool redis_ok;          /* Redis answered last time */
+    const char *redis_note; /* not NULL: Redis is not ready for this
+                             * reason ("came back empty"), copied */
+    bool kafka_known;       /* kafka_ok is set (else /readyz asks the probe) */
+    bool kafka_ok;          /* Kafka is ready (kafka_is_ready, on the loop) */
+    const char *metrics;    /* the metrics text, copied; NULL = "" */
 };
 
 /* Publishes the loop's state (copied) and beats the heartbeat. Loop thread;

@@ -25,6 +25,12 @@
  * takes: a provider timeout plus rate-limit waits. */
 #define WORKER_LEASE_MS 300000
 
+/* How long /readyz answers 503 "redis came back empty" after the epoch
+ * changed: long enough for every probe and alert to see it. */
+#define WORKER_EMPTY_UNREADY_MS 120000
+/* How often the epoch is read besides at every connect. */
+#define WORKER_EPOCH_CHECK_MS 5000
+
 volatile sig_atomic_t worker_stop;
 
 static void worker_delivered(void *msg_opaque, rd_kafka_resp_err_t err,
@@ -43,11 +49,77 @@ static void worker_delivered(void *msg_opaque, rd_kafka_resp_err_t err,
         hook_event_delivered(w, msg_opaque, err);
 }
 
-/* Called from the listener's thread: librdkafka's metadata call is
- * thread-safe. */
-static bool worker_kafka_ready(void *opaque)
+/* Reads Redis' persistence once it answers. A Redis that persists nothing
+ * loses every schedule, retry, poll entry and send-once marker on a restart:
+ * refused (returns -1 with errstr set) unless KURIR_REDIS_DURABILITY=warn.
+ * Returns 0 when it persists, when only a warning is due, or when Redis did
+ * not answer (checked again when it does). */
+static int worker_check_durability(struct worker *w, char *errstr,
+                                   size_t errstr_size)
 {
-    return kafka_is_ready(opaque);
+    struct rconn_persistence p;
+    char err[256];
+
+    if (w->durability_checked)
+        return 0;
+    if (rconn_persistence(&p, w->redis, err, sizeof(err)) != 0)
+        return 0;
+    w->durability_checked = true;
+    if (p.aof || p.rdb) {
+        log_info("redis: persistence aof=%s rdb=%s (from %s)",
+                 p.aof ? "yes" : "no",
+                 p.rdb_known ? (p.rdb ? "yes" : "no") : "unknown", p.how);
+        return 0;
+    }
+    if (!p.rdb_known) {
+        /* A managed Redis refuses CONFIG; its snapshots and replicas are
+         * the provider's, and INFO cannot tell them. */
+        log_warn("redis: AOF is off and the RDB schedule cannot be read "
+                 "(CONFIG refused); make sure this Redis persists "
+                 "(docs/redis.md, \"Durability\")");
+        return 0;
+    }
+    if (w->cfg->redis_durability_warn) {
+        log_error("redis: persists nothing (appendonly no, save \"\"): a "
+                  "restart loses every scheduled send, retry and send-once "
+                  "marker; running anyway (KURIR_REDIS_DURABILITY=warn)");
+        return 0;
+    }
+    snprintf(errstr, errstr_size,
+             "redis: persists nothing (appendonly no, save \"\"): a restart "
+             "would lose scheduled sends, retries and send-once markers; turn "
+             "on AOF (appendonly yes) or set KURIR_REDIS_DURABILITY=warn");
+    return -1;
+}
+
+/* Reports a Redis that came back empty: its epoch changed while this
+ * replica held state in it. */
+static void worker_note_epoch(struct worker *w)
+{
+    if (w->epoch.changes == w->epoch_changes)
+        return;
+    metrics_count(&w->metrics, M_REDIS_EPOCH_CHANGES, NULL,
+                  w->epoch.changes - w->epoch_changes);
+    w->epoch_changes = w->epoch.changes;
+    w->redis_empty_until = worker_now_ms() + WORKER_EMPTY_UNREADY_MS;
+    log_error("redis: came back empty (epoch %s, was %s): scheduled sends, "
+              "retries, poll entries and send-once markers written before "
+              "are lost; jobs redelivered now may be sent again "
+              "(docs/redis.md, \"Durability\")",
+              w->epoch.value, w->epoch.previous);
+}
+
+/* Reads the epoch every WORKER_EPOCH_CHECK_MS on the asynchronous
+ * connection (two small commands), and reports a change. */
+static void worker_check_epoch(struct worker *w)
+{
+    int64_t now = worker_now_ms();
+
+    if (now >= w->next_epoch_check_ms) {
+        w->next_epoch_check_ms = now + WORKER_EPOCH_CHECK_MS;
+        aredis_epoch_check(w->aredis);
+    }
+    worker_note_epoch(w);
 }
 
 int worker_init(struct worker *w, const struct config *cfg, char *errstr,
@@ -63,7 +135,8 @@ int worker_init(struct worker *w, const struct config *cfg, char *errstr,
     w->http = http_new(cfg, errstr, errstr_size);
     if (w->http == NULL)
         goto fail;
-    struct rconn_opts ropts = {.url = cfg->redis_url, .prefix = "kurir"};
+    struct rconn_opts ropts = {
+        .url = cfg->redis_url, .prefix = "kurir", .epoch = &w->epoch};
     if (rconn_new(&w->redis, &ropts, errstr, errstr_size) != 0 ||
         ratelimit_new(&w->ratelimit, w->redis, NULL, errstr, errstr_size) !=
             0 ||
@@ -85,12 +158,16 @@ int worker_init(struct worker *w, const struct config *cfg, char *errstr,
     w->redis_ok = rconn_ping(w->redis, rerr, sizeof(rerr)) == 0;
     if (!w->redis_ok)
         log_error("redis: %s; waiting for it before taking work", rerr);
+    if (worker_check_durability(w, errstr, errstr_size) != 0)
+        goto fail;
     if (kafka_new(&w->kafka, cfg, worker_delivered, w, errstr, errstr_size) !=
         0)
         goto fail;
     kafka_set_metrics(w->kafka, &w->metrics);
-    if (listener_start(&w->listener, cfg, w->accounts, worker_kafka_ready,
-                       w->kafka, errstr, errstr_size) != 0)
+    /* No probe: /readyz answers from what the loop publishes, never by
+     * asking Kafka on the listener's thread. */
+    if (listener_start(&w->listener, cfg, w->accounts, NULL, NULL, errstr,
+                       errstr_size) != 0)
         goto fail;
     return 0;
 
@@ -181,6 +258,18 @@ static void worker_claim_due(struct worker *w)
     }
 }
 
+/* Every lease/3, extends the leases of the claimed entries still being
+ * worked on, so a long unit is never claimed again by another replica. */
+static void worker_extend_leases(struct worker *w)
+{
+    int64_t now = worker_now_ms();
+
+    if (now < w->next_extend_ms)
+        return;
+    w->next_extend_ms = now + WORKER_LEASE_MS / 3;
+    task_extend_leases(w, WORKER_LEASE_MS);
+}
+
 /* While Redis is away no new work is taken (fail closed); this checks
  * whether it is back. rconn spaces its reconnects, so this is cheap. */
 static void worker_check_redis(struct worker *w)
@@ -192,6 +281,11 @@ static void worker_check_redis(struct worker *w)
     if (rconn_ping(w->redis, errstr, sizeof(errstr)) == 0) {
         log_info("redis: reachable again; taking work");
         w->redis_ok = true;
+        /* Not read yet when Redis was away at start-up. */
+        if (worker_check_durability(w, errstr, sizeof(errstr)) != 0) {
+            log_error("%s", errstr);
+            w->fatal = true;
+        }
     }
 }
 
@@ -221,9 +315,42 @@ static void worker_publish(struct worker *w)
     metrics_set(m, M_UNITS_PARKED, ML("tokens"), (double)tok);
     metrics_set(m, M_UNITS_PARKED, ML("connection"), (double)slot);
     kafka_read_metrics(w->kafka, m);
-    struct listener_state st = {.redis_ok = w->redis_ok,
-                                .metrics = metrics_render(m)};
+    size_t expired = listener_expire(w->listener);
+    if (expired > 0)
+        metrics_count(m, M_WEBHOOK_EXPIRED, NULL, expired);
+    metrics_set(m, M_WEBHOOK_SUSPENDED, NULL,
+                (double)listener_suspended(w->listener));
+    struct listener_state st = {
+        .redis_ok = w->redis_ok,
+        .kafka_known = true,
+        .kafka_ok = kafka_ready_state(w->kafka, now),
+        .redis_note = now < w->redis_empty_until ? "came back empty" : NULL,
+        .metrics = metrics_render(m)};
     listener_publish_state(w->listener, &st);
+}
+
+/* Pauses the consumer's partitions when no more work can be taken (every
+ * KURIR_MAX_IN_FLIGHT place taken, or Redis away) and resumes them once
+ * more than a quarter of the places is free again (hysteresis: a resume
+ * refetches what the pause dropped from the prefetch).
+ * The consumer keeps being polled either way, so the replica never leaves
+ * its group because its units are parked. */
+static void worker_gate_consumer(struct worker *w, bool consume)
+{
+    size_t max = (size_t)w->cfg->max_in_flight;
+
+    if (!consume)
+        return;
+    if (!kafka_is_paused(w->kafka)) {
+        if (!w->redis_ok)
+            kafka_pause_all(w->kafka, "redis away");
+        else if (w->tasks >= max)
+            kafka_pause_all(w->kafka, "KURIR_MAX_IN_FLIGHT units in progress");
+    } else if (w->redis_ok && w->tasks + max / 4 < max) {
+        kafka_resume_all(w->kafka);
+    }
+    metrics_set(&w->metrics, M_KAFKA_PAUSED, NULL,
+                kafka_is_paused(w->kafka) ? 1 : 0);
 }
 
 static void worker_turn(struct worker *w, bool consume)
@@ -233,12 +360,17 @@ static void worker_turn(struct worker *w, bool consume)
     kafka_serve(w->kafka);
     aredis_tick(w->aredis);
     worker_check_redis(w);
-    consume = consume && w->redis_ok;
-    if (consume) {
+    worker_check_epoch(w);
+    if (consume && w->redis_ok) {
         worker_claim_due(w);
+        worker_extend_leases(w);
         poll_serve(w);
     }
-    while (consume && w->tasks < (size_t)w->cfg->max_in_flight) {
+    worker_gate_consumer(w, consume);
+    /* Paused, the consumer is still polled (rebalances, the group's
+     * liveness); a message fetched before the pause is still taken. */
+    while (consume && (w->tasks < (size_t)w->cfg->max_in_flight ||
+                       kafka_is_paused(w->kafka))) {
         rd_kafka_message_t *rkm = kafka_consume(w->kafka);
         if (rkm == NULL)
             break;
@@ -268,7 +400,7 @@ int worker_run(struct worker *w)
 {
     log_info("worker: running group=%s brokers=%s", w->cfg->kafka_group,
              w->cfg->kafka_brokers);
-    while (!worker_stop && !kafka_is_fatal(w->kafka))
+    while (!worker_stop && !w->fatal && !kafka_is_fatal(w->kafka))
         worker_turn(w, true);
 
     /* Graceful stop: no new jobs; in-flight requests finish until the
@@ -296,5 +428,5 @@ int worker_run(struct worker *w)
              (unsigned long long)w->stats.failed,
              (unsigned long long)w->stats.dlq,
              (unsigned long long)w->stats.events, w->tasks + w->finishing);
-    return kafka_is_fatal(w->kafka) ? 1 : 0;
+    return kafka_is_fatal(w->kafka) || w->fatal ? 1 : 0;
 }

@@ -140,6 +140,42 @@ static const struct metric_def defs[M_COUNT] = {
                                "Times Redis came back with another epoch "
                                "(restarted without its data, or failed over).",
                                {NULL}},
+    [M_KAFKA_PAUSED] = {"kurir_kafka_consumer_paused",
+                        MT_GAUGE,
+                        "1 while this replica's partitions are paused (no "
+                        "room for work, or Redis away); it still polls.",
+                        {NULL}},
+    [M_UNITS_DEFERRED] = {"kurir_units_deferred_total",
+                          MT_COUNTER,
+                          "Units whose rate-limit wait was too long to hold "
+                          "in memory, stored in Redis until due, by account.",
+                          {"account"}},
+    [M_RATELIMIT_PENALTIES] = {"kurir_ratelimit_penalties_total",
+                               MT_COUNTER,
+                               "Retry-After answers charged to an account's "
+                               "bucket (the whole fleet waits), by account.",
+                               {"account"}},
+    [M_EVENT_RETRIES] = {"kurir_event_retries_total",
+                         MT_COUNTER,
+                         "Events Kafka refused and kurir produced again, by "
+                         "topic.",
+                         {"topic"}},
+    [M_WEBHOOK_SUSPENDED] = {"kurir_webhook_suspended",
+                             MT_GAUGE,
+                             "Provider callbacks waiting for their answer "
+                             "(their events on Kafka).",
+                             {NULL}},
+    [M_WEBHOOK_EXPIRED] = {"kurir_webhook_expired_total",
+                           MT_COUNTER,
+                           "Provider callbacks answered 503 because their "
+                           "events were not on Kafka in time (the provider "
+                           "retries).",
+                           {NULL}},
+    [M_LEASES_LOST] = {"kurir_claim_leases_lost_total",
+                       MT_COUNTER,
+                       "Claimed scheduled sends or retries whose lease was "
+                       "no longer this replica's when extended.",
+                       {NULL}},
 };
 
 /* Copies at most n bytes of s. */

@@ -63,6 +63,13 @@ enum metric_id {
     M_REDIS_ROUND_TRIPS,   /* counter: writes of the loop's connection */
     M_REDIS_CALLS,         /* counter: commands and scripts it sent */
     M_REDIS_EPOCH_CHANGES, /* counter: Redis restarts/failovers seen */
+    M_KAFKA_PAUSED,        /* gauge: 1 while consumption is paused */
+    M_UNITS_DEFERRED,      /* counter: account (long waits moved to Redis) */
+    M_RATELIMIT_PENALTIES, /* counter: account (Retry-After charged) */
+    M_EVENT_RETRIES,       /* counter: topic (refused events produced again) */
+    M_WEBHOOK_SUSPENDED,   /* gauge: callbacks waiting for their answer */
+    M_WEBHOOK_EXPIRED,     /* counter: callbacks answered 503 after a bound */
+    M_LEASES_LOST,         /* counter: claimed entries whose lease was gone */
     M_COUNT
 };
 

@@ -69,6 +69,12 @@
 #define TASK_BUSY_RETRY_MS 1000
 /* The recipient name of a job-level marker (jobs without recipients). */
 #define TASK_JOB_LEVEL "-"
+/* The longest rate-limit wait a unit spends parked in memory; a longer one
+ * (a provider's long Retry-After charged to the bucket) is stored in
+ * Redis until due, so its KURIR_MAX_IN_FLIGHT place frees. */
+#define TASK_PARK_MAX_MS 5000
+/* The most claimed entries one lease extension carries. */
+#define TASK_EXTEND_BATCH 256
 
 enum task_stage {
     STAGE_SCHEDULE,
@@ -133,6 +139,7 @@ struct task {
     bool ended;                   /* no more events will be produced */
     bool abandoned;               /* leave the source unacknowledged */
     bool rejected;                /* went to the DLQ */
+    bool deferred;                /* stored in Redis for later (no ack) */
     struct task *next_parked;
     struct task *prev, *next; /* w->all: every live task */
 };
@@ -220,12 +227,13 @@ static void task_release(struct task *t)
         ML(t->rkm != NULL ? rd_kafka_topic_name(t->rkm->rkt) : "redis",
            t->abandoned  ? "abandoned"
            : t->rejected ? "rejected"
+           : t->deferred ? "deferred"
                          : "done"),
         1);
     if (!t->abandoned && t->rkm != NULL)
         kafka_done(t->w->kafka, rd_kafka_topic_name(t->rkm->rkt),
                    t->rkm->partition, t->rkm->offset);
-    if (!t->abandoned && t->rkm == NULL &&
+    if (!t->abandoned && !t->deferred && t->rkm == NULL &&
         sched_ack(&held, t->w->sched, t->entry_account, t->entry.id,
                   t->entry.token, errstr, sizeof(errstr)) != 0)
         /* The lease runs out and the entry is claimed again; its markers
@@ -259,13 +267,32 @@ static void task_end(struct task *t)
     t->w->finishing++;
 }
 
+static void task_dlq(struct task *t, const char *error);
+
+/* An event Kafka will never take (too large): the job goes to the DLQ
+ * with the reason, so its offset can move; when the DLQ copy is refused
+ * too (or the source is a Redis entry), the source is left unacknowledged
+ * and comes back. Other refusals never get here: kafka.c produces them
+ * again until Kafka takes them. */
+static void task_refused(struct task *t, rd_kafka_resp_err_t err)
+{
+    char why[256];
+
+    if (t->rkm == NULL || t->rejected || !kafka_err_is_permanent(err)) {
+        t->abandoned = true;
+        return;
+    }
+    snprintf(why, sizeof(why), "an event of this job was refused by Kafka: %s",
+             rd_kafka_err2str(err));
+    log_error("task: job %s: %s; to the DLQ", t->job != NULL ? t->job->id : "-",
+              why);
+    task_dlq(t, why);
+}
+
 void task_event_delivered(struct task *t, rd_kafka_resp_err_t err)
 {
-    /* An event Kafka refused for good (an ACL, a size, an unknown topic)
-     * must not let the offset move: the source comes back, and the markers
-     * re-emit what was recorded. */
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        t->abandoned = true;
+        task_refused(t, err);
     if (t->ended && t->pending_events == 1) {
         task_release(t); /* task_free counts it out of w->finishing */
         return;
@@ -369,14 +396,16 @@ static void task_produce(struct task *t, enum kafka_topic topic,
 
     if (kafka_produce(t->w->kafka, topic, key, key_len, value, len, headers, t,
                       errstr, sizeof(errstr)) != 0) {
-        /* Only a full local queue or a fatal error get here; the job's
-         * source then stays unacknowledged and it comes back. */
+        /* A full local queue or a fatal error: the job's source stays
+         * unacknowledged and it comes back. An event too large for
+         * message.max.bytes: the job goes to the DLQ. */
         log_error("task: %s job=%s", errstr, t->job != NULL ? t->job->id : "-");
-        t->abandoned = true;
-    } else {
-        t->pending_events++;
-        t->w->stats.events++;
+        free(value);
+        task_refused(t, kafka_last_produce_err(t->w->kafka));
+        return;
     }
+    t->pending_events++;
+    t->w->stats.events++;
     free(value);
 }
 
@@ -554,6 +583,17 @@ static void task_reject(struct task *t, const char *id, const char *error)
     log_warn("task: rejected topic=%s partition=%d offset=%lld id=%s: %s",
              rd_kafka_topic_name(rkm->rkt), rkm->partition,
              (long long)rkm->offset, id[0] ? id : "-", error);
+    task_dlq(t, error);
+    if (id[0] != '\0')
+        task_status(t, id, NULL, STATE_REJECTED, "invalid_job", error);
+    task_end(t);
+}
+
+/* Puts the task's Kafka message on the DLQ with `error`. */
+static void task_dlq(struct task *t, const char *error)
+{
+    rd_kafka_message_t *rkm = t->rkm;
+
     /* The copy keeps the original key and headers (worker/dlq.h), so it can
      * be replayed as it was. A copy too large for Kafka would be refused
      * again at every redelivery: it is cut, and says so. */
@@ -568,12 +608,9 @@ static void task_reject(struct task *t, const char *id, const char *error)
     char *copy = xmalloc(len + 1);
     if (len > 0)
         memcpy(copy, rkm->payload, len);
-    task_produce(t, KAFKA_DLQ, rkm->key, rkm->key_len, copy, len, hdrs);
     t->rejected = true;
     t->w->stats.dlq++;
-    if (id[0] != '\0')
-        task_status(t, id, NULL, STATE_REJECTED, "invalid_job", error);
-    task_end(t);
+    task_produce(t, KAFKA_DLQ, rkm->key, rkm->key_len, copy, len, hdrs);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -677,7 +714,7 @@ static int task_store_retry(struct task *t, char **to, size_t nto,
     };
     int64_t due;
     char errstr[256];
-    char id[256];
+    char id[RCONN_KEY_MAX];
     enum sched_added added;
 
     *stored = false;
@@ -1081,10 +1118,17 @@ static int task_retry_later(struct task *t, const struct codec_call *call,
 
     /* The provider asked us to slow down: the whole fleet does. */
     char errstr[256];
-    if (res->retry_after_ms > 0 &&
-        ratelimit_penalize(t->w->ratelimit, job->account, res->retry_after_ms,
-                           errstr, sizeof(errstr)) != 0)
-        log_warn("redis: penalize %s: %s", job->account, errstr);
+    if (res->retry_after_ms > 0) {
+        metrics_count(&t->w->metrics, M_RATELIMIT_PENALTIES, ML(job->account),
+                      1);
+        log_warn("task: %s asks account %s to wait %lld ms (Retry-After)",
+                 t->acct->codec->name, job->account,
+                 (long long)res->retry_after_ms);
+        if (ratelimit_penalize(t->w->ratelimit, job->account,
+                               res->retry_after_ms, errstr,
+                               sizeof(errstr)) != 0)
+            log_warn("redis: penalize %s: %s", job->account, errstr);
+    }
     if (task_store_retry(t, to, n, res->retry_after_ms, &stored) != 0)
         return -1;
     struct task_outcome *outs = xcalloc(n, sizeof(*outs));
@@ -1443,6 +1487,48 @@ static void task_wait_tokens(struct task *t)
     t->w->tok_head = t;
 }
 
+/* A unit that must wait long for tokens (a provider's Retry-After of
+ * minutes or hours charged to the bucket, a very slow rate) goes to Redis
+ * as an entry due when the wait ends, and its task ends: it must not hold
+ * one of KURIR_MAX_IN_FLIGHT places meanwhile. A claimed entry is put back
+ * (sched_retry); a Kafka message becomes a new entry, and its offset moves
+ * on. Nothing was marked yet, so nothing is unmarked. */
+static void task_defer(struct task *t, int64_t wait_ms)
+{
+    const struct job *job = t->job;
+    int64_t due = worker_wall_ms() + wait_ms;
+    char errstr[256];
+    int r;
+
+    if (t->rkm == NULL) {
+        bool held;
+        r = sched_retry(&held, t->w->sched, t->entry_account, t->entry.id,
+                        t->entry.token, due, NULL, 0, errstr, sizeof(errstr));
+    } else {
+        char id[RCONN_KEY_MAX];
+        enum sched_added added;
+        size_t len;
+        snprintf(id, sizeof(id), "%s#%d#wait#%s", job->id, t->attempt,
+                 job->nto > 0 ? job->to[0] : TASK_JOB_LEVEL);
+        char *payload =
+            task_entry_payload(t, job->to, job->nto, t->attempt, &len);
+        r = sched_add(&added, t->w->sched, job->account, id, job->id,
+                      job->type == JOB_CAMPAIGN ? job->id : NULL, due, payload,
+                      len, errstr, sizeof(errstr));
+        free(payload);
+    }
+    if (r != 0) {
+        task_redis_down(t, "defer", errstr);
+        task_park(t, TASK_REDIS_RETRY_MS);
+        return;
+    }
+    metrics_count(&t->w->metrics, M_UNITS_DEFERRED, ML(job->account), 1);
+    log_info("task: job %s waits %lld ms for account %s's tokens in Redis",
+             job->id, (long long)wait_ms, job->account);
+    t->deferred = true;
+    task_end(t);
+}
+
 /* STAGE_TOKENS: charges the account's bucket for every recipient, in
  * bucket-sized takes, parking while the bucket refills. Leased tokens are
  * spent locally; a new lease is asked for on the asynchronous connection
@@ -1483,7 +1569,10 @@ static void task_tokens(struct task *t)
         if (step == RL_WAIT) {
             metrics_count(&t->w->metrics, M_RATELIMIT_WAITS, ML(job->account),
                           1);
-            task_park(t, wait_ms);
+            if (wait_ms > TASK_PARK_MAX_MS)
+                task_defer(t, wait_ms);
+            else
+                task_park(t, wait_ms);
             return;
         }
         if (step == RL_ASKING) {
@@ -1788,7 +1877,7 @@ static int task_parse_payload(struct task *t, const char *payload, size_t len,
 void task_start(struct worker *w, rd_kafka_message_t *rkm)
 {
     struct task *t = task_new(w);
-    char id[128];
+    char id[1024]; /* a rejected job's id as it came, even a long one */
     char errstr[512];
     const char *topic = rd_kafka_topic_name(rkm->rkt);
     int r;
@@ -1818,7 +1907,7 @@ void task_start_entry(struct worker *w, const char *account,
                       struct sched_entry *entry)
 {
     struct task *t = task_new(w);
-    char id[128];
+    char id[1024];
     char errstr[512];
 
     t->entry = *entry;
@@ -1832,4 +1921,43 @@ void task_start_entry(struct worker *w, const char *account,
     log_debug("task: job %s from redis entry %s attempt %d", t->job->id,
               t->entry.id, t->attempt);
     task_prepare(t, false);
+}
+
+void task_extend_leases(struct worker *w, int64_t lease_ms)
+{
+    const char *ids[TASK_EXTEND_BATCH], *tokens[TASK_EXTEND_BATCH];
+    char errstr[256];
+
+    for (size_t a = 0; a < w->accounts->count; a++) {
+        const char *account = w->accounts->items[a].name;
+        const struct task *t = w->all;
+        while (t != NULL) {
+            size_t n = 0;
+            for (; t != NULL && n < TASK_EXTEND_BATCH; t = t->next)
+                if (t->rkm == NULL && !t->ended && t->entry.id != NULL &&
+                    t->entry_account == account) {
+                    ids[n] = t->entry.id;
+                    tokens[n] = t->entry.token;
+                    n++;
+                }
+            size_t held;
+            if (n == 0)
+                break;
+            if (sched_extend_many(&held, w->sched, account, ids, tokens, n,
+                                  lease_ms, errstr, sizeof(errstr)) != 0) {
+                /* The lease still runs; the next extension tries again. */
+                log_warn("redis: extend %zu claims of %s: %s", n, account,
+                         errstr);
+                metrics_count(&w->metrics, M_REDIS_ERRORS, NULL, 1);
+                return;
+            }
+            if (held < n) {
+                metrics_count(&w->metrics, M_LEASES_LOST, NULL, n - held);
+                log_warn("task: %zu of %zu claims of %s were no longer ours "
+                         "(leases run out); their markers keep them from "
+                         "being sent twice",
+                         n - held, n, account);
+            }
+        }
+    }
 }

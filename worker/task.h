@@ -28,6 +28,12 @@ void task_start(struct worker *w, rd_kafka_message_t *rkm);
 void task_start_entry(struct worker *w, const char *account,
                       struct sched_entry *entry);
 
+/* Extends, to lease_ms from now, the lease of every scheduled send or
+ * retry this replica claimed and still works on (one script per account
+ * and 256 claims), so no other replica claims it meanwhile. Called every
+ * lease/3; a failure is logged, and the next call tries again. */
+void task_extend_leases(struct worker *w, int64_t lease_ms);
+
 /* Resumes a parked task whose wake time has come. */
 void task_resume(struct task *t);
 

@@ -60,7 +60,14 @@ struct worker {
     struct marker *marker;       /* owned: send-once markers, states */
     struct sched *sched;         /* owned: scheduled sends, retries */
     bool redis_ok;               /* the last Redis call worked */
+    struct rconn_epoch epoch;    /* Redis' epoch, read by both connections */
+    uint64_t epoch_changes;      /* epoch.changes already reported */
+    int64_t redis_empty_until;   /* /readyz says "came back empty" until */
+    int64_t next_epoch_check_ms; /* when to read the epoch again */
+    bool durability_checked;     /* Redis' persistence was read */
+    bool fatal;                  /* stop: a check refused to go on */
     int64_t next_claim_ms;       /* when to look for due entries again */
+    int64_t next_extend_ms;      /* when to extend the claims' leases */
     struct pollreq *polls;       /* poll requests in flight */
     size_t polls_in_flight;
     int64_t next_poll_ms;   /* when to look for due polls again */

@@ -231,6 +231,32 @@ Test(job, limits)
     free(json);
 }
 
+/* Issue 9 #7: an id too long for Redis' keys is refused at parse (the
+ * DLQ), never parked. */
+Test(job, id_over_the_limit)
+{
+    char json[1024], big[JOB_MAX_ID + 2], id[64], errstr[256] = "";
+    struct job *job = NULL;
+
+    memset(big, 'i', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    snprintf(json, sizeof(json),
+             "{\"id\":\"%s\",\"account\":\"a\",\"to\":\"46701234567\","
+             "\"text\":\"hej\"}",
+             big);
+    int ret = parse(&job, json, JOB_SEND, id, errstr);
+    cr_assert(eq(int, ret, -1));
+    cr_expect(eq(str, errstr, "\"id\" is 257 bytes; at most 256"));
+    big[JOB_MAX_ID] = '\0';
+    snprintf(json, sizeof(json),
+             "{\"id\":\"%s\",\"account\":\"a\",\"to\":\"46701234567\","
+             "\"text\":\"hej\"}",
+             big);
+    ret = parse(&job, json, JOB_SEND, id, errstr);
+    cr_assert(eq(int, ret, 0), "%s", errstr);
+    job_free(job);
+}
+
 Test(job, too_many_recipients)
 {
     size_t n = 100001;

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -177,24 +178,35 @@ static int rconn_free_port(void)
     return ntohs(addr.sin_port);
 }
 
-static void rconn_start_redis(struct proc *p, int port)
+/* Starts redis-server with AOF (everysec) in `dir`, as every Redis kurir
+ * runs against must persist; `extra` (NULL-ended, may be NULL) is added. */
+static void rconn_start_redis_in(struct proc *p, int port, const char *dir,
+                                 char *const *extra)
 {
     char port_buf[16];
     bool ok;
 
     snprintf(port_buf, sizeof(port_buf), "%d", port);
-    char *const argv[] = {"/usr/bin/redis-server",
-                          "--port",
-                          port_buf,
-                          "--bind",
-                          "127.0.0.1",
-                          "--save",
-                          "",
-                          "--appendonly",
-                          "no",
-                          "--requirepass",
-                          "pw-xyzzy",
-                          NULL};
+    char *argv[24] = {"/usr/bin/redis-server",
+                      "--port",
+                      port_buf,
+                      "--bind",
+                      "127.0.0.1",
+                      "--dir",
+                      (char *)dir,
+                      "--save",
+                      "",
+                      "--appendonly",
+                      "yes",
+                      "--appendfsync",
+                      "everysec",
+                      "--requirepass",
+                      "pw-xyzzy",
+                      NULL};
+    size_t n = 15;
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 23; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
     int ret = support_spawn(p, argv, NULL, false, 0);
     cr_assert(ret == 0, "cannot start redis-server");
     POLL_UNTIL(ok, support_proc_log_has(p, "Ready to accept connections"),
@@ -202,6 +214,30 @@ static void rconn_start_redis(struct proc *p, int port)
     if (!ok)
         support_proc_log_dump(p);
     cr_assert(ok, "redis-server did not become ready");
+}
+
+/* A fresh directory for a server's files; removed by rconn_rmdir. */
+static void rconn_tmpdir(char *dir, size_t size)
+{
+    snprintf(dir, size, "/tmp/kurir-rconn-XXXXXX");
+    cr_assert(mkdtemp(dir) != NULL);
+}
+
+static void rconn_rmdir(const char *dir)
+{
+    char cmd[300];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_assert(system(cmd) == 0);
+}
+
+static char rconn_dir[64];
+
+static void rconn_start_redis(struct proc *p, int port)
+{
+    if (rconn_dir[0] == '\0')
+        rconn_tmpdir(rconn_dir, sizeof(rconn_dir));
+    rconn_start_redis_in(p, port, rconn_dir, NULL);
 }
 
 /* KURIR_TEST_REDIS is not needed: this test runs its own server. */
@@ -271,6 +307,88 @@ Test(rconn, auth_select_down_and_back, .timeout = 60)
 
     rconn_free(rc);
     support_stop(&srv, SIGTERM, 5000);
+    rconn_rmdir(rconn_dir);
+}
+
+/* Issue 9 #4: the persistence settings are read (CONFIG, or INFO where
+ * CONFIG is renamed away), and the epoch tells a Redis that restarted from
+ * its AOF from one that came back empty. */
+Test(rconn, persistence_and_epoch, .timeout = 60)
+{
+    struct proc srv;
+    struct rconn *rc = NULL;
+    struct rconn_epoch epoch = {0};
+    struct rconn_persistence p;
+    char dir[64], empty_dir[64], bare_dir[64], url[128], errstr[256];
+    bool ok;
+    int port = rconn_free_port();
+
+    rconn_tmpdir(dir, sizeof(dir));
+    rconn_tmpdir(empty_dir, sizeof(empty_dir));
+    rconn_tmpdir(bare_dir, sizeof(bare_dir));
+    rconn_start_redis_in(&srv, port, dir, NULL);
+    snprintf(url, sizeof(url), "redis://:pw-xyzzy@127.0.0.1:%d/0", port);
+    struct rconn_opts opts = {.url = url,
+                              .prefix = "p",
+                              .backoff_min_ms = 50,
+                              .backoff_max_ms = 200,
+                              .epoch = &epoch};
+    int ret = rconn_new(&rc, &opts, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    ret = rconn_persistence(&p, rc, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert(p.aof && !p.rdb && p.rdb_known);
+    cr_assert(strcmp(p.how, "CONFIG") == 0);
+    /* The connect read (and wrote) the epoch: no change yet. */
+    cr_assert(strlen(epoch.value) == 32, "%s", epoch.value);
+    cr_assert(epoch.changes == 0);
+    char first[40];
+    snprintf(first, sizeof(first), "%s", epoch.value);
+
+    /* Restarted from its AOF: the same epoch. */
+    support_stop(&srv, SIGKILL, 5000);
+    rconn_start_redis_in(&srv, port, dir, NULL);
+    POLL_UNTIL(ok, rconn_ping(rc, errstr, sizeof(errstr)) == 0, 10000);
+    cr_assert(ok, "no reconnect: %s", errstr);
+    ret = rconn_epoch_check(rc, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert(epoch.changes == 0);
+    cr_assert(strcmp(epoch.value, first) == 0);
+
+    /* Back empty (another directory): the reconnect sees a new epoch. */
+    support_stop(&srv, SIGKILL, 5000);
+    rconn_start_redis_in(&srv, port, empty_dir, NULL);
+    POLL_UNTIL(ok, rconn_ping(rc, errstr, sizeof(errstr)) == 0, 10000);
+    cr_assert(ok, "no reconnect: %s", errstr);
+    cr_assert(epoch.changes == 1);
+    cr_assert(strcmp(epoch.previous, first) == 0);
+    cr_assert(strcmp(epoch.value, first) != 0);
+
+    /* Nothing persisted, and CONFIG renamed away as on a managed Redis. */
+    const char *off[] = {"CONFIG", "SET", "appendonly", "no"};
+    redisReply *reply = NULL;
+    ret =
+        rconn_command(&reply, rc, 4, off, NULL, false, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    freeReplyObject(reply);
+    ret = rconn_persistence(&p, rc, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert(p.rdb_known && !p.aof && !p.rdb);
+    support_stop(&srv, SIGTERM, 5000);
+    char *const renamed[] = {"--rename-command", "CONFIG", "", NULL};
+    rconn_start_redis_in(&srv, port, bare_dir, renamed);
+    POLL_UNTIL(ok, rconn_ping(rc, errstr, sizeof(errstr)) == 0, 10000);
+    cr_assert(ok, "no reconnect: %s", errstr);
+    ret = rconn_persistence(&p, rc, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert(p.aof && !p.rdb_known);
+    cr_assert(strcmp(p.how, "INFO") == 0);
+
+    rconn_free(rc);
+    support_stop(&srv, SIGTERM, 5000);
+    rconn_rmdir(dir);
+    rconn_rmdir(empty_dir);
+    rconn_rmdir(bare_dir);
 }
 
 Test(rconn, url_parse_keeps_acl_user_and_sentinels)

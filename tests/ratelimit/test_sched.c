@@ -149,6 +149,58 @@ Test(sched, expired_lease_is_reclaimed_with_new_token)
     fixture_close(&f);
 }
 
+/* Issue 9 #9: a worker extends every claim it still works on in one
+ * script: their leases move on, a claim lost meanwhile is not counted and
+ * not extended, and an acked one is gone. */
+Test(sched, extend_many_moves_only_the_held_leases)
+{
+    struct fixture f;
+    struct sched_entries got = {NULL, 0}, other = {NULL, 0};
+    char errstr[256], key[RCONN_KEY_MAX];
+    size_t held = 0;
+
+    fixture_open(&f, "sched-extend-many");
+    add(f.s, "m1", "m1", NULL, 0);
+    add(f.s, "m2", "m2", NULL, 0);
+    add(f.s, "m3", "m3", NULL, 0);
+    claim(&got, f.s, 10, 1000);
+    cr_assert(got.n == 3);
+    const char *ids[3], *tokens[3];
+    for (size_t i = 0; i < 3; i++) {
+        ids[i] = got.v[i].id;
+        tokens[i] = got.v[i].token;
+    }
+    tokens[2] = "not-ours"; /* a claim another replica took over */
+    int ret = sched_extend_many(&held, f.s, "acct", ids, tokens, 3, 60000,
+                                errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    cr_assert(held == 2, "held %zu", held);
+    rconn_key(key, sizeof(key), f.rc, "acct", "sched:lease", NULL, errstr,
+              sizeof(errstr));
+    for (size_t i = 0; i < 3; i++) {
+        const char *score[] = {"ZSCORE", key, ids[i]};
+        int64_t lease_end = rltest_int(f.rc, 3, score);
+        if (i < 2)
+            cr_assert(lease_end > rltest_wall_ms() + 50000,
+                      "lease of %s not extended", ids[i]);
+        else
+            cr_assert(lease_end < rltest_wall_ms() + 2000,
+                      "a lost claim was extended");
+    }
+    /* Past the first lease, only the one not extended is claimed again. */
+    bool ok;
+    POLL_UNTIL(ok, (claim(&other, f.s, 10, 60000), other.n > 0), 5000);
+    cr_assert(ok && other.n == 1);
+    cr_assert_str_eq(other.v[0].id, ids[2]);
+    cr_assert(ack(f.s, ids[0], tokens[0]));
+    ret = sched_extend_many(&held, f.s, "acct", ids, tokens, 1, 60000, errstr,
+                            sizeof(errstr));
+    cr_assert(ret == 0 && held == 0, "an acked claim was extended");
+    sched_entries_cleanup(&got);
+    sched_entries_cleanup(&other);
+    fixture_close(&f);
+}
+
 Test(sched, extend_and_retry_need_the_current_token)
 {
     struct fixture f;

@@ -81,7 +81,9 @@ void redisproc_start(struct proc *p, const char *dir, char *const extra[])
     argv[n++] = "--save";
     argv[n++] = "";
     argv[n++] = "--appendonly";
-    argv[n++] = "no";
+    argv[n++] = "yes";
+    argv[n++] = "--appendfsync";
+    argv[n++] = "everysec";
     for (int i = 0; extra[i] != NULL && n < 31; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;

@@ -159,8 +159,8 @@ void stack_start_with(struct stack *s, const char *redis,
     stack_spawn_worker(s, &s->kurir, s->kurir_port, s->extra_env);
 }
 
-void stack_spawn_worker(const struct stack *s, struct proc *p, int port,
-                        const char *const *extra)
+static int stack_spawn(const struct stack *s, struct proc *p, int port,
+                       const char *const *extra, bool wait_listen)
 {
     char env[32][320];
     char *envp[33];
@@ -192,8 +192,21 @@ void stack_spawn_worker(const struct stack *s, struct proc *p, int port,
 #undef ENV
     envp[n] = NULL;
     char *kurir_argv[] = {(char *)support_env("KURIR_BIN"), "run", NULL};
-    int ret = support_spawn(p, kurir_argv, envp, true, 30000);
+    return support_spawn(p, kurir_argv, envp, wait_listen, 30000);
+}
+
+void stack_spawn_worker(const struct stack *s, struct proc *p, int port,
+                        const char *const *extra)
+{
+    int ret = stack_spawn(s, p, port, extra, true);
     cr_assert(eq(int, ret, 0), "kurir did not start");
+}
+
+void stack_spawn_worker_nowait(const struct stack *s, struct proc *p, int port,
+                               const char *const *extra)
+{
+    int ret = stack_spawn(s, p, port, extra, false);
+    cr_assert(eq(int, ret, 0), "kurir could not be run");
 }
 
 void stack_stop(struct stack *s)
@@ -228,4 +241,20 @@ int stack_standin_count(const struct stack *s, const char *needle)
         n++;
     support_http_cleanup(&r);
     return n;
+}
+
+void stack_standin_faults(const struct stack *s, const char *json)
+{
+    char url[96];
+    struct support_http r;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_standin/faults",
+             s->standin_port);
+    char *const headers[] = {"Content-Type: application/json", NULL};
+    int ret = support_http(&r, "POST", url, headers, json, strlen(json));
+    if (ret != 0)
+        support_proc_log_dump(&s->standin);
+    cr_assert(eq(int, ret, 0), "the stand-in did not answer %s", url);
+    cr_assert(eq(long, r.status, 200), "%s", r.body);
+    support_http_cleanup(&r);
 }

@@ -46,12 +46,20 @@ void stack_start_with(struct stack *s, const char *redis,
 void stack_spawn_worker(const struct stack *s, struct proc *p, int port,
                         const char *const *extra);
 
+/* stack_spawn_worker() without waiting for it to listen: for a worker
+ * expected to refuse to start (see support_proc_log_has, support_stop). */
+void stack_spawn_worker_nowait(const struct stack *s, struct proc *p, int port,
+                               const char *const *extra);
+
 /* Stops both (kurir with SIGKILL if it still runs) and removes the files. */
 void stack_stop(struct stack *s);
 
 /* Produces a job to `topic` and waits until Kafka has it. */
 void stack_produce(const struct stack *s, const char *topic, const char *key,
                    const char *json);
+
+/* Sets the stand-in's faults (docs/standins.md, "Faults") to `json`. */
+void stack_standin_faults(const struct stack *s, const char *json);
 
 /* Counts the stand-in's recorded requests whose text contains `needle`. */
 int stack_standin_count(const struct stack *s, const char *needle);

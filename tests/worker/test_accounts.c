@@ -60,7 +60,8 @@ Test(accounts, file_secret_loses_its_newline)
     snprintf(json, sizeof(json),
              "{\"accounts\": {\"a\": {\"provider\": \"ip1\", \"base_url\":"
              " \"https://api.ip1sms.com\", \"credentials\": {\"api_key\":"
-             " \"file:%s\"}, \"rate_limit\": {\"per_second\": 5}}}}",
+             " \"file:%s\"}, \"rate_limit\": {\"per_second\": 5},"
+             " \"webhook_token\": \"t\"}}}",
              path);
     struct accounts *accounts = NULL;
     char errstr[256];
@@ -116,7 +117,7 @@ Test(accounts, options)
         "{\"accounts\": {\"old\": {\"provider\": \"ip1-legacy\","
         " \"base_url\": \"https://web.smscom.se\","
         " \"credentials\": {\"account\": \"ip1-1\", \"password\": \"p\"},"
-        " \"rate_limit\": {\"per_second\": 1}";
+        " \"webhook_token\": \"t\", \"rate_limit\": {\"per_second\": 1}";
     char json[512], errstr[256];
     struct accounts *accounts = NULL;
 
@@ -227,7 +228,8 @@ Test(accounts, rotated_secret_volume_is_used_by_the_next_request)
     snprintf(json, sizeof(json),
              "{\"accounts\": {\"a\": {\"provider\": \"ip1\", \"base_url\":"
              " \"https://api.ip1sms.com\", \"credentials\": {\"api_key\":"
-             " \"file:%s/api_key\"}, \"rate_limit\": {\"per_second\": 5}}}}",
+             " \"file:%s/api_key\"}, \"rate_limit\": {\"per_second\": 5},"
+             " \"webhook_token\": \"t\"}}}",
              dir);
     struct accounts *accounts = NULL;
     char errstr[256];
@@ -263,4 +265,58 @@ Test(accounts, rotated_secret_volume_is_used_by_the_next_request)
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     cr_assert(system(cmd) == 0);
+}
+
+/* Issue 9 #11: a provider that calls back (InTime, iP.1, iP.1 legacy)
+ * needs a non-empty token, or anyone could finalise any job with a forged
+ * report; Jojka is polled and needs none. */
+Test(accounts, callback_accounts_need_a_webhook_token)
+{
+    static const char *const refused[] = {
+        "{\"accounts\": {\"in\": {\"provider\": \"intime\", \"base_url\": "
+        "\"https://a\", \"credentials\": {\"user\": \"u\", \"hash\": \"h\"}, "
+        "\"rate_limit\": {\"per_second\": 1}}}}",
+        "{\"accounts\": {\"in\": {\"provider\": \"ip1\", \"base_url\": "
+        "\"https://a\", \"credentials\": {\"api_key\": \"k\"}, "
+        "\"rate_limit\": {\"per_second\": 1}, \"webhook_token\": \"\"}}}",
+        "{\"accounts\": {\"in\": {\"provider\": \"ip1-legacy\", \"base_url\": "
+        "\"https://a\", \"credentials\": {\"account\": \"a\", \"password\": "
+        "\"p\"}, \"rate_limit\": {\"per_second\": 1}}}}",
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        struct accounts *accounts = NULL;
+        char errstr[256];
+        int ret = parse(&accounts, refused[i], errstr, sizeof(errstr));
+        cr_assert(eq(int, ret, -1), "case %zu accepted", i);
+        cr_assert(
+            ne(ptr, strstr(errstr, "account in: \"webhook_token\""), NULL),
+            "case %zu: %s", i, errstr);
+    }
+    struct accounts *accounts = NULL;
+    char errstr[256];
+    int ret = parse(&accounts,
+                    "{\"accounts\": {\"jo\": {\"provider\": \"jojka\", "
+                    "\"base_url\": \"https://a\", \"credentials\": "
+                    "{\"api_key\": \"k\"}, \"rate_limit\": {\"per_second\": "
+                    "1}}}}",
+                    errstr, sizeof(errstr));
+    cr_assert(eq(int, ret, 0), "%s", errstr);
+    accounts_free(accounts);
+}
+
+/* Issue 9 #7: a rate below one a second without a burst still lets a
+ * token come (the bucket holds one), rather than parking every unit. */
+Test(accounts, slow_rate_without_burst_can_send)
+{
+    struct accounts *accounts = NULL;
+    char errstr[256];
+    int ret = parse(&accounts,
+                    "{\"accounts\": {\"jo\": {\"provider\": \"jojka\", "
+                    "\"base_url\": \"https://a\", \"credentials\": "
+                    "{\"api_key\": \"k\"}, \"rate_limit\": {\"per_second\": "
+                    "0.2}}}}",
+                    errstr, sizeof(errstr));
+    cr_assert(eq(int, ret, 0), "%s", errstr);
+    cr_assert(eq(dbl, accounts->items[0].burst, 1.0));
+    accounts_free(accounts);
 }

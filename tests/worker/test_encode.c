@@ -84,7 +84,7 @@ Test(encode, masks_secrets_shows_user)
         "{\"accounts\": {\"in\": {\"provider\": \"intime\","
         " \"base_url\": \"https://sms.intime.nu/api/1.0\","
         " \"credentials\": {\"user\": \"u\", \"hash\": \"s3cr3t\"},"
-        " \"default_sender\": \"Shop\","
+        " \"default_sender\": \"Shop\", \"webhook_token\": \"t\","
         " \"rate_limit\": {\"per_second\": 10}}}}";
     static const char job[] = "{\"id\": \"m1\", \"account\": \"in\", \"to\": "
                               "[\"46701234567\"], \"text\": \"hej\"}";
@@ -108,5 +108,54 @@ Test(encode, masks_secrets_shows_user)
     cr_assert(eq(ptr, strstr(out, "s3cr3t"), NULL));
     free(out);
     free(err);
+    accounts_free(accounts);
+}
+
+/* Issue 9 #13: a legacy password with a space and XML-special characters
+ * is masked in every encoding kurir encode prints (the URL call's
+ * form-encoding, the SOAP body's XML escaping), and the account id stays
+ * readable. */
+Test(encode, legacy_password_with_space_and_xml_is_masked)
+{
+    static const char json[] =
+        "{\"accounts\": {\"leg\": {\"provider\": \"ip1-legacy\","
+        " \"base_url\": \"https://web.smscom.se\","
+        " \"credentials\": {\"account\": \"ip1-1234\", \"password\": "
+        "\"p w<&>\\\"'x\"},"
+        " \"default_sender\": \"Shop\", \"webhook_token\": \"t\","
+        " \"rate_limit\": {\"per_second\": 10}}}}";
+    static const char *const jobs[] = {
+        "{\"id\": \"m1\", \"account\": \"leg\", \"to\": [\"46701234567\"], "
+        "\"text\": \"hej\"}",
+        "{\"id\": \"m2\", \"account\": \"leg\", \"to\": [\"46701234567\", "
+        "\"46701234568\"], \"text\": \"hej\"}",
+    };
+    static const char *const forms[] = {"p w<&>",       "p%20w%3C%26%3E",
+                                        "p+w%3C%26%3E", "p w&lt;&amp;&gt;",
+                                        "w%3C",         "&amp;&gt;"};
+    struct accounts *accounts = NULL;
+    char errstr[256];
+
+    int ret = accounts_parse(&accounts, json, strlen(json), "", errstr,
+                             sizeof(errstr));
+    cr_assert(eq(int, ret, 0), "%s", errstr);
+    for (size_t j = 0; j < sizeof(jobs) / sizeof(jobs[0]); j++) {
+        char *out = NULL, *err = NULL;
+        size_t out_len, err_len;
+        FILE *fo = open_memstream(&out, &out_len);
+        FILE *fe = open_memstream(&err, &err_len);
+        ret = encode_job(fo, fe, accounts_find(accounts, "leg"), jobs[j],
+                         strlen(jobs[j]), 1763900000);
+        fclose(fo);
+        fclose(fe);
+        cr_assert(eq(int, ret, 0), "%s", err);
+        for (size_t f = 0; f < sizeof(forms) / sizeof(forms[0]); f++)
+            cr_assert(eq(ptr, strstr(out, forms[f]), NULL),
+                      "job %zu shows %s:\n%s", j, forms[f], out);
+        cr_assert(ne(ptr, strstr(out, "ip1-1234"), NULL), "%s", out);
+        cr_assert(ne(ptr, strstr(out, "***"), NULL), "%s", out);
+        free(out);
+        free(err);
+    }
     accounts_free(accounts);
 }

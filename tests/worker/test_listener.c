@@ -195,3 +195,115 @@ Test(listener, slow_client_is_cut_and_blocks_no_one, .timeout = 30)
     listener_stop(l);
     config_cleanup(&cfg);
 }
+
+/* Sends a raw HTTP request on a fresh connection; returns the socket. */
+static int send_raw(unsigned port, const char *request)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    size_t len = strlen(request);
+    cr_assert(write(fd, request, len) == (ssize_t)len);
+    return fd;
+}
+
+/* Issue 9 #12: a callback whose events never reach Kafka is answered 503
+ * after LISTENER_HOOK_WAIT_MS, so callbacks cannot pile up while Kafka is
+ * away; the loop's late answer only frees it. */
+Test(listener, suspended_callback_times_out, .timeout = 40)
+{
+    struct config cfg;
+    struct accounts *accounts = NULL;
+    char errstr[256];
+    static const char json[] =
+        "{\"accounts\": {\"in\": {\"provider\": \"intime\", \"base_url\": "
+        "\"https://a\", \"credentials\": {\"user\": \"u\", \"hash\": \"h\"}, "
+        "\"rate_limit\": {\"per_second\": 1}, \"webhook_token\": \"t\"}}}";
+    int ret = accounts_parse(&accounts, json, strlen(json), "", errstr,
+                             sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    char *env[] = {"KURIR_HTTP_LISTEN=127.0.0.1:0", NULL};
+    ret = config_load(&cfg, env, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    struct listener *l = NULL;
+    ret =
+        listener_start(&l, &cfg, accounts, NULL, NULL, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    unsigned port = listener_port(l, false);
+    listener_heartbeat(l);
+
+    /* An empty token never matches. */
+    int bad = send_raw(port, "GET /callbacks/in/status?token= HTTP/1.1\r\n"
+                             "Host: x\r\nConnection: close\r\n\r\n");
+    char buf[512] = "";
+    struct pollfd bpfd = {.fd = bad, .events = POLLIN};
+    cr_assert(poll(&bpfd, 1, 5000) == 1);
+    cr_assert(read(bad, buf, sizeof(buf) - 1) > 0);
+    cr_assert(strncmp(buf, "HTTP/1.1 403", 12) == 0, "%s", buf);
+    close(bad);
+
+    int fd = send_raw(port, "GET /callbacks/in/status?token=t&x=1 HTTP/1.1\r\n"
+                            "Host: x\r\nConnection: close\r\n\r\n");
+    struct hook *h = NULL;
+    bool ok;
+    POLL_UNTIL(ok, (h = listener_take(l)) != NULL, 5000);
+    cr_assert(ok, "the callback never reached the loop");
+    cr_assert(listener_suspended(l) == 1);
+    int64_t t0 = support_now_ms();
+    POLL_UNTIL(ok, listener_expire(l) == 1, LISTENER_HOOK_WAIT_MS + 5000);
+    cr_assert(ok, "the suspended callback never timed out");
+    cr_assert(support_now_ms() - t0 >= LISTENER_HOOK_WAIT_MS - 1000);
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    cr_assert(poll(&pfd, 1, 5000) == 1, "no answer after the expiry");
+    memset(buf, 0, sizeof(buf));
+    cr_assert(read(fd, buf, sizeof(buf) - 1) > 0);
+    cr_assert(strncmp(buf, "HTTP/1.1 503", 12) == 0, "%s", buf);
+    close(fd);
+    cr_assert(listener_suspended(l) == 0);
+    /* The loop's answer comes late: it only frees the hook. */
+    hook_answer(l, h, 200, "ok", "text/plain");
+    cr_assert(listener_suspended(l) == 0);
+    listener_stop(l);
+    accounts_free(accounts);
+    config_cleanup(&cfg);
+}
+
+/* Issue 9 #12: /readyz answers from the loop's published state only: not
+ * ready before the first publish, then whatever the loop said, with the
+ * reason Redis is not ready. */
+Test(listener, readyz_from_published_state)
+{
+    struct config cfg;
+    char errstr[256];
+    char *env[] = {"KURIR_HTTP_LISTEN=127.0.0.1:0", NULL};
+    int ret = config_load(&cfg, env, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    struct listener *l = NULL;
+    ret = listener_start(&l, &cfg, NULL, NULL, NULL, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    unsigned port = listener_port(l, false);
+
+    cr_assert(get("127.0.0.1", port, "/readyz") == 503);
+    struct listener_state st = {
+        .redis_ok = true, .kafka_known = true, .kafka_ok = true};
+    listener_publish_state(l, &st);
+    cr_assert(get("127.0.0.1", port, "/readyz") == 200);
+    st.redis_note = "came back empty";
+    listener_publish_state(l, &st);
+    char url[96];
+    struct support_http r;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/readyz", port);
+    ret = support_http(&r, "GET", url, NULL, NULL, 0);
+    cr_assert(ret == 0);
+    cr_assert(r.status == 503);
+    cr_assert(strstr(r.body, "redis came back empty") != NULL, "%s", r.body);
+    support_http_cleanup(&r);
+    st.kafka_ok = false;
+    st.redis_note = NULL;
+    listener_publish_state(l, &st);
+    cr_assert(get("127.0.0.1", port, "/readyz") == 503);
+    listener_stop(l);
+    config_cleanup(&cfg);
+}
