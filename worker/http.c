@@ -60,8 +60,35 @@ struct http_xfer {
     char errbuf[CURL_ERROR_SIZE];
     http_done_fn *done;
     void *opaque;
+    int attempts;  /* times curl was about to send the request */
+    bool replayed; /* curl would have sent it again: stopped instead */
     struct http_xfer *prev, *next;
 };
+
+/* CURLOPT_PREREQFUNCTION: called each time curl is about to send the
+ * request. curl sends a request again by itself when a reused keep-alive
+ * connection dies before any answer byte (lib/transfer.c, "Connection
+ * died, retrying a fresh connect"), for a POST as for a GET. The first
+ * copy may have reached the provider (a provider that took it and then
+ * reset, a proxy), so a second is refused here: the request ends as an
+ * error that may have been sent, and the engine records `unknown` instead
+ * of sending twice (docs/worker.md, "Which answers are retried"). */
+static int http_prereq_cb(void *opaque, char *conn_primary_ip,
+                          char *conn_local_ip, int conn_primary_port,
+                          int conn_local_port)
+{
+    struct http_xfer *x = opaque;
+    (void)conn_primary_ip;
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
+
+    if (++x->attempts > 1) {
+        x->replayed = true;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
 
 /* CURLMOPT_SOCKETFUNCTION: curl says which of its sockets to watch for
  * what; the epoll set follows. A kept-alive connection is removed when its
@@ -327,6 +354,13 @@ int http_submit(struct http *http, const struct http_request *req,
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "kurir/" KURIR_VERSION);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, http_prereq_cb);
+    curl_easy_setopt(easy, CURLOPT_PREREQDATA, x);
+    /* A connection idle longer than this is not reused: servers close idle
+     * keep-alive connections (Apache after 5 s by default), and a request
+     * sent into one that is closing is the case above. Busy connections
+     * never get this old. */
+    curl_easy_setopt(easy, CURLOPT_MAXAGE_CONN, 4L);
     curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
     if (req->body != NULL) {
         x->body = xmalloc(req->body_len + 1);
@@ -424,6 +458,10 @@ static void http_reap(struct http *http)
             resp.body_len = x->resp_len;
         } else if (x->too_big) {
             error = "response body over the size limit";
+        } else if (x->replayed) {
+            /* The first copy went out on a connection that then died. */
+            error = "the connection died after the request went out; not "
+                    "sent again";
         } else {
             curl_off_t pretransfer = 0;
             curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);

@@ -264,3 +264,33 @@ Test(failsafe, maybe_sent_answers_end_unknown_and_are_not_repeated)
     cr_assert(eq(int, stack_standin_count(&e, "to%20the%20group"), 1));
     tk_reader_close(&status);
 }
+
+/* libcurl sends a request again by itself when a reused keep-alive
+ * connection dies before any answer byte (finding 3): the provider that
+ * took the first copy would get a second. The stand-in takes the request
+ * and resets the connection; kurir must end the job `unknown`, once. */
+Test(failsafe, a_reused_connection_that_dies_is_not_sent_again)
+{
+    struct tk_reader status;
+
+    tk_reader_open(&status, e.brokers, e.topic_status);
+    /* A first send leaves a kept-alive connection to the stand-in. */
+    stack_produce(&e, e.topic_send, "keep-1",
+                  "{\"id\": \"keep-1\", \"account\": \"shop\", \"to\": "
+                  "[\"46701234598\"], \"text\": \"opens the connection\"}");
+    json_decref(wait_state(&status, "keep-1", "submitted"));
+    standin_faults("{\"provider\": \"jojka\", \"reset\": 1, "
+                   "\"process\": true, \"count\": 1}");
+    stack_produce(&e, e.topic_send, "reset-1",
+                  "{\"id\": \"reset-1\", \"account\": \"shop\", \"to\": "
+                  "[\"46701234598\"], \"text\": \"taken then reset\"}");
+    json_t *ev = wait_state(&status, "reset-1", "unknown");
+    const char *code = json_string_value(
+        json_object_get(json_object_get(ev, "error"), "code"));
+    cr_assert(eq(str, (char *)code, "no_answer"), "code %s", code);
+    json_decref(ev);
+    cr_assert(eq(int, stack_standin_count(&e, "taken%20then%20reset"), 1),
+              "the provider got the request %d times",
+              stack_standin_count(&e, "taken%20then%20reset"));
+    tk_reader_close(&status);
+}
