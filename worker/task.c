@@ -48,6 +48,7 @@
 #include "worker/dlq.h"
 #include "worker/echo.h"
 #include "worker/events.h"
+#include "worker/failpoint.h"
 #include "worker/log.h"
 #include "worker/outcome.h"
 #include "worker/park.h"
@@ -196,6 +197,7 @@ static void task_release(struct task *t)
            : t->rejected ? "rejected"
                          : "done"),
         1);
+    failpoint("before_ack");
     if (!t->abandoned && t->rkm != NULL)
         kafka_done(t->w->kafka, rd_kafka_topic_name(t->rkm->rkt),
                    t->rkm->partition, t->rkm->offset);
@@ -430,6 +432,7 @@ static void task_recorded(struct outcome *o, const char *err)
         return;
     }
     t->w->redis_ok = true;
+    failpoint("after_record");
     t->pending_events += (int)o->produced;
     if (o->produce_failed)
         t->abandoned = true;
@@ -752,6 +755,7 @@ static void task_marked(struct rbatch_req *req, const char *err)
         return;
     }
     t->w->redis_ok = true;
+    failpoint("after_mark");
 
     size_t keep = 0;
     struct task_outcome *outs = xcalloc(n, sizeof(*outs));
@@ -1098,6 +1102,7 @@ static void task_http_done(const struct http_response *resp, const char *error,
     char errstr[256];
 
     t->in_call = false;
+    failpoint("after_accept");
     /* The place was for the marked and unanswered: give it to the next. */
     task_give_slot(t);
     struct metrics *m = &t->w->metrics;
