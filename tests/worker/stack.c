@@ -30,11 +30,26 @@ static void stack_write_file(const char *path, const char *text)
 static void stack_write_accounts(const struct stack *s, const char *path,
                                  bool for_standin)
 {
-    char json[6144];
+    char json[16384];
+    char extra[8192] = "";
     int sp = s->standin_port, kp = s->kurir_port;
 
+    /* The test's own accounts, with the stand-in's port put in. */
+    for (const char *p = s->extra_accounts; p != NULL && *p != '\0';) {
+        const char *at = strstr(p, "@PORT@");
+        size_t len = strlen(extra);
+        if (at == NULL) {
+            snprintf(extra + len, sizeof(extra) - len, "%s", p);
+            break;
+        }
+        snprintf(extra + len, sizeof(extra) - len, "%.*s%d", (int)(at - p), p,
+                 sp);
+        p = at + 6;
+    }
+    cr_assert(lt(sz, strlen(extra), sizeof(extra) - 1), "accounts too long");
     snprintf(json, sizeof(json),
              "{\"accounts\": {\n"
+             "%s"
              " \"shop\": {\"provider\": \"jojka\",\n"
              "  \"base_url\": \"http://127.0.0.1:%d/websms/api\",\n"
              "  \"credentials\": {\"api_key\": \"e2e-key\"},\n"
@@ -81,7 +96,7 @@ static void stack_write_accounts(const struct stack *s, const char *path,
              "  \"rate_limit\": {\"per_second\": 3000, \"burst\": 1000},\n"
              "  \"default_sender\": \"Shop\"}\n"
              "}}\n",
-             sp,
+             extra, sp,
              for_standin
                  ? ""
                  : " \"stale\": {\"provider\": \"jojka\",\n"
@@ -139,7 +154,8 @@ void stack_start(struct stack *s, const char *redis)
     int ret = support_spawn(&s->standin, standin_argv, NULL, true, 10000);
     cr_assert(eq(int, ret, 0), "stand-in did not start");
 
-    stack_spawn_worker(s, &s->kurir, s->kurir_port, NULL);
+    if (!s->no_kurir)
+        stack_spawn_worker(s, &s->kurir, s->kurir_port, s->kurir_env);
 }
 
 void stack_spawn_worker(const struct stack *s, struct proc *p, int port,

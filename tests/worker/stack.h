@@ -8,6 +8,8 @@
 #ifndef TESTS_WORKER_STACK_H
 #define TESTS_WORKER_STACK_H
 
+#include <stdbool.h>
+
 #include "tests/support/support.h"
 
 struct stack {
@@ -23,6 +25,11 @@ struct stack {
     struct proc kurir;
     const char *brokers;
     char redis[256]; /* host:port, or a whole URL (sentinel://...) */
+    /* Set before stack_start (zero: the defaults). */
+    const char *extra_accounts;   /* more accounts, each ending in ",\n";
+                                     "@PORT@" is the stand-in's port */
+    const char *const *kurir_env; /* the first worker's extra environment */
+    bool no_kurir;                /* start no worker (the test does) */
 };
 
 /* Starts the stand-in and a kurir worker using Redis at `redis`

@@ -1,0 +1,565 @@
+/* tests/drills/drill.c - the fault drills' harness. See drill.h. */
+#include "tests/drills/drill.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+
+#include "tests/support/redisproc.h"
+
+/* Read once per test process, then removed from the environment: kurir
+ * refuses settings it does not know, and the children inherit ours. */
+static int drill_long_flag = -1;
+static char drill_results[512];
+
+static void drill_env_once(void)
+{
+    if (drill_long_flag >= 0)
+        return;
+    const char *v = getenv("KURIR_DRILL_LONG");
+    drill_long_flag = v != NULL && strcmp(v, "1") == 0;
+    v = getenv("KURIR_DRILL_RESULTS");
+    snprintf(drill_results, sizeof(drill_results), "%s", v ? v : "");
+    unsetenv("KURIR_DRILL_LONG");
+    unsetenv("KURIR_DRILL_RESULTS");
+}
+
+bool drill_long(void)
+{
+    drill_env_once();
+    return drill_long_flag == 1;
+}
+
+size_t drill_size(size_t ci, size_t lng)
+{
+    return drill_long() ? lng : ci;
+}
+
+/* ------------------------------------------------------------------------
+ * Processes
+ * ---------------------------------------------------------------------- */
+
+/* What every drill replica runs with: a dead member leaves the group in
+ * 6 s (the broker's minimum session), a mark left by a dead replica counts
+ * as abandoned after 4 s (above the 3 s request timeout). */
+static const char *const drill_base_env[] = {
+    "KURIR_KAFKA_PROP_SESSION_TIMEOUT_MS=6000",
+    "KURIR_KAFKA_PROP_HEARTBEAT_INTERVAL_MS=500",
+    "KURIR_MARK_STALE_MS=4000",
+    "KURIR_HTTP_TIMEOUT_MS=3000",
+    "KURIR_LOG_LEVEL=info",
+    NULL,
+};
+
+void drill_replica(struct drill *d, size_t i, const char *const *extra)
+{
+    const char *env[40];
+    size_t n = 0;
+
+    cr_assert(lt(sz, i, (size_t)DRILL_MAX_REPLICAS));
+    for (size_t k = 0; drill_base_env[k] != NULL; k++)
+        env[n++] = drill_base_env[k];
+    for (size_t k = 0; d->env != NULL && d->env[k] != NULL && n < 30; k++)
+        env[n++] = d->env[k];
+    for (size_t k = 0; extra != NULL && extra[k] != NULL && n < 39; k++)
+        env[n++] = extra[k];
+    env[n] = NULL;
+    if (d->port[i] == 0)
+        d->port[i] = support_free_port();
+    stack_spawn_worker(&d->s, &d->rep[i], d->port[i], env);
+    if (i >= d->nrep)
+        d->nrep = i + 1;
+}
+
+void drill_kill(struct drill *d, size_t i)
+{
+    if (d->rep[i].pid > 0)
+        support_stop(&d->rep[i], SIGKILL, 5000);
+    d->rep[i].pid = 0;
+}
+
+bool drill_replica_gone(struct drill *d, size_t i)
+{
+    int st;
+
+    if (d->rep[i].pid <= 0)
+        return true;
+    if (waitpid(d->rep[i].pid, &st, WNOHANG) != d->rep[i].pid)
+        return false;
+    d->rep[i].pid = 0;
+    return true;
+}
+
+void drill_redis_start(struct drill *d, bool keep)
+{
+    char port[16], cmd[512];
+
+    if (!keep) {
+        snprintf(cmd, sizeof(cmd), "rm -rf %s/*", d->redis_dir);
+        cr_assert(eq(int, system(cmd), 0));
+    }
+    snprintf(port, sizeof(port), "%d", d->redis_port);
+    /* AOF, fsync on every write: a SIGKILL loses nothing the drill wrote
+     * (production's everysec may lose the last second: docs/redis.md). */
+    char *extra[] = {"--port",         port,     "--appendonly", "yes",
+                     "--appendfsync",  "always", "--save",       "",
+                     NULL};
+    redisproc_start(&d->redis, d->redis_dir, extra);
+}
+
+void drill_redis_stop(struct drill *d)
+{
+    if (d->redis.pid > 0)
+        support_stop(&d->redis, SIGKILL, 5000);
+    d->redis.pid = 0;
+}
+
+void drill_start(struct drill *d, const char *name, const struct drill_opts *o)
+{
+    drill_env_once();
+    d->name = name;
+    d->s.brokers = support_kafka();
+    d->want = json_object();
+    d->events = json_object();
+    d->dlqd = json_object();
+    d->why = json_object();
+    d->recovery_ms = -1;
+    d->own_redis = o->own_redis;
+    const char *redis = support_redis();
+    if (o->own_redis) {
+        redisproc_need(REDIS_SERVER);
+        redisproc_dir(d->redis_dir, sizeof(d->redis_dir), name);
+        d->redis_port = support_free_port();
+        snprintf(d->redis_addr, sizeof(d->redis_addr), "127.0.0.1:%d",
+                 d->redis_port);
+        drill_redis_start(d, true);
+        redis = d->redis_addr;
+    }
+    d->env = o->env;
+    d->s.extra_accounts = o->extra_accounts;
+    d->s.no_kurir = true;
+    stack_start(&d->s, redis);
+    tk_reader_open(&d->status, d->s.brokers, d->s.topic_status);
+    tk_reader_open(&d->dlq, d->s.brokers, d->s.topic_dlq);
+    for (size_t i = 0; i < o->replicas; i++)
+        drill_replica(d, i, i == 0 ? o->env0 : NULL);
+    d->t0 = support_now_ms();
+}
+
+void drill_stop(struct drill *d)
+{
+    for (size_t i = 0; i < DRILL_MAX_REPLICAS; i++)
+        drill_kill(d, i);
+    if (d->s.standin.pid > 0)
+        stack_stop(&d->s);
+    d->s.standin.pid = 0;
+    if (d->own_redis) {
+        drill_redis_stop(d);
+        redisproc_rmdir(d->redis_dir);
+        d->own_redis = false;
+    }
+    if (d->status.rk != NULL) {
+        tk_reader_close(&d->status);
+        tk_reader_close(&d->dlq);
+        d->status.rk = d->dlq.rk = NULL;
+    }
+    json_decref(d->want);
+    json_decref(d->events);
+    json_decref(d->dlqd);
+    json_decref(d->why);
+    d->want = d->events = d->dlqd = d->why = NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Jobs and events
+ * ---------------------------------------------------------------------- */
+
+void drill_expect(struct drill *d, const char *id, char *const *to, size_t n)
+{
+    json_t *list = json_array();
+
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, json_string(to[i]));
+    if (n == 0)
+        json_array_append_new(list, json_string(""));
+    json_object_set_new(d->want, id, list);
+}
+
+void drill_job(struct drill *d, const char *topic, const char *id,
+               const char *json, char *const *to, size_t n)
+{
+    drill_expect(d, id, to, n);
+    tk_produce(d->s.brokers, topic, id, json, strlen(json));
+}
+
+void drill_fault_over(struct drill *d)
+{
+    d->fault_end = support_now_ms();
+}
+
+/* Where a state stands in a recipient's life: a later event may repeat a
+ * rank (events are at least once) but never go below the highest seen. */
+static int drill_rank(const char *state)
+{
+    static const char *const order[] = {"accepted", "scheduled", "retrying",
+                                        "submitted", "unknown"};
+
+    for (int i = 0; i < 5; i++)
+        if (strcmp(state, order[i]) == 0)
+            return i;
+    return 5; /* delivered, failed, rejected, cancelled */
+}
+
+static bool drill_final(const char *state)
+{
+    return drill_rank(state) == 5;
+}
+
+static bool drill_settled(const char *state)
+{
+    return drill_rank(state) >= 3;
+}
+
+static void drill_event(struct drill *d, const rd_kafka_message_t *m)
+{
+    json_t *ev = json_loadb(m->payload, m->len, 0, NULL);
+    const char *job = json_string_value(json_object_get(ev, "job_id"));
+    const char *state = json_string_value(json_object_get(ev, "state"));
+    const char *to = json_string_value(json_object_get(ev, "recipient"));
+    const char *code = json_string_value(
+        json_object_get(json_object_get(ev, "error"), "code"));
+
+    if (job == NULL || state == NULL) {
+        json_decref(ev);
+        return;
+    }
+    d->nevents++;
+    if (to == NULL)
+        to = "";
+    json_t *per = json_object_get(d->events, job);
+    if (per == NULL) {
+        per = json_object();
+        json_object_set_new(d->events, job, per);
+    }
+    json_t *states = json_object_get(per, to);
+    if (states == NULL) {
+        states = json_array();
+        json_object_set_new(per, to, states);
+    }
+    size_t i;
+    json_t *s;
+    int top = -1;
+    const char *final = NULL;
+    json_array_foreach(states, i, s)
+    {
+        const char *prev = json_string_value(s);
+        if (drill_rank(prev) > top)
+            top = drill_rank(prev);
+        if (drill_final(prev))
+            final = prev;
+    }
+    bool back = drill_rank(state) < top ||
+                (final != NULL && strcmp(final, state) != 0);
+    if (back) {
+        if (final != NULL && drill_final(state))
+            d->conflicts++;
+        else
+            d->regressions++;
+        if (d->first_regression[0] == '\0')
+            snprintf(d->first_regression, sizeof(d->first_regression),
+                     "job %s recipient %s: %s after %s", job, to, state,
+                     final != NULL ? final : json_string_value(json_array_get(
+                                                 states, json_array_size(
+                                                             states) - 1)));
+    }
+    json_array_append_new(states, json_string(state));
+    char key[512];
+    snprintf(key, sizeof(key), "%s/%s", job, to);
+    json_object_set_new(d->why, key, json_string(code ? code : ""));
+    json_decref(ev);
+}
+
+static void drill_dlq_entry(struct drill *d, const rd_kafka_message_t *m)
+{
+    char id[1024] = "";
+
+    if (m->key != NULL && m->key_len > 0 && m->key_len < sizeof(id))
+        snprintf(id, sizeof(id), "%.*s", (int)m->key_len,
+                 (const char *)m->key);
+    if (id[0] == '\0') {
+        json_t *job = json_loadb(m->payload, m->len, 0, NULL);
+        const char *v = json_string_value(json_object_get(job, "id"));
+        if (v != NULL)
+            snprintf(id, sizeof(id), "%s", v);
+        json_decref(job);
+    }
+    if (id[0] != '\0')
+        json_object_set_new(d->dlqd, id, json_true());
+}
+
+/* True when the job has a job-level final event (rejected, failed) that
+ * settles all its recipients, or a DLQ entry. */
+static bool drill_job_closed(const struct drill *d, const char *job)
+{
+    if (json_object_get(d->dlqd, job) != NULL)
+        return true;
+    json_t *states =
+        json_object_get(json_object_get(d->events, job), "");
+    size_t i;
+    json_t *s;
+    json_array_foreach(states, i, s)
+    {
+        if (drill_final(json_string_value(s)))
+            return true;
+    }
+    return false;
+}
+
+static size_t drill_unsettled(const struct drill *d, char *first,
+                              size_t first_size)
+{
+    const char *job;
+    json_t *list;
+    size_t n = 0;
+
+    json_object_foreach(d->want, job, list)
+    {
+        if (drill_job_closed(d, job))
+            continue;
+        json_t *per = json_object_get(d->events, job);
+        size_t i;
+        json_t *to;
+        json_array_foreach(list, i, to)
+        {
+            json_t *states = json_object_get(per, json_string_value(to));
+            const char *last = json_string_value(
+                json_array_get(states, json_array_size(states) - 1));
+            bool ok = false;
+            size_t k;
+            json_t *s;
+            json_array_foreach(states, k, s)
+            {
+                if (drill_settled(json_string_value(s)))
+                    ok = true;
+            }
+            if (!ok && n++ == 0 && first != NULL)
+                snprintf(first, first_size, "job %s recipient %s: %s", job,
+                         json_string_value(to), last ? last : "no event");
+        }
+    }
+    return n;
+}
+
+size_t drill_collect(struct drill *d, int timeout_ms)
+{
+    int64_t deadline = support_now_ms() + timeout_ms;
+    size_t left = drill_unsettled(d, NULL, 0);
+    int64_t settled_at = support_now_ms();
+
+    while (left > 0 && support_now_ms() < deadline) {
+        bool any = false;
+        rd_kafka_message_t *m;
+        while ((m = tk_reader_next(&d->status, 100)) != NULL) {
+            drill_event(d, m);
+            rd_kafka_message_destroy(m);
+            any = true;
+        }
+        while ((m = tk_reader_next(&d->dlq, 0)) != NULL) {
+            drill_dlq_entry(d, m);
+            rd_kafka_message_destroy(m);
+            any = true;
+        }
+        if (any) {
+            left = drill_unsettled(d, NULL, 0);
+            settled_at = support_now_ms();
+        }
+    }
+    /* Late events (re-emitted, or a regression) come within a moment. */
+    rd_kafka_message_t *m;
+    while ((m = tk_reader_next(&d->status, 300)) != NULL) {
+        drill_event(d, m);
+        rd_kafka_message_destroy(m);
+    }
+    if (left == 0 && d->fault_end > 0)
+        d->recovery_ms = settled_at - d->fault_end;
+    return left;
+}
+
+/* ------------------------------------------------------------------------
+ * The stand-in and the replicas' HTTP
+ * ---------------------------------------------------------------------- */
+
+void drill_standin(const struct drill *d, const char *method, const char *path,
+                   const char *json)
+{
+    char url[256];
+    struct support_http r;
+    char *hdrs[] = {"Content-Type: application/json", NULL};
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_standin/%s",
+             d->s.standin.port, path);
+    int ret = support_http(&r, method, url, json ? hdrs : NULL, json,
+                           json ? strlen(json) : 0);
+    cr_assert(eq(int, ret, 0), "stand-in %s %s: no answer", method, path);
+    bool ok = r.status >= 200 && r.status < 300;
+    cr_assert(ok, "stand-in %s %s: HTTP %ld %s", method, path, r.status,
+              r.body);
+    support_http_cleanup(&r);
+}
+
+long drill_get(const struct drill *d, size_t i, const char *path, char **body)
+{
+    char url[160];
+    struct support_http r;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", d->port[i], path);
+    if (support_http_timeout(&r, "GET", url, NULL, NULL, 0, 3000) != 0)
+        return 0;
+    long status = r.status;
+    if (body != NULL)
+        *body = strdup(r.body ? r.body : "");
+    support_http_cleanup(&r);
+    return status;
+}
+
+size_t drill_count_state(const struct drill *d, const char *state)
+{
+    const char *job, *to;
+    json_t *per, *states;
+    size_t n = 0;
+
+    json_object_foreach(d->events, job, per)
+    {
+        json_object_foreach(per, to, states)
+        {
+            const char *last = json_string_value(
+                json_array_get(states, json_array_size(states) - 1));
+            if (last != NULL && strcmp(last, state) == 0)
+                n++;
+        }
+    }
+    return n;
+}
+
+/* The stand-in's messages, counted per recipient and text: how many were
+ * sent more than once, and of those how many inside the window (the
+ * recipient's last event says `interrupted`). */
+static void drill_duplicates(const struct drill *d, size_t *dups,
+                             size_t *inside, size_t *sent, char *first,
+                             size_t first_size)
+{
+    char url[160];
+    struct support_http r;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_standin/messages",
+             d->s.standin.port);
+    cr_assert(eq(int, support_http(&r, "GET", url, NULL, NULL, 0), 0));
+    json_t *msgs = json_loadb(r.body, r.body_len, 0, NULL);
+    support_http_cleanup(&r);
+    bool is_list = json_is_array(msgs);
+    cr_assert(is_list, "stand-in messages: not a list");
+    json_t *count = json_object();
+    size_t i;
+    json_t *m;
+    *dups = *inside = 0;
+    *sent = json_array_size(msgs);
+    json_array_foreach(msgs, i, m)
+    {
+        char key[2048];
+        snprintf(key, sizeof(key), "%s\t%s",
+                 json_string_value(json_object_get(m, "recipient")),
+                 json_string_value(json_object_get(m, "text")));
+        json_int_t c = json_integer_value(json_object_get(count, key)) + 1;
+        json_object_set_new(count, key, json_integer(c));
+        if (c != 2)
+            continue;
+        /* Was it in the window? Its recipient is `interrupted`. */
+        const char *to = json_string_value(json_object_get(m, "recipient"));
+        bool in = false;
+        const char *k;
+        json_t *code;
+        json_object_foreach(d->why, k, code)
+        {
+            const char *slash = strrchr(k, '/');
+            if (slash != NULL && to != NULL && strcmp(slash + 1, to) == 0 &&
+                strcmp(json_string_value(code), "interrupted") == 0)
+                in = true;
+        }
+        if (in) {
+            (*inside)++;
+        } else if ((*dups)++ == 0) {
+            snprintf(first, first_size, "%s sent twice", key);
+        }
+    }
+    json_decref(count);
+    json_decref(msgs);
+}
+
+static void drill_states(const struct drill *d, char *out, size_t size)
+{
+    static const char *const states[] = {
+        "submitted", "delivered", "failed",  "rejected", "cancelled",
+        "unknown",   "retrying",  "scheduled", "accepted"};
+    size_t len = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+        size_t n = drill_count_state(d, states[i]);
+        if (n > 0 && len < size)
+            len += (size_t)snprintf(out + len, size - len, "%s%s %zu",
+                                    len ? ", " : "", states[i], n);
+    }
+    size_t ndlq = json_object_size(d->dlqd);
+    if (ndlq > 0 && len < size)
+        snprintf(out + len, size - len, "%sdlq %zu", len ? ", " : "", ndlq);
+}
+
+void drill_finish(struct drill *d, int timeout_ms, const char *note)
+{
+    char first[512] = "", dupfirst[2100] = "", states[256];
+    size_t dups, inside, sent;
+
+    size_t left = drill_collect(d, timeout_ms);
+    drill_unsettled(d, first, sizeof(first));
+    drill_duplicates(d, &dups, &inside, &sent, dupfirst, sizeof(dupfirst));
+    drill_states(d, states, sizeof(states));
+
+    char recovery[32];
+    if (d->recovery_ms >= 0)
+        snprintf(recovery, sizeof(recovery), "%.1f s",
+                 (double)d->recovery_ms / 1000.0);
+    else
+        snprintf(recovery, sizeof(recovery), left ? "never" : "-");
+    char line[1024];
+    snprintf(line, sizeof(line),
+             "%s\t%zu\t%s\t%zu (%zu in the window)\t%zu\t%s\t%s\n",
+             d->name, json_object_size(d->want), states, dups + inside, inside,
+             d->regressions + d->conflicts, recovery, note ? note : "");
+    fprintf(stderr, "drill %s", line);
+    if (drill_results[0] != '\0') {
+        FILE *f = fopen(drill_results, "a");
+        if (f != NULL) {
+            fputs(line, f);
+            fclose(f);
+        }
+    }
+    if (left > 0 || dups > 0 || d->regressions + d->conflicts > 0)
+        for (size_t i = 0; i < d->nrep; i++)
+            if (d->rep[i].pid > 0)
+                support_proc_log_dump(&d->rep[i]);
+    cr_expect(eq(sz, left, 0), "%s: %zu recipients never settled (%s)",
+              d->name, left, first);
+    cr_expect(eq(sz, dups, 0), "%s: %zu sent twice outside the window (%s)",
+              d->name, dups, dupfirst);
+    cr_expect(eq(sz, d->regressions, 0), "%s: a state moved backwards: %s",
+              d->name, d->first_regression);
+    cr_expect(eq(sz, d->conflicts, 0), "%s: two final states: %s", d->name,
+              d->first_regression);
+}
