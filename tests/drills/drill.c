@@ -108,8 +108,14 @@ void drill_redis_start(struct drill *d, bool keep)
     snprintf(port, sizeof(port), "%d", d->redis_port);
     /* AOF, fsync on every write: a SIGKILL loses nothing the drill wrote
      * (production's everysec may lose the last second: docs/redis.md). */
-    char *extra[] = {"--port",         port,     "--appendonly", "yes",
-                     "--appendfsync",  "always", "--save",       "",
+    char *extra[] = {"--port",
+                     port,
+                     "--appendonly",
+                     "yes",
+                     "--appendfsync",
+                     "always",
+                     "--save",
+                     "",
                      NULL};
     redisproc_start(&d->redis, d->redis_dir, extra);
 }
@@ -165,6 +171,11 @@ void drill_stop(struct drill *d)
         redisproc_rmdir(d->redis_dir);
         d->own_redis = false;
     }
+    if (d->producer != NULL) {
+        rd_kafka_flush(d->producer, 5000);
+        rd_kafka_destroy(d->producer);
+        d->producer = NULL;
+    }
     if (d->status.rk != NULL) {
         tk_reader_close(&d->status);
         tk_reader_close(&d->dlq);
@@ -197,6 +208,45 @@ void drill_job(struct drill *d, const char *topic, const char *id,
 {
     drill_expect(d, id, to, n);
     tk_produce(d->s.brokers, topic, id, json, strlen(json));
+}
+
+void drill_job_async(struct drill *d, const char *topic, const char *id,
+                     const char *json, char *const *to, size_t n)
+{
+    char err[256];
+
+    if (d->producer == NULL) {
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "bootstrap.servers", d->s.brokers, err,
+                          sizeof(err));
+        rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof(err));
+        d->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        cr_assert(d->producer != NULL, "producer: %s", err);
+    }
+    drill_expect(d, id, to, n);
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            d->producer, RD_KAFKA_V_TOPIC(topic),
+            RD_KAFKA_V_KEY(id, strlen(id)),
+            RD_KAFKA_V_VALUE((void *)json, strlen(json)),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            cr_assert(e == RD_KAFKA_RESP_ERR_NO_ERROR, "produce: %s",
+                      rd_kafka_err2str(e));
+            break;
+        }
+        rd_kafka_poll(d->producer, 10);
+    }
+    rd_kafka_poll(d->producer, 0);
+}
+
+void drill_flush(struct drill *d)
+{
+    if (d->producer == NULL)
+        return;
+    rd_kafka_resp_err_t e = rd_kafka_flush(d->producer, 30000);
+    cr_assert(e == RD_KAFKA_RESP_ERR_NO_ERROR, "flush: %s",
+              rd_kafka_err2str(e));
 }
 
 void drill_fault_over(struct drill *d)
@@ -265,8 +315,8 @@ static void drill_event(struct drill *d, const rd_kafka_message_t *m)
         if (drill_final(prev))
             final = prev;
     }
-    bool back = drill_rank(state) < top ||
-                (final != NULL && strcmp(final, state) != 0);
+    bool back =
+        drill_rank(state) < top || (final != NULL && strcmp(final, state) != 0);
     if (back) {
         if (final != NULL && drill_final(state))
             d->conflicts++;
@@ -275,9 +325,9 @@ static void drill_event(struct drill *d, const rd_kafka_message_t *m)
         if (d->first_regression[0] == '\0')
             snprintf(d->first_regression, sizeof(d->first_regression),
                      "job %s recipient %s: %s after %s", job, to, state,
-                     final != NULL ? final : json_string_value(json_array_get(
-                                                 states, json_array_size(
-                                                             states) - 1)));
+                     final != NULL ? final
+                                   : json_string_value(json_array_get(
+                                         states, json_array_size(states) - 1)));
     }
     json_array_append_new(states, json_string(state));
     char key[512];
@@ -291,8 +341,7 @@ static void drill_dlq_entry(struct drill *d, const rd_kafka_message_t *m)
     char id[1024] = "";
 
     if (m->key != NULL && m->key_len > 0 && m->key_len < sizeof(id))
-        snprintf(id, sizeof(id), "%.*s", (int)m->key_len,
-                 (const char *)m->key);
+        snprintf(id, sizeof(id), "%.*s", (int)m->key_len, (const char *)m->key);
     if (id[0] == '\0') {
         json_t *job = json_loadb(m->payload, m->len, 0, NULL);
         const char *v = json_string_value(json_object_get(job, "id"));
@@ -310,8 +359,7 @@ static bool drill_job_closed(const struct drill *d, const char *job)
 {
     if (json_object_get(d->dlqd, job) != NULL)
         return true;
-    json_t *states =
-        json_object_get(json_object_get(d->events, job), "");
+    json_t *states = json_object_get(json_object_get(d->events, job), "");
     size_t i;
     json_t *s;
     json_array_foreach(states, i, s)
@@ -349,9 +397,12 @@ static size_t drill_unsettled(const struct drill *d, char *first,
                 if (drill_settled(json_string_value(s)))
                     ok = true;
             }
-            if (!ok && n++ == 0 && first != NULL)
-                snprintf(first, first_size, "job %s recipient %s: %s", job,
+            if (!ok && n++ < 5 && first != NULL) {
+                size_t len = strlen(first);
+                snprintf(first + len, first_size - len,
+                         "%sjob %s recipient %s: %s", len ? "; " : "", job,
                          json_string_value(to), last ? last : "no event");
+            }
         }
     }
     return n;
@@ -371,7 +422,7 @@ size_t drill_collect(struct drill *d, int timeout_ms)
             rd_kafka_message_destroy(m);
             any = true;
         }
-        while ((m = tk_reader_next(&d->dlq, 0)) != NULL) {
+        while ((m = tk_reader_next(&d->dlq, 20)) != NULL) {
             drill_dlq_entry(d, m);
             rd_kafka_message_destroy(m);
             any = true;
@@ -448,6 +499,62 @@ size_t drill_count_state(const struct drill *d, const char *state)
     return n;
 }
 
+size_t drill_count_ever(const struct drill *d, const char *state)
+{
+    const char *job, *to;
+    json_t *per, *states;
+    size_t n = 0;
+
+    json_object_foreach(d->events, job, per)
+    {
+        json_object_foreach(per, to, states)
+        {
+            size_t i;
+            json_t *s;
+            bool had = false;
+            json_array_foreach(states, i, s)
+            {
+                if (strcmp(json_string_value(s), state) == 0)
+                    had = true;
+            }
+            n += had;
+        }
+    }
+    return n;
+}
+
+/* Prints the stand-in's record of the requests carrying `needle`: when,
+ * what was answered, which fault (for a drill that found a duplicate). */
+static void drill_print_requests(const struct drill *d, const char *needle)
+{
+    char url[160];
+    struct support_http r;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_standin/requests",
+             d->s.standin.port);
+    if (needle == NULL || support_http(&r, "GET", url, NULL, NULL, 0) != 0)
+        return;
+    json_t *all = json_loadb(r.body, r.body_len, 0, NULL);
+    support_http_cleanup(&r);
+    size_t i;
+    json_t *q;
+    json_array_foreach(all, i, q)
+    {
+        const char *body = json_string_value(json_object_get(q, "body"));
+        const char *uri = json_string_value(json_object_get(q, "uri"));
+        if ((body == NULL || strstr(body, needle) == NULL) &&
+            (uri == NULL || strstr(uri, needle) == NULL))
+            continue;
+        const char *fault = json_string_value(json_object_get(q, "fault"));
+        fprintf(stderr, "  request %s at %lld ms: HTTP %lld, fault %s\n",
+                uri ? uri : "?",
+                (long long)json_integer_value(json_object_get(q, "time_ms")),
+                (long long)json_integer_value(json_object_get(q, "status")),
+                fault ? fault : "none");
+    }
+    json_decref(all);
+}
+
 /* The stand-in's messages, counted per recipient and text: how many were
  * sent more than once, and of those how many inside the window (the
  * recipient's last event says `interrupted`). */
@@ -496,6 +603,7 @@ static void drill_duplicates(const struct drill *d, size_t *dups,
             (*inside)++;
         } else if ((*dups)++ == 0) {
             snprintf(first, first_size, "%s sent twice", key);
+            drill_print_requests(d, to);
         }
     }
     json_decref(count);
@@ -504,9 +612,9 @@ static void drill_duplicates(const struct drill *d, size_t *dups,
 
 static void drill_states(const struct drill *d, char *out, size_t size)
 {
-    static const char *const states[] = {
-        "submitted", "delivered", "failed",  "rejected", "cancelled",
-        "unknown",   "retrying",  "scheduled", "accepted"};
+    static const char *const states[] = {"submitted", "delivered", "failed",
+                                         "rejected",  "cancelled", "unknown",
+                                         "retrying",  "scheduled", "accepted"};
     size_t len = 0;
 
     out[0] = '\0';
@@ -519,6 +627,29 @@ static void drill_states(const struct drill *d, char *out, size_t size)
     size_t ndlq = json_object_size(d->dlqd);
     if (ndlq > 0 && len < size)
         snprintf(out + len, size - len, "%sdlq %zu", len ? ", " : "", ndlq);
+}
+
+/* Prints how many recipients ended with each error code (for the log). */
+static void drill_print_codes(const struct drill *d)
+{
+    json_t *by = json_object();
+    const char *k;
+    json_t *code;
+
+    json_object_foreach(d->why, k, code)
+    {
+        const char *c = json_string_value(code);
+        if (c[0] == '\0')
+            continue;
+        json_int_t n = json_integer_value(json_object_get(by, c));
+        json_object_set_new(by, c, json_integer(n + 1));
+    }
+    json_object_foreach(by, k, code)
+    {
+        fprintf(stderr, "  error code %s: %lld\n", k,
+                (long long)json_integer_value(code));
+    }
+    json_decref(by);
 }
 
 void drill_finish(struct drill *d, int timeout_ms, const char *note)
@@ -539,10 +670,11 @@ void drill_finish(struct drill *d, int timeout_ms, const char *note)
         snprintf(recovery, sizeof(recovery), left ? "never" : "-");
     char line[1024];
     snprintf(line, sizeof(line),
-             "%s\t%zu\t%s\t%zu (%zu in the window)\t%zu\t%s\t%s\n",
-             d->name, json_object_size(d->want), states, dups + inside, inside,
+             "%s\t%zu\t%s\t%zu (%zu in the window)\t%zu\t%s\t%s\n", d->name,
+             json_object_size(d->want), states, dups + inside, inside,
              d->regressions + d->conflicts, recovery, note ? note : "");
     fprintf(stderr, "drill %s", line);
+    drill_print_codes(d);
     if (drill_results[0] != '\0') {
         FILE *f = fopen(drill_results, "a");
         if (f != NULL) {
@@ -554,8 +686,8 @@ void drill_finish(struct drill *d, int timeout_ms, const char *note)
         for (size_t i = 0; i < d->nrep; i++)
             if (d->rep[i].pid > 0)
                 support_proc_log_dump(&d->rep[i]);
-    cr_expect(eq(sz, left, 0), "%s: %zu recipients never settled (%s)",
-              d->name, left, first);
+    cr_expect(eq(sz, left, 0), "%s: %zu recipients never settled (%s)", d->name,
+              left, first);
     cr_expect(eq(sz, dups, 0), "%s: %zu sent twice outside the window (%s)",
               d->name, dups, dupfirst);
     cr_expect(eq(sz, d->regressions, 0), "%s: a state moved backwards: %s",

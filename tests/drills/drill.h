@@ -51,6 +51,7 @@ struct drill {
     size_t nrep;
     const char *const *env;
     struct tk_reader status, dlq;
+    void *producer; /* rd_kafka_t of drill_job_async, or NULL */
     json_t *want;   /* job id -> [recipient...] ([""] for job level) */
     json_t *events; /* job id -> {recipient -> [state...]} */
     json_t *dlqd;   /* job id -> true */
@@ -68,8 +69,7 @@ bool drill_long(void);
 size_t drill_size(size_t ci, size_t lng);
 
 /* Starts the stand-in, the replicas and a status and DLQ reader. */
-void drill_start(struct drill *d, const char *name,
-                 const struct drill_opts *o);
+void drill_start(struct drill *d, const char *name, const struct drill_opts *o);
 /* Stops everything the drill started (idempotent). */
 void drill_stop(struct drill *d);
 
@@ -90,6 +90,12 @@ void drill_redis_start(struct drill *d, bool keep);
  * `n` recipients (NULL/0: a job-level event). */
 void drill_job(struct drill *d, const char *topic, const char *id,
                const char *json, char *const *to, size_t n);
+/* The same without waiting for Kafka each time (a backlog of many jobs);
+ * drill_flush() waits for them all. */
+void drill_job_async(struct drill *d, const char *topic, const char *id,
+                     const char *json, char *const *to, size_t n);
+void drill_flush(struct drill *d);
+
 /* Records the expectation only (the drill produced the job itself). */
 void drill_expect(struct drill *d, const char *id, char *const *to, size_t n);
 
@@ -100,13 +106,15 @@ void drill_fault_over(struct drill *d);
  * timeout_ms pass; returns how many (job, recipient) pairs are not. */
 size_t drill_collect(struct drill *d, int timeout_ms);
 
-/* How many recipients of the stand-in's record hold `state` last. */
+/* How many recipients hold `state` last (on the status topic, as read). */
 size_t drill_count_state(const struct drill *d, const char *state);
+/* How many recipients had `state` at some point. */
+size_t drill_count_ever(const struct drill *d, const char *state);
 
 /* A stand-in control call (path under /_standin/, JSON body or NULL);
  * fails the test unless it answers 2xx. */
-void drill_standin(const struct drill *d, const char *method,
-                   const char *path, const char *json);
+void drill_standin(const struct drill *d, const char *method, const char *path,
+                   const char *json);
 
 /* /readyz or /healthz of replica i: the HTTP status (0: no answer); when
  * `body` is not NULL, a malloc'd copy of the body. */

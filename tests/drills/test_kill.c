@@ -73,8 +73,8 @@ static size_t kill_jobs(enum kind kind)
         char *mine[512];
         for (size_t i = 0; i < per; i++) {
             /* Each job its own recipients. */
-            snprintf(nums[i], sizeof(nums[i]), "4672%03u%04u", (unsigned)(j % 1000),
-                     (unsigned)(i % 10000));
+            snprintf(nums[i], sizeof(nums[i]), "4672%03u%04u",
+                     (unsigned)(j % 1000), (unsigned)(i % 10000));
             mine[i] = nums[i];
             len += (size_t)snprintf(json + len, sizeof(json) - len, "%s\"%s\"",
                                     i ? "," : "", nums[i]);
@@ -118,15 +118,51 @@ static void kill_at(const char *stage, enum kind kind)
     drill_finish(&d, 90000, note);
 }
 
-Test(kill, after_mark_single) { kill_at("after_mark", SINGLE); }
-Test(kill, after_mark_multi) { kill_at("after_mark", MULTI); }
-Test(kill, after_mark_campaign) { kill_at("after_mark", CAMPAIGN); }
-Test(kill, after_accept_single) { kill_at("after_accept", SINGLE); }
-Test(kill, after_accept_multi) { kill_at("after_accept", MULTI); }
-Test(kill, after_accept_campaign) { kill_at("after_accept", CAMPAIGN); }
-Test(kill, after_record_single) { kill_at("after_record", SINGLE); }
-Test(kill, after_record_multi) { kill_at("after_record", MULTI); }
-Test(kill, after_record_campaign) { kill_at("after_record", CAMPAIGN); }
-Test(kill, before_ack_single) { kill_at("before_ack", SINGLE); }
-Test(kill, before_ack_multi) { kill_at("before_ack", MULTI); }
-Test(kill, before_ack_campaign) { kill_at("before_ack", CAMPAIGN); }
+Test(kill, after_mark_single)
+{
+    kill_at("after_mark", SINGLE);
+}
+Test(kill, after_mark_multi)
+{
+    kill_at("after_mark", MULTI);
+}
+Test(kill, after_mark_campaign)
+{
+    kill_at("after_mark", CAMPAIGN);
+}
+Test(kill, after_accept_single)
+{
+    kill_at("after_accept", SINGLE);
+}
+Test(kill, after_accept_multi)
+{
+    kill_at("after_accept", MULTI);
+}
+Test(kill, after_accept_campaign)
+{
+    kill_at("after_accept", CAMPAIGN);
+}
+Test(kill, after_record_single)
+{
+    kill_at("after_record", SINGLE);
+}
+Test(kill, after_record_multi)
+{
+    kill_at("after_record", MULTI);
+}
+Test(kill, after_record_campaign)
+{
+    kill_at("after_record", CAMPAIGN);
+}
+Test(kill, before_ack_single)
+{
+    kill_at("before_ack", SINGLE);
+}
+Test(kill, before_ack_multi)
+{
+    kill_at("before_ack", MULTI);
+}
+Test(kill, before_ack_campaign)
+{
+    kill_at("before_ack", CAMPAIGN);
+}

@@ -119,8 +119,7 @@ static long http_status(const char *method, const char *url, const char *body,
     char *hdrs[] = {hdr, NULL};
     struct support_http r;
 
-    if (support_http(&r, method, url, hdrs, body, body ? strlen(body) : 0) !=
-        0)
+    if (support_http(&r, method, url, hdrs, body, body ? strlen(body) : 0) != 0)
         return 0;
     long st = r.status;
     support_http_cleanup(&r);

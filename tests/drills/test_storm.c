@@ -24,8 +24,8 @@ TestSuite(storm, .fini = teardown, .timeout = 180);
 
 /* `n` one-recipient sends of `account`, numbers from `base`; `expect`
  * false produces them without an expectation. */
-static void sends(const char *account, const char *tag, size_t n,
-                  unsigned base, bool expect)
+static void sends(const char *account, const char *tag, size_t n, unsigned base,
+                  bool expect)
 {
     for (size_t j = 0; j < n; j++) {
         char id[128], num[32], json[512];
@@ -67,34 +67,41 @@ static void storm(const char *name, const char *faults)
 
 Test(storm, error_5xx_20pct)
 {
-    storm("storm 20% 5xx", "{\"provider\": \"jojka\", \"error_5xx\": 0.2, "
-                           "\"status_5xx\": 502, \"seed\": 3}");
+    storm("storm 20% 5xx",
+          "{\"provider\": \"jojka\", \"path\": \"/websms/api/send\", "
+          "\"error_5xx\": 0.2, "
+          "\"status_5xx\": 502, \"seed\": 3}");
 }
 
 Test(storm, timeouts_after_acting)
 {
     storm("storm 20% timeouts (acted)",
-          "{\"provider\": \"jojka\", \"timeout\": 0.2, \"hold_ms\": 5000, "
+          "{\"provider\": \"jojka\", \"path\": \"/websms/api/send\", "
+          "\"timeout\": 0.2, \"hold_ms\": 5000, "
           "\"process\": true, \"seed\": 4}");
 }
 
 Test(storm, resets_after_acting)
 {
-    storm("storm 20% resets (acted)", "{\"provider\": \"jojka\", \"reset\": "
-                                      "0.2, \"process\": true, \"seed\": 5}");
+    storm("storm 20% resets (acted)",
+          "{\"provider\": \"jojka\", \"path\": \"/websms/api/send\", "
+          "\"reset\": "
+          "0.2, \"process\": true, \"seed\": 5}");
 }
 
 Test(storm, throttle_429_short)
 {
     storm("storm 20% 429, Retry-After 1 s",
-          "{\"provider\": \"jojka\", \"throttle_429\": 0.2, "
+          "{\"provider\": \"jojka\", \"path\": \"/websms/api/send\", "
+          "\"throttle_429\": 0.2, "
           "\"retry_after\": 1, \"seed\": 6}");
 }
 
 Test(storm, hanging_provider)
 {
     storm("provider hangs (answers after 10 min)",
-          "{\"provider\": \"jojka\", \"latency\": 600000}");
+          "{\"provider\": \"jojka\", \"path\": \"/websms/api/send\", "
+          "\"latency\": 600000}");
 }
 
 /* A 24 h Retry-After on iP.1 parks every iP.1 unit; with in-flight room for
@@ -103,8 +110,8 @@ Test(storm, hanging_provider)
 Test(storm, throttle_429_24h_parks_without_leaving_the_group)
 {
     static const char *const env[] = {
-        "KURIR_MAX_IN_FLIGHT=16",
-        "KURIR_KAFKA_PROP_MAX_POLL_INTERVAL_MS=10000", NULL};
+        "KURIR_MAX_IN_FLIGHT=16", "KURIR_KAFKA_PROP_MAX_POLL_INTERVAL_MS=10000",
+        NULL};
     struct drill_opts o = {.replicas = 1, .env = env};
 
     drill_start(&d, "429 Retry-After 24 h on one provider", &o);
@@ -127,8 +134,7 @@ Test(storm, throttle_429_24h_parks_without_leaving_the_group)
     /* Twice max.poll.interval.ms with every in-flight place parked: the
      * poll loop must go on (librdkafka says when it did not). */
     bool left;
-    POLL_UNTIL(left,
-               support_proc_log_has(&d.rep[0], "maximum poll interval"),
+    POLL_UNTIL(left, support_proc_log_has(&d.rep[0], "maximum poll interval"),
                21000);
     cr_expect(not(left), "the replica left its group (max.poll.interval.ms)");
     drill_fault_over(&d);
