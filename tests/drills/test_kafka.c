@@ -42,8 +42,7 @@ static void topic_max_bytes(const char *topic, const char *max, bool create)
 {
     char err[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", d.s.brokers, err,
-                      sizeof(err));
+    rd_kafka_conf_set(conf, "bootstrap.servers", d.s.brokers, err, sizeof(err));
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
     cr_assert(rk != NULL, "admin client: %s", err);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
@@ -75,8 +74,9 @@ static void topic_max_bytes(const char *topic, const char *max, bool create)
         snprintf(why, sizeof(why), "%s", rd_kafka_event_error_string(ev));
     if (ev != NULL && ok && create) {
         size_t n;
-        const rd_kafka_topic_result_t **res = rd_kafka_CreateTopics_result_topics(
-            rd_kafka_event_CreateTopics_result(ev), &n);
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(
+                rd_kafka_event_CreateTopics_result(ev), &n);
         for (size_t i = 0; i < n; i++) {
             rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
             if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {

@@ -54,8 +54,7 @@ static void rate_drill(unsigned limit)
     size_t n = (size_t)limit * (secs + 1) / 2;
     unsigned tol = limit + limit / 10 + 3;
 
-    snprintf(name, sizeof(name), "rate limit %u segments/s, 3 replicas",
-             limit);
+    snprintf(name, sizeof(name), "rate limit %u segments/s, 3 replicas", limit);
     snprintf(account, sizeof(account), "rate-%u", limit);
     drill_start(&d, name, &o);
     snprintf(body, sizeof(body),
@@ -153,5 +152,11 @@ static void rate_drill(unsigned limit)
     cr_expect(ge(dbl, rate, 0.97 * limit), "%s", note);
 }
 
-Test(rate, limit_50) { rate_drill(50); }
-Test(rate, limit_500) { rate_drill(500); }
+Test(rate, limit_50)
+{
+    rate_drill(50);
+}
+Test(rate, limit_500)
+{
+    rate_drill(500);
+}
