@@ -16,6 +16,10 @@
 
 /* Read once per test process, then removed from the environment: kurir
  * refuses settings it does not know, and the children inherit ours. */
+static void drill_topics_create(const struct drill *d,
+                                const char *const *topics, size_t n,
+                                const char *name, const char *value);
+
 static int drill_long_flag = -1;
 static char drill_results[512];
 
@@ -152,6 +156,14 @@ void drill_start(struct drill *d, const char *name, const struct drill_opts *o)
     d->s.extra_accounts = o->extra_accounts;
     d->s.no_kurir = true;
     stack_start(&d->s, redis);
+    /* Every topic before any client: no rebalance when one appears. */
+    const char *const topics[] = {
+        d->s.topic_send,   d->s.topic_campaign, d->s.topic_contacts,
+        d->s.topic_status, d->s.topic_replies,  d->s.topic_dlq,
+        d->s.topic_parts,  d->s.topic_latest,
+    };
+    drill_topics_create(d, topics, sizeof(topics) / sizeof(topics[0]), NULL,
+                        NULL);
     tk_reader_open(&d->status, d->s.brokers, d->s.topic_status);
     tk_reader_open(&d->dlq, d->s.brokers, d->s.topic_dlq);
     for (size_t i = 0; i < o->replicas; i++)
@@ -186,6 +198,154 @@ void drill_stop(struct drill *d)
     json_decref(d->dlqd);
     json_decref(d->why);
     d->want = d->events = d->dlqd = d->why = NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Topics
+ * ---------------------------------------------------------------------- */
+
+/* Waits for an admin call's result event (up to 30 s). */
+static rd_kafka_event_t *drill_admin_wait(rd_kafka_queue_t *q,
+                                          rd_kafka_event_type_t type)
+{
+    for (int i = 0; i < 300; i++) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+        if (ev == NULL)
+            continue;
+        if (rd_kafka_event_type(ev) == type)
+            return ev;
+        rd_kafka_event_destroy(ev);
+    }
+    return NULL;
+}
+
+/* Creates the topics (4 partitions; `name`=`value` set when not NULL);
+ * topics already there are left as they are. */
+static void drill_topics_create(const struct drill *d,
+                                const char *const *topics, size_t n,
+                                const char *name, const char *value)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", d->s.brokers, err,
+                      sizeof(err));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    cr_assert(rk != NULL, "admin client: %s", err);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_NewTopic_t *nt[16];
+    cr_assert(le(sz, n, (size_t)16));
+    for (size_t i = 0; i < n; i++) {
+        nt[i] = rd_kafka_NewTopic_new(topics[i], 4, 1, err, sizeof(err));
+        cr_assert(nt[i] != NULL, "%s", err);
+        if (name != NULL)
+            rd_kafka_NewTopic_set_config(nt[i], name, value);
+    }
+    rd_kafka_CreateTopics(rk, nt, n, NULL, q);
+    rd_kafka_event_t *ev =
+        drill_admin_wait(q, RD_KAFKA_EVENT_CREATETOPICS_RESULT);
+    char why[512] = "no answer";
+    bool ok = ev != NULL && rd_kafka_event_error(ev) == 0;
+    if (ev != NULL && !ok)
+        snprintf(why, sizeof(why), "%s", rd_kafka_event_error_string(ev));
+    if (ok) {
+        size_t nres;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(
+                rd_kafka_event_CreateTopics_result(ev), &nres);
+        for (size_t i = 0; i < nres; i++) {
+            rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+            if (e != 0 && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+                ok = false;
+                snprintf(why, sizeof(why), "%s: %s",
+                         rd_kafka_topic_result_name(res[i]),
+                         rd_kafka_topic_result_error_string(res[i]));
+            }
+        }
+    }
+    if (ev != NULL)
+        rd_kafka_event_destroy(ev);
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_NewTopic_destroy(nt[i]);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+    cr_assert(ok, "creating topics: %s", why);
+}
+
+void drill_topic_config(const struct drill *d, const char *topic,
+                        const char *name, const char *value)
+{
+    char err[256], why[512] = "no answer";
+    const char *const one[] = {topic};
+
+    drill_topics_create(d, one, 1, name, value);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", d->s.brokers, err,
+                      sizeof(err));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    cr_assert(rk != NULL, "admin client: %s", err);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_ConfigResource_t *cr =
+        rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    rd_kafka_ConfigResource_set_config(cr, name, value);
+    rd_kafka_AlterConfigs(rk, &cr, 1, NULL, q);
+    rd_kafka_event_t *ev =
+        drill_admin_wait(q, RD_KAFKA_EVENT_ALTERCONFIGS_RESULT);
+    bool ok = ev != NULL && rd_kafka_event_error(ev) == 0;
+    if (ev != NULL && !ok)
+        snprintf(why, sizeof(why), "%s", rd_kafka_event_error_string(ev));
+    if (ev != NULL)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_ConfigResource_destroy(cr);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+    cr_assert(ok, "topic %s: setting %s=%s: %s", topic, name, value, why);
+}
+
+/* How many partitions of `topic` replica i holds now, from its log's
+ * "assigned"/"revoked" lines. */
+static int drill_assigned(const struct drill *d, size_t i, const char *topic)
+{
+    FILE *f = fopen(d->rep[i].log_path, "r");
+    char line[1024], want[160];
+    int n = 0;
+
+    if (f == NULL)
+        return 0;
+    snprintf(want, sizeof(want), "topic=%s partition=", topic);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strstr(line, want) == NULL)
+            continue;
+        if (strstr(line, "kafka: assigned ") != NULL)
+            n++;
+        else if (strstr(line, "kafka: revoked ") != NULL ||
+                 strstr(line, "kafka: lost ") != NULL)
+            n--;
+    }
+    fclose(f);
+    return n;
+}
+
+static bool drill_group_whole(const struct drill *d)
+{
+    int total = 0;
+
+    for (size_t i = 0; i < d->nrep; i++) {
+        if (d->rep[i].pid <= 0)
+            continue;
+        int n = drill_assigned(d, i, d->s.topic_send);
+        if (n == 0)
+            return false; /* every replica holds some */
+        total += n;
+    }
+    return total == 4;
+}
+
+void drill_wait_group(const struct drill *d)
+{
+    bool ok;
+
+    POLL_UNTIL(ok, drill_group_whole(d), 60000);
+    cr_assert(ok, "the replicas never shared the send topic's partitions");
 }
 
 /* ------------------------------------------------------------------------

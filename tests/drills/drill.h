@@ -99,6 +99,14 @@ void drill_flush(struct drill *d);
 /* Records the expectation only (the drill produced the job itself). */
 void drill_expect(struct drill *d, const char *id, char *const *to, size_t n);
 
+/* Creates `topic` if it is not there and sets its config `name`. */
+void drill_topic_config(const struct drill *d, const char *topic,
+                        const char *name, const char *value);
+
+/* Waits until the running replicas share the send topic's 4 partitions
+ * and each holds some (the group has settled). */
+void drill_wait_group(const struct drill *d);
+
 /* Marks the end of the fault: the recovery time counts from here. */
 void drill_fault_over(struct drill *d);
 

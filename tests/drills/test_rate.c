@@ -5,11 +5,11 @@
  * record above the limit and the tolerance, and the achieved rate at least
  * 97 % of the limit. CI runs 10 s a limit, KURIR_DRILL_LONG=1 60 s.
  *
- * The tolerance: kurir's bucket starts full (a second's worth, its burst),
- * and the two clocks differ by the request's flight: the stand-in's bucket
- * holds the burst plus 10 % and one 3-segment message; the one-second
- * windows past the first second (the burst spent) may hold the limit plus
- * 10 % and one 3-segment message. */
+ * The tolerance: kurir's bucket holds a second's worth (its burst is the
+ * limit), and the two clocks differ by the request's flight. The stand-in's
+ * bucket (the sharper check) holds the burst plus 10 % and one 3-segment
+ * message; a one-second window of the record may hold a second's refill on
+ * top of that (a full bucket spent in a second, then refilled). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +18,7 @@
 #include <criterion/new/assert.h>
 
 #include "tests/drills/drill.h"
+#include "tests/support/metrics.h"
 
 static struct drill d;
 
@@ -53,6 +54,8 @@ static void rate_drill(unsigned limit)
      * message on average. */
     size_t n = (size_t)limit * (secs + 1) / 2;
     unsigned tol = limit + limit / 10 + 3;
+    /* kurir's bucket holds a second's worth (its burst is the limit). */
+    unsigned window_max = limit + tol;
 
     snprintf(name, sizeof(name), "rate limit %u segments/s, 3 replicas", limit);
     snprintf(account, sizeof(account), "rate-%u", limit);
@@ -62,6 +65,9 @@ static void rate_drill(unsigned limit)
              "\"unit\": \"segments\"}",
              account, limit, tol);
     drill_standin(&d, "POST", "rate-limit", body);
+    /* A rebalance under the backlog wastes tokens on units the next owner
+     * charges again: measure the limiter, not the group's start. */
+    drill_wait_group(&d);
 
     for (size_t j = 0; j < n; j++) {
         char id[128], num[32], json[768];
@@ -82,6 +88,16 @@ static void rate_drill(unsigned limit)
     drill_flush(&d);
     drill_fault_over(&d);
     drill_collect(&d, (int)(secs + 60) * 1000);
+    /* What the replicas charged and how often they waited. */
+    double charged = 0, waits = 0;
+    char labels[64];
+    snprintf(labels, sizeof(labels), "account=\"%s\"", account);
+    for (size_t i = 0; i < d.nrep; i++) {
+        char *page = support_metrics_scrape(d.port[i]);
+        charged += support_metric(page, "kurir_ratelimit_tokens_total", labels);
+        waits += support_metric(page, "kurir_ratelimit_waits_total", labels);
+        free(page);
+    }
 
     /* The stand-in's messages of the account: when, how many segments. */
     char url[160];
@@ -110,15 +126,14 @@ static void rate_drill(unsigned limit)
         at[i] /= 4;
         total += seg[i];
     }
-    /* The busiest one-second window of the record once the first
-     * second's burst is spent (before it, a full bucket allows the burst
-     * on top of the rate). */
+    /* The busiest one-second window of the record: a token bucket admits
+     * at most its burst on top of a second's refill in any second. */
     long worst = 0, in = 0;
     for (size_t lo = 0, hi = 0; hi < nm; hi++) {
         in += seg[hi];
         while (at[hi] - at[lo] >= 1000)
             in -= seg[lo++];
-        if (at[lo] >= at[0] + 1000 && in > worst)
+        if (in > worst)
             worst = in;
     }
     /* The achieved rate past the first second (the bucket's burst). */
@@ -140,15 +155,16 @@ static void rate_drill(unsigned limit)
     size_t violations = json_array_size(v);
     json_decref(v);
 
-    char note[256];
+    char note[384];
     snprintf(note, sizeof(note),
              "%ld segments in %.1f s: %.1f/s = %.1f %% of %u; busiest 1 s "
-             "window %ld (allowed %u); %zu over the limit",
-             total, span + 1, rate, 100.0 * rate / limit, limit, worst, tol,
-             violations);
+             "window %ld (allowed %u); %zu over the limit; kurir charged "
+             "%.0f tokens, waited %.0f times",
+             total, span + 1, rate, 100.0 * rate / limit, limit, worst,
+             window_max, violations, charged, waits);
     drill_finish(&d, 10000, note);
     cr_expect(eq(sz, violations, 0), "%s", note);
-    cr_expect(le(long, worst, (long)tol), "%s", note);
+    cr_expect(le(long, worst, (long)window_max), "%s", note);
     cr_expect(ge(dbl, rate, 0.97 * limit), "%s", note);
 }
 

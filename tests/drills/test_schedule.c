@@ -56,8 +56,9 @@ Test(schedule, sends_arrive_when_due)
     /* Time to produce them all before the first is due. */
     int64_t lead = drill_long() ? 20000 : 5000;
 
-    drill_start(&d, drill_long() ? "schedule 50,000 over 30 s"
-                                 : "schedule 300 over 3 s",
+    drill_start(&d,
+                drill_long() ? "schedule 50,000 over 30 s"
+                             : "schedule 300 over 3 s",
                 &o);
     int64_t start = wall_ms() + lead;
     json_t *due = json_object(); /* recipient -> due ms */
