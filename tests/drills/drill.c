@@ -204,6 +204,20 @@ void drill_stop(struct drill *d)
  * Topics
  * ---------------------------------------------------------------------- */
 
+/* A client for admin calls and the queue their results come on. */
+static rd_kafka_t *drill_admin_new(const struct drill *d, rd_kafka_queue_t **q)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", d->s.brokers, err,
+                      sizeof(err));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    cr_assert(rk != NULL, "admin client: %s", err);
+    *q = rd_kafka_queue_new(rk);
+    return rk;
+}
+
 /* Waits for an admin call's result event (up to 30 s). */
 static rd_kafka_event_t *drill_admin_wait(rd_kafka_queue_t *q,
                                           rd_kafka_event_type_t type)
@@ -226,12 +240,8 @@ static void drill_topics_create(const struct drill *d,
                                 const char *name, const char *value)
 {
     char err[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", d->s.brokers, err,
-                      sizeof(err));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    cr_assert(rk != NULL, "admin client: %s", err);
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_queue_t *q;
+    rd_kafka_t *rk = drill_admin_new(d, &q);
     rd_kafka_NewTopic_t *nt[16];
     cr_assert(le(sz, n, (size_t)16));
     for (size_t i = 0; i < n; i++) {
@@ -274,16 +284,12 @@ static void drill_topics_create(const struct drill *d,
 void drill_topic_config(const struct drill *d, const char *topic,
                         const char *name, const char *value)
 {
-    char err[256], why[512] = "no answer";
+    char why[512] = "no answer";
     const char *const one[] = {topic};
 
     drill_topics_create(d, one, 1, name, value);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", d->s.brokers, err,
-                      sizeof(err));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    cr_assert(rk != NULL, "admin client: %s", err);
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_queue_t *q;
+    rd_kafka_t *rk = drill_admin_new(d, &q);
     rd_kafka_ConfigResource_t *cr =
         rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
     rd_kafka_ConfigResource_set_config(cr, name, value);
@@ -640,7 +646,9 @@ long drill_get(const struct drill *d, size_t i, const char *path, char **body)
     return status;
 }
 
-size_t drill_count_state(const struct drill *d, const char *state)
+/* How many recipients hold `state` last (`ever` false) or had it at some
+ * point (`ever` true). */
+static size_t drill_count(const struct drill *d, const char *state, bool ever)
 {
     const char *job, *to;
     json_t *per, *states;
@@ -650,37 +658,62 @@ size_t drill_count_state(const struct drill *d, const char *state)
     {
         json_object_foreach(per, to, states)
         {
-            const char *last = json_string_value(
-                json_array_get(states, json_array_size(states) - 1));
-            if (last != NULL && strcmp(last, state) == 0)
-                n++;
-        }
-    }
-    return n;
-}
-
-size_t drill_count_ever(const struct drill *d, const char *state)
-{
-    const char *job, *to;
-    json_t *per, *states;
-    size_t n = 0;
-
-    json_object_foreach(d->events, job, per)
-    {
-        json_object_foreach(per, to, states)
-        {
-            size_t i;
+            size_t i, last = json_array_size(states) - 1;
             json_t *s;
             bool had = false;
             json_array_foreach(states, i, s)
             {
-                if (strcmp(json_string_value(s), state) == 0)
+                if ((ever || i == last) &&
+                    strcmp(json_string_value(s), state) == 0)
                     had = true;
             }
             n += had;
         }
     }
     return n;
+}
+
+size_t drill_count_state(const struct drill *d, const char *state)
+{
+    return drill_count(d, state, false);
+}
+
+size_t drill_count_ever(const struct drill *d, const char *state)
+{
+    return drill_count(d, state, true);
+}
+
+json_t *drill_messages(const struct drill *d, const char *account)
+{
+    char url[200];
+    struct support_http r;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_standin/messages%s%s",
+             d->s.standin.port, account ? "?account=" : "",
+             account ? account : "");
+    cr_assert(eq(int, support_http(&r, "GET", url, NULL, NULL, 0), 0));
+    json_t *msgs = json_loadb(r.body, r.body_len, 0, NULL);
+    support_http_cleanup(&r);
+    bool is_list = json_is_array(msgs);
+    cr_assert(is_list, "stand-in messages: not a list");
+    return msgs;
+}
+
+void drill_send(struct drill *d, const char *account, const char *tag, size_t j,
+                const char *num, const char *extra, bool expect)
+{
+    char id[160], json[1024];
+
+    snprintf(id, sizeof(id), "%s-%s-%zu", d->s.uniq, tag, j);
+    snprintf(json, sizeof(json),
+             "{\"id\": \"%s\", \"account\": \"%s\", \"to\": [\"%s\"], "
+             "\"text\": \"%s %zu\"%s}",
+             id, account, num, tag, j, extra ? extra : "");
+    char *one[] = {(char *)num};
+    if (expect)
+        drill_job(d, d->s.topic_send, id, json, one, 1);
+    else
+        tk_produce(d->s.brokers, d->s.topic_send, id, json, strlen(json));
 }
 
 /* Prints the stand-in's record of the requests carrying `needle`: when,
@@ -722,16 +755,7 @@ static void drill_duplicates(const struct drill *d, size_t *dups,
                              size_t *inside, size_t *sent, char *first,
                              size_t first_size)
 {
-    char url[160];
-    struct support_http r;
-
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_standin/messages",
-             d->s.standin.port);
-    cr_assert(eq(int, support_http(&r, "GET", url, NULL, NULL, 0), 0));
-    json_t *msgs = json_loadb(r.body, r.body_len, 0, NULL);
-    support_http_cleanup(&r);
-    bool is_list = json_is_array(msgs);
-    cr_assert(is_list, "stand-in messages: not a list");
+    json_t *msgs = drill_messages(d, NULL);
     json_t *count = json_object();
     size_t i;
     json_t *m;

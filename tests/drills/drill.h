@@ -96,6 +96,15 @@ void drill_job_async(struct drill *d, const char *topic, const char *id,
                      const char *json, char *const *to, size_t n);
 void drill_flush(struct drill *d);
 
+/* One send of `account` to `num`, id "<uniq>-<tag>-<j>", text "<tag> <j>",
+ * `extra` (NULL or `, "key": value...`) added to the job; expected to
+ * settle when `expect`. */
+void drill_send(struct drill *d, const char *account, const char *tag, size_t j,
+                const char *num, const char *extra, bool expect);
+
+/* The stand-in's messages (of `account`, or NULL: all); caller decrefs. */
+json_t *drill_messages(const struct drill *d, const char *account);
+
 /* Records the expectation only (the drill produced the job itself). */
 void drill_expect(struct drill *d, const char *id, char *const *to, size_t n);
 

@@ -32,15 +32,9 @@ Test(kafka, status_topic_refuses_then_accepts)
     drill_replica(&d, 0, NULL);
     drill_replica(&d, 1, NULL);
     for (size_t j = 0; j < n; j++) {
-        char id[128], num[32], json[512];
-        snprintf(id, sizeof(id), "%s-refused-%zu", d.s.uniq, j);
+        char num[32];
         snprintf(num, sizeof(num), "4678%07zu", j);
-        snprintf(json, sizeof(json),
-                 "{\"id\": \"%s\", \"account\": \"bulk-jojka\", \"to\": "
-                 "[\"%s\"], \"text\": \"refused %zu\"}",
-                 id, num, j);
-        char *one[] = {num};
-        drill_job(&d, d.s.topic_send, id, json, one, 1);
+        drill_send(&d, "bulk-jojka", "refused", j, num, NULL, true);
     }
     /* The sends happen; their events cannot be kept. */
     POLL_UNTIL(ok, stack_standin_count(&d.s, "refused") >= (int)n, 30000);

@@ -39,14 +39,8 @@ static size_t kill_jobs(enum kind kind)
         size_t n = drill_size(30, 2000);
         for (size_t j = 0; j < n; j++) {
             char num[32];
-            snprintf(id, sizeof(id), "%s-single-%zu", d.s.uniq, j);
             snprintf(num, sizeof(num), "4671%07zu", j);
-            snprintf(json, sizeof(json),
-                     "{\"id\": \"%s\", \"account\": \"bulk-jojka\", "
-                     "\"to\": [\"%s\"], \"text\": \"single %zu\"}",
-                     id, num, j);
-            char *one[] = {num};
-            drill_job(&d, d.s.topic_send, id, json, one, 1);
+            drill_send(&d, "bulk-jojka", "single", j, num, NULL, true);
         }
         return n;
     }

@@ -35,16 +35,11 @@ static const char tiny_account[] =
 /* Good jobs after the poison, on every partition: none may be held. */
 static void good_jobs(const char *tag, size_t n)
 {
+    char num[32];
+
     for (size_t j = 0; j < n; j++) {
-        char id[128], num[32], json[512];
-        snprintf(id, sizeof(id), "%s-%s-%zu", d.s.uniq, tag, j);
         snprintf(num, sizeof(num), "4676%07zu", j);
-        snprintf(json, sizeof(json),
-                 "{\"id\": \"%s\", \"account\": \"bulk-jojka\", \"to\": "
-                 "[\"%s\"], \"text\": \"good %zu\"}",
-                 id, num, j);
-        char *one[] = {num};
-        drill_job(&d, d.s.topic_send, id, json, one, 1);
+        drill_send(&d, "bulk-jojka", tag, j, num, NULL, true);
     }
 }
 

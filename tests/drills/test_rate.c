@@ -100,14 +100,7 @@ static void rate_drill(unsigned limit)
     }
 
     /* The stand-in's messages of the account: when, how many segments. */
-    char url[160];
-    struct support_http r;
-    snprintf(url, sizeof(url),
-             "http://127.0.0.1:%d/_standin/messages?account=%s",
-             d.s.standin.port, account);
-    cr_assert(eq(int, support_http(&r, "GET", url, NULL, NULL, 0), 0));
-    json_t *msgs = json_loadb(r.body, r.body_len, 0, NULL);
-    support_http_cleanup(&r);
+    json_t *msgs = drill_messages(&d, account);
     size_t nm = json_array_size(msgs);
     cr_assert(gt(sz, nm, 0), "no message reached the stand-in");
     int64_t *at = calloc(nm, sizeof(*at));
@@ -147,6 +140,8 @@ static void rate_drill(unsigned limit)
     free(at);
     free(seg);
 
+    char url[160];
+    struct support_http r;
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/_standin/violations",
              d.s.standin.port);
     cr_assert(eq(int, support_http(&r, "GET", url, NULL, NULL, 0), 0));

@@ -26,18 +26,13 @@ TestSuite(redis, .fini = teardown, .timeout = 180);
  * NULL or an RFC 3339 time. */
 static void sends(const char *tag, size_t n, unsigned base, const char *send_at)
 {
+    char num[32], at[96] = "";
+
+    if (send_at != NULL)
+        snprintf(at, sizeof(at), ", \"send_at\": \"%s\"", send_at);
     for (size_t j = 0; j < n; j++) {
-        char id[128], num[32], json[512], at[96] = "";
-        snprintf(id, sizeof(id), "%s-%s-%zu", d.s.uniq, tag, j);
         snprintf(num, sizeof(num), "4673%07u", base + (unsigned)j);
-        if (send_at != NULL)
-            snprintf(at, sizeof(at), ", \"send_at\": \"%s\"", send_at);
-        snprintf(json, sizeof(json),
-                 "{\"id\": \"%s\", \"account\": \"bulk-jojka\", \"to\": "
-                 "[\"%s\"], \"text\": \"%s %zu\"%s}",
-                 id, num, tag, j, at);
-        char *one[] = {num};
-        drill_job(&d, d.s.topic_send, id, json, one, 1);
+        drill_send(&d, "bulk-jojka", tag, j, num, at, true);
     }
 }
 

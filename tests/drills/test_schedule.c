@@ -83,14 +83,7 @@ Test(schedule, sends_arrive_when_due)
     drill_fault_over(&d);
     drill_collect(&d, (int)(lead + spread + 60000));
 
-    char url[160];
-    struct support_http r;
-    snprintf(url, sizeof(url),
-             "http://127.0.0.1:%d/_standin/messages?account=bulk-jojka",
-             d.s.standin.port);
-    cr_assert(eq(int, support_http(&r, "GET", url, NULL, NULL, 0), 0));
-    json_t *msgs = json_loadb(r.body, r.body_len, 0, NULL);
-    support_http_cleanup(&r);
+    json_t *msgs = drill_messages(&d, "bulk-jojka");
     size_t nm = json_array_size(msgs), k = 0;
     int64_t *late = calloc(nm + 1, sizeof(*late));
     size_t early = 0;

@@ -27,20 +27,11 @@ TestSuite(storm, .fini = teardown, .timeout = 180);
 static void sends(const char *account, const char *tag, size_t n, unsigned base,
                   bool expect)
 {
+    char num[32];
+
     for (size_t j = 0; j < n; j++) {
-        char id[128], num[32], json[512];
-        snprintf(id, sizeof(id), "%s-%s-%zu", d.s.uniq, tag, j);
         snprintf(num, sizeof(num), "4674%07u", base + (unsigned)j);
-        snprintf(json, sizeof(json),
-                 "{\"id\": \"%s\", \"account\": \"%s\", \"to\": [\"%s\"], "
-                 "\"text\": \"%s %zu\"}",
-                 id, account, num, tag, j);
-        char *one[] = {num};
-        if (expect) {
-            drill_job(&d, d.s.topic_send, id, json, one, 1);
-        } else {
-            tk_produce(d.s.brokers, d.s.topic_send, id, json, strlen(json));
-        }
+        drill_send(&d, account, tag, j, num, NULL, expect);
     }
 }
 
@@ -119,15 +110,7 @@ Test(storm, throttle_429_24h_parks_without_leaving_the_group)
                   "{\"provider\": \"ip1\", \"throttle_429\": 1.0, "
                   "\"retry_after\": 86400}");
     /* Parked for a day: produced, not expected to settle here. */
-    for (size_t j = 0; j < 40; j++) {
-        char id[128], json[512];
-        snprintf(id, sizeof(id), "%s-held-%zu", d.s.uniq, j);
-        snprintf(json, sizeof(json),
-                 "{\"id\": \"%s\", \"account\": \"bulk-ip1\", \"to\": "
-                 "[\"4675%07zu\"], \"text\": \"held %zu\"}",
-                 id, j, j);
-        tk_produce(d.s.brokers, d.s.topic_send, id, json, strlen(json));
-    }
+    sends("bulk-ip1", "held", 40, 5000, false);
     sends("bulk-jojka", "flow1", 20, 1000, true);
     cr_expect(eq(sz, drill_collect(&d, 30000), 0),
               "Jojka did not flow beside the parked iP.1 units");
