@@ -153,9 +153,9 @@ void drill_start(struct drill *d, const char *name, const struct drill_opts *o)
         redis = d->redis_addr;
     }
     d->env = o->env;
-    d->s.extra_accounts = o->extra_accounts;
-    d->s.no_kurir = true;
-    stack_start(&d->s, redis);
+    struct stack_opts so = {.extra_accounts = o->extra_accounts,
+                            .no_kurir = true};
+    stack_start_opts(&d->s, redis, &so);
     /* Every topic before any client: no rebalance when one appears. */
     const char *const topics[] = {
         d->s.topic_send,   d->s.topic_campaign, d->s.topic_contacts,

@@ -118,6 +118,17 @@ static void stack_write_accounts(const struct stack *s, const char *path,
 
 void stack_start(struct stack *s, const char *redis)
 {
+    stack_start_opts(s, redis, NULL);
+}
+
+void stack_start_opts(struct stack *s, const char *redis,
+                      const struct stack_opts *o)
+{
+    static const struct stack_opts none = {0};
+
+    if (o == NULL)
+        o = &none;
+    s->extra_accounts = o->extra_accounts;
     s->brokers = support_kafka();
     snprintf(s->redis, sizeof(s->redis), "%s", redis);
     tk_unique(s->uniq, sizeof(s->uniq));
@@ -154,8 +165,9 @@ void stack_start(struct stack *s, const char *redis)
     int ret = support_spawn(&s->standin, standin_argv, NULL, true, 10000);
     cr_assert(eq(int, ret, 0), "stand-in did not start");
 
-    if (!s->no_kurir)
-        stack_spawn_worker(s, &s->kurir, s->kurir_port, s->kurir_env);
+    s->kurir.pid = 0;
+    if (!o->no_kurir)
+        stack_spawn_worker(s, &s->kurir, s->kurir_port, o->kurir_env);
 }
 
 void stack_spawn_worker(const struct stack *s, struct proc *p, int port,

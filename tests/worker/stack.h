@@ -24,8 +24,12 @@ struct stack {
     struct proc standin;
     struct proc kurir;
     const char *brokers;
-    char redis[256]; /* host:port, or a whole URL (sentinel://...) */
-    /* Set before stack_start (zero: the defaults). */
+    char redis[256];            /* host:port, or a whole URL (sentinel://...) */
+    const char *extra_accounts; /* from stack_opts */
+};
+
+/* What stack_start_opts() may change (zero: stack_start's defaults). */
+struct stack_opts {
     const char *extra_accounts;   /* more accounts, each ending in ",\n";
                                      "@PORT@" is the stand-in's port */
     const char *const *kurir_env; /* the first worker's extra environment */
@@ -37,6 +41,9 @@ struct stack {
  * named after a fresh unique prefix. Fails the test when either does not start.
  */
 void stack_start(struct stack *s, const char *redis);
+/* The same with `o` (NULL: as stack_start). */
+void stack_start_opts(struct stack *s, const char *redis,
+                      const struct stack_opts *o);
 
 /* Starts another kurir replica `p` of the same group and topics, listening
  * on `port`, with `extra` (NULL or a NULL-ended list of "NAME=value")
