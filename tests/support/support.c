@@ -155,6 +155,10 @@ int support_spawn(struct proc *out, char *const argv[], char *const env[],
 
     snprintf(p.log_path, sizeof(p.log_path), "/tmp/kurir-test-%d-%u.log",
              (int)getpid(), seq++);
+    /* Emptied before the fork: a file left by an earlier process with the
+     * same pid must not be read for this child's "listening on" line. */
+    int fd = open(p.log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    cr_assert(fd >= 0, "%s: %s", p.log_path, strerror(errno));
     fflush(NULL);
     p.pid = fork();
     cr_assert(p.pid >= 0, "fork: %s", strerror(errno));
@@ -162,9 +166,6 @@ int support_spawn(struct proc *out, char *const argv[], char *const env[],
         /* If the test dies (a CTest timeout kills it), so does the child:
          * no server outlives its test. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(p.log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0)
-            _exit(127);
         dup2(fd, 1);
         dup2(fd, 2);
         close(fd);
@@ -193,6 +194,7 @@ int support_spawn(struct proc *out, char *const argv[], char *const env[],
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
+    close(fd);
     if (wait_listen) {
         int64_t deadline = support_now_ms() + timeout_ms;
         while ((p.port = support_log_port(p.log_path)) == 0) {
