@@ -284,6 +284,11 @@ int config_load(struct config *cfg, char *const *envp, char *errstr,
                 return -1;
             continue;
         }
+#ifdef KURIR_FAILPOINTS
+        /* worker/failpoint.h reads it; only a drill build knows it. */
+        if (nlen == 15 && strncmp(kv, "KURIR_FAILPOINT", nlen) == 0)
+            continue;
+#endif
         const struct config_entry *e = config_entry_find(kv, nlen);
         if (e == NULL && config_is_service_link(kv, nlen, eq + 1))
             continue;

@@ -48,6 +48,7 @@
 #include "worker/dlq.h"
 #include "worker/echo.h"
 #include "worker/events.h"
+#include "worker/failpoint.h"
 #include "worker/log.h"
 #include "worker/outcome.h"
 #include "worker/park.h"
@@ -230,6 +231,7 @@ static void task_release(struct task *t)
            : t->deferred ? "deferred"
                          : "done"),
         1);
+    failpoint("before_ack");
     if (!t->abandoned && t->rkm != NULL)
         kafka_done(t->w->kafka, rd_kafka_topic_name(t->rkm->rkt),
                    t->rkm->partition, t->rkm->offset);
@@ -497,6 +499,7 @@ static void task_recorded(struct outcome *o, const char *err)
         return;
     }
     t->w->redis_ok = true;
+    failpoint("after_record");
     t->pending_events += (int)o->produced;
     if (o->produce_failed)
         t->abandoned = true;
@@ -829,6 +832,7 @@ static void task_marked(struct rbatch_req *req, const char *err)
         return;
     }
     t->w->redis_ok = true;
+    failpoint("after_mark");
 
     size_t keep = 0;
     struct task_outcome *outs = xcalloc(n, sizeof(*outs));
@@ -1341,6 +1345,7 @@ static void task_http_done(const struct http_response *resp, const char *error,
     bool more = false;   /* a read's next page is to be asked for */
 
     t->in_call = false;
+    failpoint("after_accept");
     /* The place was for the marked and unanswered: give it to the next. */
     task_give_slot(t);
     struct metrics *m = &t->w->metrics;

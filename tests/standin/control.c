@@ -65,7 +65,7 @@ static json_t *fault_json(const struct fault *f)
 {
     return json_pack(
         "{s:b, s:i, s:i, s:f, s:i, s:f, s:i, s:f, s:f, s:i,"
-        " s:f, s:s?, s:i, s:b, s:I}",
+        " s:f, s:s?, s:i, s:b, s:I, s:s}",
         "on", f->on, "latency_min_ms", f->latency_min_ms, "latency_max_ms",
         f->latency_max_ms, "error_5xx", f->share_5xx, "status_5xx",
         (int)(f->status_5xx ? f->status_5xx : 500), "timeout", f->share_timeout,
@@ -73,7 +73,7 @@ static json_t *fault_json(const struct fault *f)
         f->share_429, "retry_after", f->retry_after, "provider_error",
         f->share_provider, "provider_body", f->provider_body, "provider_status",
         (int)f->provider_status, "process", f->process, "count",
-        (json_int_t)f->remaining);
+        (json_int_t)f->remaining, "path", f->path);
 }
 
 static void fault_clear(struct fault *f)
@@ -193,6 +193,14 @@ static void control_faults_set(struct request *req)
         goto bad;
     f.provider_status = (unsigned)n;
     f.process = json_is_true(json_object_get(root, "process"));
+    const char *path = json_string_value(json_object_get(root, "path"));
+    if (path != NULL && strlen(path) >= sizeof(f.path)) {
+        snprintf(err, sizeof(err), "path must be under %zu bytes",
+                 sizeof(f.path));
+        goto bad;
+    }
+    if (path != NULL)
+        snprintf(f.path, sizeof(f.path), "%s", path);
     const char *body =
         json_string_value(json_object_get(root, "provider_body"));
     if (body != NULL)

@@ -535,7 +535,9 @@ static void server_process(struct request *req)
     f = &standin->faults[req->provider];
     if (!f->on)
         f = &standin->faults[PROV_COUNT];
-    kind = fault_roll(f, &latency);
+    /* A fault for one path (e.g. the sends) leaves the others alone. */
+    if (f->path[0] == '\0' || strncmp(req->path, f->path, strlen(f->path)) == 0)
+        kind = fault_roll(f, &latency);
     if (kind != FK_NONE)
         standin->stats.faults[req->provider]++;
     switch (kind) {

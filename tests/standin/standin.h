@@ -492,6 +492,7 @@ struct fault {
     long remaining;      /* faults left to inject; -1 = unlimited */
     char *provider_body; /* overrides the provider error answer */
     unsigned provider_status;
+    char path[64]; /* only requests whose path starts so; "" = all */
 };
 
 struct violation {

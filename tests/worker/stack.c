@@ -30,11 +30,26 @@ static void stack_write_file(const char *path, const char *text)
 static void stack_write_accounts(const struct stack *s, const char *path,
                                  bool for_standin)
 {
-    char json[12288];
+    char json[16384];
+    char extra[8192] = "";
     int sp = s->standin_port, kp = s->kurir_port;
 
+    /* The test's own accounts, with the stand-in's port put in. */
+    for (const char *p = s->extra_accounts; p != NULL && *p != '\0';) {
+        const char *at = strstr(p, "@PORT@");
+        size_t len = strlen(extra);
+        if (at == NULL) {
+            snprintf(extra + len, sizeof(extra) - len, "%s", p);
+            break;
+        }
+        snprintf(extra + len, sizeof(extra) - len, "%.*s%d", (int)(at - p), p,
+                 sp);
+        p = at + 6;
+    }
+    cr_assert(lt(sz, strlen(extra), sizeof(extra) - 1), "accounts too long");
     snprintf(json, sizeof(json),
-             "{\"accounts\": {\n%s"
+             "{\"accounts\": {\n"
+             "%s"
              " \"shop\": {\"provider\": \"jojka\",\n"
              "  \"base_url\": \"http://127.0.0.1:%d/websms/api\",\n"
              "  \"credentials\": {\"api_key\": \"e2e-key\"},\n"
@@ -81,7 +96,7 @@ static void stack_write_accounts(const struct stack *s, const char *path,
              "  \"rate_limit\": {\"per_second\": 3000, \"burst\": 1000},\n"
              "  \"default_sender\": \"Shop\"}\n"
              "}}\n",
-             s->extra_accounts != NULL ? s->extra_accounts : "", sp,
+             extra, sp,
              for_standin
                  ? ""
                  : " \"stale\": {\"provider\": \"jojka\",\n"
@@ -89,14 +104,6 @@ static void stack_write_accounts(const struct stack *s, const char *path,
                    "  \"credentials\": {\"api_key\": \"revoked-key\"},\n"
                    "  \"rate_limit\": {\"per_second\": 100}},\n",
              sp, sp, kp, sp, sp, sp, sp, sp);
-    /* The extra accounts name the stand-in's port as @SP@. */
-    for (char *at; (at = strstr(json, "@SP@")) != NULL;) {
-        char port[8];
-        int n = snprintf(port, sizeof(port), "%d", sp);
-        cr_assert(strlen(json) + (size_t)n < sizeof(json));
-        memmove(at + n, at + 4, strlen(at + 4) + 1);
-        memcpy(at, port, (size_t)n);
-    }
     if (!for_standin) {
         /* "stale" talks to the same stand-in. */
         char *p = strstr(json, "127.0.0.1:0/");
@@ -111,14 +118,25 @@ static void stack_write_accounts(const struct stack *s, const char *path,
 
 void stack_start(struct stack *s, const char *redis)
 {
-    stack_start_with(s, redis, NULL, NULL);
+    stack_start_opts(s, redis, NULL);
 }
 
 void stack_start_with(struct stack *s, const char *redis,
                       const char *extra_accounts, const char *const *extra_env)
 {
-    s->extra_accounts = extra_accounts;
-    s->extra_env = extra_env;
+    const struct stack_opts o = {.extra_accounts = extra_accounts,
+                                 .kurir_env = extra_env};
+    stack_start_opts(s, redis, &o);
+}
+
+void stack_start_opts(struct stack *s, const char *redis,
+                      const struct stack_opts *o)
+{
+    static const struct stack_opts none = {0};
+
+    if (o == NULL)
+        o = &none;
+    s->extra_accounts = o->extra_accounts;
     s->brokers = support_kafka();
     snprintf(s->redis, sizeof(s->redis), "%s", redis);
     tk_unique(s->uniq, sizeof(s->uniq));
@@ -156,7 +174,9 @@ void stack_start_with(struct stack *s, const char *redis,
     int ret = support_spawn(&s->standin, standin_argv, NULL, true, 10000);
     cr_assert(eq(int, ret, 0), "stand-in did not start");
 
-    stack_spawn_worker(s, &s->kurir, s->kurir_port, s->extra_env);
+    s->kurir.pid = 0;
+    if (!o->no_kurir)
+        stack_spawn_worker(s, &s->kurir, s->kurir_port, o->kurir_env);
 }
 
 static int stack_spawn(const struct stack *s, struct proc *p, int port,

@@ -8,6 +8,8 @@
 #ifndef TESTS_WORKER_STACK_H
 #define TESTS_WORKER_STACK_H
 
+#include <stdbool.h>
+
 #include "tests/support/support.h"
 
 struct stack {
@@ -23,8 +25,15 @@ struct stack {
     struct proc kurir;
     const char *brokers;
     char redis[256];            /* host:port, or a whole URL (sentinel://...) */
-    const char *extra_accounts; /* stack_start_with */
-    const char *const *extra_env;
+    const char *extra_accounts; /* from stack_opts */
+};
+
+/* What stack_start_opts() may change (zero: stack_start's defaults). */
+struct stack_opts {
+    const char *extra_accounts;   /* more accounts, each ending in ",\n";
+                                     "@PORT@" is the stand-in's port */
+    const char *const *kurir_env; /* the first worker's extra environment */
+    bool no_kurir;                /* start no worker (the test does) */
 };
 
 /* Starts the stand-in and a kurir worker using Redis at `redis`
@@ -32,9 +41,12 @@ struct stack {
  * named after a fresh unique prefix. Fails the test when either does not start.
  */
 void stack_start(struct stack *s, const char *redis);
+/* The same with `o` (NULL: as stack_start). */
+void stack_start_opts(struct stack *s, const char *redis,
+                      const struct stack_opts *o);
 
 /* stack_start with more accounts for both files (NULL: none; JSON members
- * "name": {...}, each followed by a comma, @SP@ standing for the
+ * "name": {...}, each followed by a comma, @PORT@ standing for the
  * stand-in's port) and more "NAME=value" for the first worker (NULL: none;
  * NULL-ended). */
 void stack_start_with(struct stack *s, const char *redis,
