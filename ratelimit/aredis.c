@@ -41,7 +41,8 @@ struct aredis {
     struct acall *failed; /* calls to fail at the next flush or tick */
     size_t pending;
     bool up;
-    bool dirty; /* commands queued since the last flush */
+    bool dirty;    /* commands queued since the last flush */
+    bool dropping; /* inside redisAsyncFree: its callbacks fail the calls */
     uint64_t round_trips, commands;
     struct rconn_epoch *epoch; /* borrowed; NULL: not read */
 };
@@ -172,9 +173,13 @@ static int aredis_send(struct aredis *ar, struct acall *c, int argc,
                        const char **argv, const size_t *argvlen)
 {
     ar->pending++;
-    if (ar->ac == NULL && aredis_now_ms() >= ar->retry_at_ms)
+    /* A caller told of a lost call may call again at once, from inside the
+     * teardown: that call waits for the next tick, so no new connection is
+     * made while hiredis is still failing the old one's calls (and the old
+     * one's disconnect callback cannot forget it). */
+    if (ar->ac == NULL && !ar->dropping && aredis_now_ms() >= ar->retry_at_ms)
         aredis_connect(ar);
-    if (ar->ac == NULL ||
+    if (ar->ac == NULL || ar->dropping ||
         redisAsyncCommandArgv(ar->ac, aredis_reply_cb, c, argc, argv,
                               argvlen) != REDIS_OK) {
         c->next = ar->failed;
@@ -254,6 +259,8 @@ static void aredis_on_connect(const redisAsyncContext *ac, int status)
 
     if (status != REDIS_OK) {
         /* hiredis frees the context after this callback. */
+        if (ar->ac != ac)
+            return;
         ar->ac = NULL;
         ar->connected = false;
         ar->up = false;
@@ -269,6 +276,8 @@ static void aredis_on_disconnect(const redisAsyncContext *ac, int status)
     struct aredis *ar = ac->ev.data;
 
     (void)status;
+    if (ar->ac != ac)
+        return; /* an old context, already let go */
     ar->ac = NULL;
     ar->connected = false;
     ar->up = false;
@@ -399,7 +408,9 @@ void aredis_free(struct aredis *ar)
     if (ar->ac != NULL) {
         redisAsyncContext *ac = ar->ac;
         ar->ac = NULL;
+        ar->dropping = true;
         redisAsyncFree(ac); /* fails every call still queued */
+        ar->dropping = false;
     }
     aredis_fail_deferred(ar);
     free(ar);
@@ -448,7 +459,9 @@ void aredis_tick(struct aredis *ar)
         redisAsyncContext *ac = ar->ac;
         ar->ac = NULL;
         ar->up = false;
+        ar->dropping = true;
         redisAsyncFree(ac);
+        ar->dropping = false;
         aredis_backoff(ar);
     }
     if (ar->ac == NULL && ar->head == NULL &&

@@ -106,7 +106,7 @@ void drill_redis_start(struct drill *d, bool keep)
     char port[16], cmd[512];
 
     if (!keep) {
-        snprintf(cmd, sizeof(cmd), "rm -rf %s/*", d->redis_dir);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'/*", d->redis_dir);
         cr_assert(eq(int, system(cmd), 0));
     }
     snprintf(port, sizeof(port), "%d", d->redis_port);
