@@ -74,6 +74,7 @@ struct worker {
     int64_t next_sweep_ms;  /* when to look for due give-ups again */
     size_t tasks;           /* tasks at work: KURIR_MAX_IN_FLIGHT bounds it */
     size_t finishing;       /* tasks ended, waiting only for Kafka's acks */
+    int64_t full_since_ms;  /* every place taken since then; 0: not full */
     struct task *all;       /* every live task */
     struct parking parking; /* tasks waiting for a time (worker/park.h) */
     struct task *slot_head; /* tasks waiting for a connection place */
