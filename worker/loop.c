@@ -330,7 +330,8 @@ static void worker_publish(struct worker *w)
 }
 
 /* Pauses the consumer's partitions when no more work can be taken (Redis
- * away, or every KURIR_MAX_IN_FLIGHT place taken for WORKER_PAUSE_AFTER_MS)
+ * away, or every KURIR_MAX_IN_FLIGHT place taken for WORKER_PAUSE_AFTER_MS,
+ * 5 s, well inside max.poll.interval.ms)
  * and resumes them once more than a quarter of the places is free again
  * (hysteresis: a resume refetches what the pause dropped from the
  * prefetch). The consumer keeps being polled while paused, so the replica
@@ -339,7 +340,7 @@ static void worker_publish(struct worker *w)
  * there dropped and refetched the prefetch over and over (a 100,000-job
  * drain fell from 6,800 to 1,000 msg/s), so only places that stay taken
  * pause. */
-#define WORKER_PAUSE_AFTER_MS 1000
+#define WORKER_PAUSE_AFTER_MS 5000
 
 static void worker_gate_consumer(struct worker *w, bool consume)
 {
