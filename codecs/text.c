@@ -183,10 +183,7 @@ static unsigned gsm_cost(uint32_t cp)
     }
 }
 
-/* Decodes one UTF-8 sequence at s[0..len) (len >= 1). Returns its length in
- * bytes and sets *cp, or 0 when it is not well-formed UTF-8: overlong
- * forms, surrogates and code points above U+10FFFF are refused. */
-static size_t utf8_decode(uint32_t *cp, const unsigned char *s, size_t len)
+size_t text_utf8_decode(uint32_t *cp, const unsigned char *s, size_t len)
 {
     unsigned char c = s[0];
     size_t n;
@@ -223,7 +220,7 @@ static size_t utf8_decode(uint32_t *cp, const unsigned char *s, size_t len)
 static int text_next(uint32_t *cp, const unsigned char *s, size_t len,
                      size_t *i, char *errstr, size_t errstr_size)
 {
-    size_t n = utf8_decode(cp, s + *i, len - *i);
+    size_t n = text_utf8_decode(cp, s + *i, len - *i);
 
     if (n == 0) {
         snprintf(errstr, errstr_size, "text is not valid UTF-8 at byte %zu",
@@ -315,7 +312,7 @@ unsigned text_segments(const struct segment_rule *rule, const char *utf8,
 
     for (size_t i = 0; i < len;) {
         uint32_t cp;
-        size_t n = utf8_decode(&cp, s + i, len - i);
+        size_t n = text_utf8_decode(&cp, s + i, len - i);
 
         if (n == 0 || cp == 0)
             return 0;
@@ -468,7 +465,7 @@ int text_to_latin1(char **out, size_t *out_len, const char *utf8, size_t len,
     size_t o = 0;
     for (size_t i = 0; i < len;) {
         uint32_t cp = 0; /* validated above, so always set */
-        i += utf8_decode(&cp, s + i, len - i);
+        i += text_utf8_decode(&cp, s + i, len - i);
         res[o++] = (char)cp;
     }
     res[o] = '\0';

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum text_coding {
     TEXT_GSM7,
@@ -41,6 +42,11 @@ struct segment_rule {
 
 /* 3GPP TS 23.040: 160/153 GSM-7 septets, 70/67 UTF-16 units. */
 extern const struct segment_rule segment_rule_gsm;
+
+/* Decodes one UTF-8 sequence at s[0..len) (len >= 1). Returns its length in
+ * bytes and sets *cp, or 0 when it is not well-formed UTF-8: overlong
+ * forms, surrogates and code points above U+10FFFF are refused. */
+size_t text_utf8_decode(uint32_t *cp, const unsigned char *s, size_t len);
 
 /* Returns the SMS parts `rule` bills for UTF-8 text (1 for empty text),
  * packing characters greedily so that no escape pair, surrogate pair or

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "codecs/text.h"
 #include "worker/xalloc.h"
 
 /* The events are written by hand, not built with jansson: one growing
@@ -38,37 +39,6 @@ static void jb_raw(struct jbuf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-/* The length of the UTF-8 sequence at s (at most `left` bytes), or 0 when
- * it is not a valid one (overlong forms and surrogates included). */
-static size_t jb_utf8_len(const unsigned char *s, size_t left)
-{
-    unsigned c = s[0];
-    size_t n;
-    unsigned min;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef)
-        n = 3, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4)
-        n = 4, min = 0x10000;
-    else
-        return 0;
-    if (n > left)
-        return 0;
-    unsigned cp = c & (0x7f >> n);
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 /* A JSON string, escaped as jansson escapes (no "\/"). */
 static void jb_str(struct jbuf *b, const char *str)
 {
@@ -90,7 +60,8 @@ static void jb_str(struct jbuf *b, const char *str)
         unsigned c = s[i];
         char esc[8];
         if (c >= 0x80) {
-            size_t u = jb_utf8_len(s + i, n - i);
+            uint32_t cp;
+            size_t u = text_utf8_decode(&cp, s + i, n - i);
             if (u == 0) {
                 jb_raw(b, "\xef\xbf\xbd", 3); /* U+FFFD */
                 i++;
