@@ -7,11 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 
+#include "tests/support/metrics.h"
 #include "tests/support/redisproc.h"
 
 /* Read once per test process, then removed from the environment: kurir
@@ -647,8 +649,9 @@ long drill_get(const struct drill *d, size_t i, const char *path, char **body)
 }
 
 /* How many recipients hold `state` last (`ever` false) or had it at some
- * point (`ever` true). */
-static size_t drill_count(const struct drill *d, const char *state, bool ever)
+ * point (`ever` true), or (`twice`) had it more than once. */
+static size_t drill_count(const struct drill *d, const char *state, bool ever,
+                          bool twice)
 {
     const char *job, *to;
     json_t *per, *states;
@@ -660,14 +663,14 @@ static size_t drill_count(const struct drill *d, const char *state, bool ever)
         {
             size_t i, last = json_array_size(states) - 1;
             json_t *s;
-            bool had = false;
+            size_t had = 0;
             json_array_foreach(states, i, s)
             {
-                if ((ever || i == last) &&
+                if ((ever || twice || i == last) &&
                     strcmp(json_string_value(s), state) == 0)
-                    had = true;
+                    had++;
             }
-            n += had;
+            n += twice ? had > 1 : had > 0;
         }
     }
     return n;
@@ -675,12 +678,17 @@ static size_t drill_count(const struct drill *d, const char *state, bool ever)
 
 size_t drill_count_state(const struct drill *d, const char *state)
 {
-    return drill_count(d, state, false);
+    return drill_count(d, state, false, false);
 }
 
 size_t drill_count_ever(const struct drill *d, const char *state)
 {
-    return drill_count(d, state, true);
+    return drill_count(d, state, true, false);
+}
+
+size_t drill_count_repeated(const struct drill *d, const char *state)
+{
+    return drill_count(d, state, false, true);
 }
 
 json_t *drill_messages(const struct drill *d, const char *account)
@@ -714,6 +722,50 @@ void drill_send(struct drill *d, const char *account, const char *tag, size_t j,
         drill_job(d, d->s.topic_send, id, json, one, 1);
     else
         tk_produce(d->s.brokers, d->s.topic_send, id, json, strlen(json));
+}
+
+void drill_send_at(char *out, size_t size, int64_t in_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + in_ms;
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char base[32];
+    gmtime_r(&t, &tm);
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, size, ", \"send_at\": \"%s.%03dZ\"", base, (int)(ms % 1000));
+}
+
+size_t drill_standin_requests(const struct drill *d, const char *path)
+{
+    char url[256];
+    struct support_http r;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_standin/requests?path=%s",
+             d->s.standin.port, path);
+    if (support_http(&r, "GET", url, NULL, NULL, 0) != 0)
+        return 0;
+    json_t *all = json_loadb(r.body, r.body_len, 0, NULL);
+    support_http_cleanup(&r);
+    size_t n = json_array_size(all);
+    json_decref(all);
+    return n;
+}
+
+double drill_metric_sum(const struct drill *d, const char *name,
+                        const char *labels)
+{
+    double sum = 0;
+
+    for (size_t i = 0; i < d->nrep; i++) {
+        if (d->rep[i].pid <= 0)
+            continue;
+        char *page = support_metrics_scrape(d->port[i]);
+        sum += support_metric(page, name, labels);
+        free(page);
+    }
+    return sum;
 }
 
 /* Prints the stand-in's record of the requests carrying `needle`: when,

@@ -102,6 +102,18 @@ void drill_flush(struct drill *d);
 void drill_send(struct drill *d, const char *account, const char *tag, size_t j,
                 const char *num, const char *extra, bool expect);
 
+/* Writes `, "send_at": "<RFC 3339 UTC, ms>"` for `in_ms` from now: the
+ * `extra` of drill_send() for a scheduled send. */
+void drill_send_at(char *out, size_t size, int64_t in_ms);
+
+/* The stand-in's requests on `path` (e.g. "/websms/api/send"). */
+size_t drill_standin_requests(const struct drill *d, const char *path);
+
+/* The sum over the running replicas of the /metrics sample `name`
+ * (labels as support_metric()). */
+double drill_metric_sum(const struct drill *d, const char *name,
+                        const char *labels);
+
 /* The stand-in's messages (of `account`, or NULL: all); caller decrefs. */
 json_t *drill_messages(const struct drill *d, const char *account);
 
@@ -127,6 +139,10 @@ size_t drill_collect(struct drill *d, int timeout_ms);
 size_t drill_count_state(const struct drill *d, const char *state);
 /* How many recipients had `state` at some point. */
 size_t drill_count_ever(const struct drill *d, const char *state);
+
+/* How many recipients had `state` more than once (a unit handled again:
+ * its recorded event said anew). */
+size_t drill_count_repeated(const struct drill *d, const char *state);
 
 /* A stand-in control call (path under /_standin/, JSON body or NULL);
  * fails the test unless it answers 2xx. */
