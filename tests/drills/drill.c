@@ -350,6 +350,43 @@ static void drill_topics_create(const struct drill *d,
     cr_assert(ok, "creating topics: %s", why);
 }
 
+/* True when the broker describes `topic`'s config `name` as `value`. */
+static bool drill_topic_has(const struct drill *d, const char *topic,
+                            const char *name, const char *value)
+{
+    rd_kafka_queue_t *q;
+    rd_kafka_t *rk = drill_admin_new(d, &q);
+    rd_kafka_ConfigResource_t *cr =
+        rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    bool has = false;
+
+    rd_kafka_DescribeConfigs(rk, &cr, 1, NULL, q);
+    rd_kafka_event_t *ev =
+        drill_admin_wait(q, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT);
+    if (ev != NULL && rd_kafka_event_error(ev) == 0) {
+        size_t nres, nconf;
+        const rd_kafka_ConfigResource_t **res =
+            rd_kafka_DescribeConfigs_result_resources(
+                rd_kafka_event_DescribeConfigs_result(ev), &nres);
+        for (size_t i = 0; i < nres; i++) {
+            const rd_kafka_ConfigEntry_t **c =
+                rd_kafka_ConfigResource_configs(res[i], &nconf);
+            for (size_t k = 0; k < nconf; k++) {
+                const char *v = rd_kafka_ConfigEntry_value(c[k]);
+                if (strcmp(rd_kafka_ConfigEntry_name(c[k]), name) == 0 &&
+                    v != NULL && strcmp(v, value) == 0)
+                    has = true;
+            }
+        }
+    }
+    if (ev != NULL)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_ConfigResource_destroy(cr);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+    return has;
+}
+
 void drill_topic_config(const struct drill *d, const char *topic,
                         const char *name, const char *value)
 {
@@ -368,12 +405,29 @@ void drill_topic_config(const struct drill *d, const char *topic,
     bool ok = ev != NULL && rd_kafka_event_error(ev) == 0;
     if (ev != NULL && !ok)
         snprintf(why, sizeof(why), "%s", rd_kafka_event_error_string(ev));
+    if (ok) {
+        /* The topic's own answer: a value the broker refuses. */
+        size_t nres;
+        const rd_kafka_ConfigResource_t **res =
+            rd_kafka_AlterConfigs_result_resources(
+                rd_kafka_event_AlterConfigs_result(ev), &nres);
+        for (size_t i = 0; i < nres; i++) {
+            if (rd_kafka_ConfigResource_error(res[i]) == 0)
+                continue;
+            ok = false;
+            snprintf(why, sizeof(why), "%s",
+                     rd_kafka_ConfigResource_error_string(res[i]));
+        }
+    }
     if (ev != NULL)
         rd_kafka_event_destroy(ev);
     rd_kafka_ConfigResource_destroy(cr);
     rd_kafka_queue_destroy(q);
     rd_kafka_destroy(rk);
     cr_assert(ok, "topic %s: setting %s=%s: %s", topic, name, value, why);
+    /* The broker applies it a moment after answering. */
+    POLL_UNTIL(ok, drill_topic_has(d, topic, name, value), 10000);
+    cr_assert(ok, "topic %s: %s never became %s", topic, name, value);
 }
 
 /* How many partitions of `topic` replica i holds now, from its log's
@@ -445,8 +499,24 @@ void drill_job(struct drill *d, const char *topic, const char *id,
     tk_produce(d->s.brokers, topic, id, json, strlen(json));
 }
 
-void drill_job_async(struct drill *d, const char *topic, const char *id,
-                     const char *json, char *const *to, size_t n)
+/* The drill producer's delivery reports: a job Kafka refused is counted
+ * and its error kept (drill_flush() fails the test on any). */
+static void drill_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                            void *opaque)
+{
+    struct drill *d = opaque;
+
+    (void)rk;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    if (d->refused++ == 0)
+        snprintf(d->refused_why, sizeof(d->refused_why), "%s",
+                 rd_kafka_err2str(m->err));
+}
+
+void drill_job_async_key(struct drill *d, const char *topic, const char *key,
+                         const char *id, const char *json, char *const *to,
+                         size_t n)
 {
     char err[256];
 
@@ -455,6 +525,11 @@ void drill_job_async(struct drill *d, const char *topic, const char *id,
         rd_kafka_conf_set(conf, "bootstrap.servers", d->s.brokers, err,
                           sizeof(err));
         rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof(err));
+        /* Room for the poison drill's 2 MB jobs (the topic decides). */
+        rd_kafka_conf_set(conf, "message.max.bytes", "8000000", err,
+                          sizeof(err));
+        rd_kafka_conf_set_dr_msg_cb(conf, drill_delivered);
+        rd_kafka_conf_set_opaque(conf, d);
         d->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
         cr_assert(d->producer != NULL, "producer: %s", err);
     }
@@ -462,7 +537,7 @@ void drill_job_async(struct drill *d, const char *topic, const char *id,
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
             d->producer, RD_KAFKA_V_TOPIC(topic),
-            RD_KAFKA_V_KEY(id, strlen(id)),
+            RD_KAFKA_V_KEY(key, strlen(key)),
             RD_KAFKA_V_VALUE((void *)json, strlen(json)),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -475,6 +550,12 @@ void drill_job_async(struct drill *d, const char *topic, const char *id,
     rd_kafka_poll(d->producer, 0);
 }
 
+void drill_job_async(struct drill *d, const char *topic, const char *id,
+                     const char *json, char *const *to, size_t n)
+{
+    drill_job_async_key(d, topic, id, id, json, to, n);
+}
+
 void drill_flush(struct drill *d)
 {
     if (d->producer == NULL)
@@ -482,6 +563,8 @@ void drill_flush(struct drill *d)
     rd_kafka_resp_err_t e = rd_kafka_flush(d->producer, 30000);
     cr_assert(e == RD_KAFKA_RESP_ERR_NO_ERROR, "flush: %s",
               rd_kafka_err2str(e));
+    cr_assert(eq(sz, d->refused, 0), "Kafka refused %zu jobs: %s", d->refused,
+              d->refused_why);
 }
 
 void drill_fault_over(struct drill *d)
@@ -766,7 +849,10 @@ json_t *drill_messages(const struct drill *d, const char *account)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/_standin/messages%s%s",
              d->s.standin.port, account ? "?account=" : "",
              account ? account : "");
-    cr_assert(eq(int, support_http(&r, "GET", url, NULL, NULL, 0), 0));
+    /* 100,000 messages (the poison drill) take the stand-in a while. */
+    cr_assert(
+        eq(int, support_http_timeout(&r, "GET", url, NULL, NULL, 0, 120000), 0),
+        "stand-in messages: no answer in 120 s");
     json_t *msgs = json_loadb(r.body, r.body_len, 0, NULL);
     support_http_cleanup(&r);
     bool is_list = json_is_array(msgs);

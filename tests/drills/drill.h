@@ -58,6 +58,8 @@ struct drill {
     const char *const *env;
     struct tk_reader status, dlq;
     void *producer; /* rd_kafka_t of drill_job_async, or NULL */
+    size_t refused; /* jobs its delivery reports said Kafka refused */
+    char refused_why[128];
     json_t *want;   /* job id -> [recipient...] ([""] for job level) */
     json_t *events; /* job id -> {recipient -> [state...]} */
     json_t *dlqd;   /* job id -> true */
@@ -109,6 +111,13 @@ void drill_job(struct drill *d, const char *topic, const char *id,
 void drill_job_async(struct drill *d, const char *topic, const char *id,
                      const char *json, char *const *to, size_t n);
 void drill_flush(struct drill *d);
+/* drill_job_async() with a Kafka key other than the id (a good job on a
+ * poison job's partition). The producer takes messages up to 8 MB; the
+ * topic's max.message.bytes decides. drill_flush() fails the test when
+ * Kafka refused any job. */
+void drill_job_async_key(struct drill *d, const char *topic, const char *key,
+                         const char *id, const char *json, char *const *to,
+                         size_t n);
 
 /* One send of `account` to `num`, id "<uniq>-<tag>-<j>", text "<tag> <j>",
  * `extra` (NULL or `, "key": value...`) added to the job; expected to
