@@ -343,6 +343,7 @@ static void task_unmark(struct task *t, char **to, size_t n)
         u->items[i].op = MARKER_OP_CLEAR;
     }
     u->req = (struct rbatch_req){
+        .kind = RBATCH_UPDATE,
         .account = u->account,
         .update = {u->job_id, u->items, n},
         .fn = task_unmarked,
@@ -802,7 +803,7 @@ static void task_mark(struct task *t)
     for (size_t i = 0; i < n; i++)
         t->marks[i].recipient = job_level ? TASK_JOB_LEVEL : job->to[i];
     t->mark_req = (struct rbatch_req){
-        .is_begin = true,
+        .kind = RBATCH_BEGIN,
         .account = job->account,
         .begin = {job->id, job->type == JOB_CAMPAIGN ? job->id : NULL, t->marks,
                   n, t->echo, t->mark_owner},
@@ -1151,12 +1152,10 @@ static int task_retry_later(struct task *t, const struct codec_call *call,
 }
 
 /* The poll set has a submitted message (or could not take it). */
-static void task_tracked(const redisReply *reply, const char *err,
-                         void *privdata)
+static void task_tracked(void *privdata, const char *err)
 {
     struct task *t = privdata;
 
-    (void)reply;
     if (t->w->closing)
         return;
     if (err != NULL) {
