@@ -1840,6 +1840,14 @@ static void task_prepare(struct task *t, bool may_schedule)
         t->stage = STAGE_TOKENS;
     else
         t->stage = STAGE_MARK;
+    /* An entry claimed ahead of its time waits the rest on the loop's
+     * timers: it leaves when due, never before (one more millisecond:
+     * both clocks are read in whole ones). */
+    int64_t early = job->send_at_ms - worker_wall_ms();
+    if (t->rkm == NULL && early > 0 && early <= WORKER_CLAIM_AHEAD_MS) {
+        task_park(t, early + 1);
+        return;
+    }
     task_next(t);
 }
 
