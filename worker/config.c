@@ -104,6 +104,10 @@ static const struct config_entry entries[] = {
     {"KURIR_MARK_STALE_MS", INT(mark_stale_ms), "120000", 1000, 3600000,
      "a send-once mark older than this was left by a replica that died; "
      "keep it above KURIR_HTTP_TIMEOUT_MS"},
+    {"KURIR_CLAIM_LEASE_MS", INT(claim_lease_ms), "300000", 3000, 86400000,
+     "a claimed scheduled send or retry is this replica's for this long, "
+     "extended every third of it while its unit runs; another replica "
+     "claims it only after a lease runs out (this one died)"},
 };
 
 #define PROP_PREFIX "KURIR_KAFKA_PROP_"

@@ -53,6 +53,7 @@ struct config {
     long poll_interval_ms;       /* KURIR_POLL_INTERVAL_MS: Jojka polling */
     long report_give_up_ms;      /* KURIR_REPORT_GIVE_UP_MS: no_report after */
     long mark_stale_ms;          /* KURIR_MARK_STALE_MS: abandoned marks */
+    long claim_lease_ms;         /* KURIR_CLAIM_LEASE_MS: claimed entries */
 };
 
 /* Loads the config from `envp` (a NULL-ended "NAME=value" list, e.g.

@@ -20,10 +20,10 @@
 #include "worker/rbatch.h"
 #include "worker/task.h"
 
-/* A claimed scheduled send or retry is this replica's for this long; if the
- * replica dies, another claims it after the lease. Longer than any task
- * takes: a provider timeout plus rate-limit waits. */
-#define WORKER_LEASE_MS 300000
+/* A claimed scheduled send or retry is this replica's for
+ * KURIR_CLAIM_LEASE_MS (300 s); if the replica dies, another claims it
+ * after the lease. worker_extend_leases() extends it every third of it
+ * while the unit runs, however long the provider takes. */
 
 /* How long /readyz answers 503 "redis came back empty" after the epoch
  * changed: long enough for every probe and alert to see it. */
@@ -244,7 +244,7 @@ static void worker_claim_due(struct worker *w)
             return;
         const char *account = w->accounts->items[i].name;
         struct sched_entries due = {0};
-        if (sched_claim(&due, w->sched, account, room, WORKER_LEASE_MS,
+        if (sched_claim(&due, w->sched, account, room, w->cfg->claim_lease_ms,
                         WORKER_CLAIM_AHEAD_MS, errstr, sizeof(errstr)) != 0) {
             metrics_count(&w->metrics, M_REDIS_ERRORS, NULL, 1);
             if (w->redis_ok)
@@ -268,8 +268,8 @@ static void worker_extend_leases(struct worker *w)
 
     if (now < w->next_extend_ms)
         return;
-    w->next_extend_ms = now + WORKER_LEASE_MS / 3;
-    task_extend_leases(w, WORKER_LEASE_MS);
+    w->next_extend_ms = now + w->cfg->claim_lease_ms / 3;
+    task_extend_leases(w, w->cfg->claim_lease_ms);
 }
 
 /* While Redis is away no new work is taken (fail closed); this checks

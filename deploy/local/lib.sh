@@ -134,26 +134,46 @@ stack_kafka_jars() {
     touch "$KAFKA_LIBS/.complete"
 }
 
+# Runs Kafka's Java classes with the cached jars: stack_kafka_java ARGS...
+# (with STACK_KAFKA_EXEC set, the shell becomes the Java process).
+stack_kafka_java() {
+    ${STACK_KAFKA_EXEC:+exec} java -cp "$KAFKA_LIBS/*" \
+        -Dlog4j2.configurationFile="$KURIR_ROOT/deploy/local/kafka/log4j2.properties" "$@"
+}
+
+# Writes DIR/server.properties for a broker listening on PORT (controller
+# on CPORT) with its data in DIR/data, and formats that KRaft storage:
+# stack_kafka_format DIR PORT CPORT. The ports stay in the file, so a
+# broker started again on DIR comes back on the same ones.
+stack_kafka_format() {
+    local dir=$1 port=$2 cport=$3
+    mkdir -p "$dir/data"
+    sed -e "s|@PORT@|$port|g" -e "s|@CPORT@|$cport|g" -e "s|@DATA@|$dir/data|g" \
+        "$KURIR_ROOT/deploy/local/kafka/server.properties.in" >"$dir/server.properties"
+    stack_kafka_java kafka.tools.StorageTool format --standalone \
+        -t "$(stack_kafka_java kafka.tools.StorageTool random-uuid | tail -1)" \
+        -c "$dir/server.properties" >"$dir/format.log" 2>&1 || {
+        cat "$dir/format.log" >&2
+        return 1
+    }
+}
+
+# Becomes the broker formatted in DIR (exec: the caller's pid is the
+# broker's, so SIGTERM is its controlled shutdown): stack_kafka_exec DIR.
+stack_kafka_exec() {
+    STACK_KAFKA_EXEC=1 stack_kafka_java -Xms256m -Xmx512m -XX:+UseG1GC \
+        -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true -Dkafka.logs.dir="$1" \
+        kafka.Kafka "$1/server.properties" >"$1/broker.log" 2>&1
+}
+
 stack_kafka_start() {
     stack_kafka_jars
     local port cport dir=$STACK_RUN/kafka
     port=$(stack_free_port)
     cport=$(stack_free_port)
     while [ "$cport" = "$port" ]; do cport=$(stack_free_port); done
-    mkdir -p "$dir/data"
-    sed -e "s|@PORT@|$port|g" -e "s|@CPORT@|$cport|g" -e "s|@DATA@|$dir/data|g" \
-        "$KURIR_ROOT/deploy/local/kafka/server.properties.in" >"$dir/server.properties"
-    local java=(java -cp "$KAFKA_LIBS/*"
-        -Dlog4j2.configurationFile="$KURIR_ROOT/deploy/local/kafka/log4j2.properties")
-    "${java[@]}" kafka.tools.StorageTool format --standalone \
-        -t "$("${java[@]}" kafka.tools.StorageTool random-uuid | tail -1)" \
-        -c "$dir/server.properties" >"$dir/format.log" 2>&1 || {
-        cat "$dir/format.log" >&2
-        return 1
-    }
-    "${java[@]}" -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-        -Djava.awt.headless=true -Dkafka.logs.dir="$dir" \
-        kafka.Kafka "$dir/server.properties" >"$dir/broker.log" 2>&1 &
+    stack_kafka_format "$dir" "$port" "$cport" || return 1
+    stack_kafka_exec "$dir" &
     STACK_PIDS+=($!)
     KAFKA_BROKERS=127.0.0.1:$port
     STACK_WAIT_PID=$! stack_wait 120 kcat -b "$KAFKA_BROKERS" -L -m 2 || {
@@ -175,9 +195,7 @@ stack_topics() {
         local conf=()
         [ "$t" = "${KURIR_TOPIC_LATEST:-sms.status.latest}" ] &&
             conf=(--config cleanup.policy=compact)
-        java -cp "$KAFKA_LIBS/*" \
-            -Dlog4j2.configurationFile="$KURIR_ROOT/deploy/local/kafka/log4j2.properties" \
-            org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BROKERS" \
+        stack_kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BROKERS" \
             --create --if-not-exists --topic "$t" --partitions "$parts" \
             --replication-factor 1 "${conf[@]}" >/dev/null
     done

@@ -7,11 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 
+#include "tests/support/metrics.h"
 #include "tests/support/redisproc.h"
 
 /* Read once per test process, then removed from the environment: kurir
@@ -131,6 +133,55 @@ void drill_redis_stop(struct drill *d)
     d->redis.pid = 0;
 }
 
+/* True when the broker at `brokers` answers a metadata request within
+ * a second. */
+static bool drill_kafka_answers(const char *brokers)
+{
+    char err[256];
+    const struct rd_kafka_metadata *md;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err));
+    rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    cr_assert(rk != NULL, "metadata client: %s", err);
+    bool ok =
+        rd_kafka_metadata(rk, 1, NULL, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (ok) {
+        ok = md->broker_cnt > 0;
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_destroy(rk);
+    return ok;
+}
+
+int64_t drill_kafka_start(struct drill *d)
+{
+    char script[512], port[16], cport[16];
+    int64_t t0 = support_now_ms();
+    bool ok;
+
+    snprintf(script, sizeof(script), "%s/tests/drills/kafka-broker",
+             support_env("KURIR_SOURCE_DIR"));
+    snprintf(port, sizeof(port), "%d", d->kafka_port);
+    snprintf(cport, sizeof(cport), "%d", d->kafka_cport);
+    char *argv[] = {script, d->kafka_dir, port, cport, NULL};
+    cr_assert(eq(int, support_spawn(&d->kafka, argv, NULL, false, 0), 0),
+              "kafka-broker did not start");
+    POLL_UNTIL(ok, drill_kafka_answers(d->kafka_addr), 120000);
+    if (!ok)
+        support_proc_log_dump(&d->kafka);
+    cr_assert(ok, "the drill's broker on %s never answered", d->kafka_addr);
+    return support_now_ms() - t0;
+}
+
+void drill_kafka_stop(struct drill *d, int sig)
+{
+    if (d->kafka.pid > 0)
+        support_stop(&d->kafka, sig, 30000);
+    d->kafka.pid = 0;
+}
+
 void drill_start(struct drill *d, const char *name, const struct drill_opts *o)
 {
     drill_env_once();
@@ -152,10 +203,23 @@ void drill_start(struct drill *d, const char *name, const struct drill_opts *o)
         drill_redis_start(d, true);
         redis = d->redis_addr;
     }
+    d->own_kafka = o->own_kafka;
+    if (o->own_kafka) {
+        redisproc_dir(d->kafka_dir, sizeof(d->kafka_dir), "kafka");
+        d->kafka_port = support_free_port();
+        do
+            d->kafka_cport = support_free_port();
+        while (d->kafka_cport == d->kafka_port);
+        snprintf(d->kafka_addr, sizeof(d->kafka_addr), "127.0.0.1:%d",
+                 d->kafka_port);
+        drill_kafka_start(d);
+    }
     d->env = o->env;
     struct stack_opts so = {.extra_accounts = o->extra_accounts,
                             .no_kurir = true};
     stack_start_opts(&d->s, redis, &so);
+    if (o->own_kafka)
+        d->s.brokers = d->kafka_addr; /* the replicas' and the drill's */
     /* Every topic before any client: no rebalance when one appears. */
     const char *const topics[] = {
         d->s.topic_send,   d->s.topic_campaign, d->s.topic_contacts,
@@ -192,6 +256,11 @@ void drill_stop(struct drill *d)
         tk_reader_close(&d->status);
         tk_reader_close(&d->dlq);
         d->status.rk = d->dlq.rk = NULL;
+    }
+    if (d->own_kafka) {
+        drill_kafka_stop(d, SIGKILL);
+        redisproc_rmdir(d->kafka_dir);
+        d->own_kafka = false;
     }
     json_decref(d->want);
     json_decref(d->events);
@@ -647,8 +716,9 @@ long drill_get(const struct drill *d, size_t i, const char *path, char **body)
 }
 
 /* How many recipients hold `state` last (`ever` false) or had it at some
- * point (`ever` true). */
-static size_t drill_count(const struct drill *d, const char *state, bool ever)
+ * point (`ever` true), or (`twice`) had it more than once. */
+static size_t drill_count(const struct drill *d, const char *state, bool ever,
+                          bool twice)
 {
     const char *job, *to;
     json_t *per, *states;
@@ -660,14 +730,14 @@ static size_t drill_count(const struct drill *d, const char *state, bool ever)
         {
             size_t i, last = json_array_size(states) - 1;
             json_t *s;
-            bool had = false;
+            size_t had = 0;
             json_array_foreach(states, i, s)
             {
-                if ((ever || i == last) &&
+                if ((ever || twice || i == last) &&
                     strcmp(json_string_value(s), state) == 0)
-                    had = true;
+                    had++;
             }
-            n += had;
+            n += twice ? had > 1 : had > 0;
         }
     }
     return n;
@@ -675,12 +745,17 @@ static size_t drill_count(const struct drill *d, const char *state, bool ever)
 
 size_t drill_count_state(const struct drill *d, const char *state)
 {
-    return drill_count(d, state, false);
+    return drill_count(d, state, false, false);
 }
 
 size_t drill_count_ever(const struct drill *d, const char *state)
 {
-    return drill_count(d, state, true);
+    return drill_count(d, state, true, false);
+}
+
+size_t drill_count_repeated(const struct drill *d, const char *state)
+{
+    return drill_count(d, state, false, true);
 }
 
 json_t *drill_messages(const struct drill *d, const char *account)
@@ -699,21 +774,83 @@ json_t *drill_messages(const struct drill *d, const char *account)
     return msgs;
 }
 
+/* drill_send()'s job: its id into id[160], its JSON into json[1024]. */
+static void drill_send_json(const struct drill *d, char *id, char *json,
+                            const char *account, const char *tag, size_t j,
+                            const char *num, const char *extra)
+{
+    snprintf(id, 160, "%s-%s-%zu", d->s.uniq, tag, j);
+    snprintf(json, 1024,
+             "{\"id\": \"%s\", \"account\": \"%s\", \"to\": [\"%s\"], "
+             "\"text\": \"%s %zu\"%s}",
+             id, account, num, tag, j, extra ? extra : "");
+}
+
 void drill_send(struct drill *d, const char *account, const char *tag, size_t j,
                 const char *num, const char *extra, bool expect)
 {
     char id[160], json[1024];
 
-    snprintf(id, sizeof(id), "%s-%s-%zu", d->s.uniq, tag, j);
-    snprintf(json, sizeof(json),
-             "{\"id\": \"%s\", \"account\": \"%s\", \"to\": [\"%s\"], "
-             "\"text\": \"%s %zu\"%s}",
-             id, account, num, tag, j, extra ? extra : "");
+    drill_send_json(d, id, json, account, tag, j, num, extra);
     char *one[] = {(char *)num};
     if (expect)
         drill_job(d, d->s.topic_send, id, json, one, 1);
     else
         tk_produce(d->s.brokers, d->s.topic_send, id, json, strlen(json));
+}
+
+void drill_send_async(struct drill *d, const char *account, const char *tag,
+                      size_t j, const char *num, const char *extra)
+{
+    char id[160], json[1024];
+
+    drill_send_json(d, id, json, account, tag, j, num, extra);
+    char *one[] = {(char *)num};
+    drill_job_async(d, d->s.topic_send, id, json, one, 1);
+}
+
+void drill_send_at(char *out, size_t size, int64_t in_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + in_ms;
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char base[32];
+    gmtime_r(&t, &tm);
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, size, ", \"send_at\": \"%s.%03dZ\"", base, (int)(ms % 1000));
+}
+
+size_t drill_standin_requests(const struct drill *d, const char *path)
+{
+    char url[256];
+    struct support_http r;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/_standin/requests?path=%s",
+             d->s.standin.port, path);
+    if (support_http(&r, "GET", url, NULL, NULL, 0) != 0)
+        return 0;
+    json_t *all = json_loadb(r.body, r.body_len, 0, NULL);
+    support_http_cleanup(&r);
+    size_t n = json_array_size(all);
+    json_decref(all);
+    return n;
+}
+
+double drill_metric_sum(const struct drill *d, const char *name,
+                        const char *labels)
+{
+    double sum = 0;
+
+    for (size_t i = 0; i < d->nrep; i++) {
+        if (d->rep[i].pid <= 0)
+            continue;
+        char *page = support_metrics_scrape(d->port[i]);
+        sum += support_metric(page, name, labels);
+        free(page);
+    }
+    return sum;
 }
 
 /* Prints the stand-in's record of the requests carrying `needle`: when,

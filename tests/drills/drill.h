@@ -33,6 +33,7 @@
 struct drill_opts {
     size_t replicas;            /* kurir replicas to start (0: none yet) */
     bool own_redis;             /* a redis-server of the drill's own (AOF) */
+    bool own_kafka;             /* a KRaft broker of the drill's own */
     const char *extra_accounts; /* as stack.extra_accounts */
     const char *const *env;     /* every replica's extra environment */
     const char *const *env0;    /* replica 0's too (after env): a failpoint */
@@ -46,6 +47,11 @@ struct drill {
     int redis_port;
     char redis_dir[256];
     char redis_addr[32];
+    bool own_kafka;
+    struct proc kafka;
+    int kafka_port, kafka_cport;
+    char kafka_dir[256];
+    char kafka_addr[32];
     struct proc rep[DRILL_MAX_REPLICAS];
     int port[DRILL_MAX_REPLICAS];
     size_t nrep;
@@ -86,6 +92,14 @@ bool drill_replica_gone(struct drill *d, size_t i);
 void drill_redis_stop(struct drill *d);
 void drill_redis_start(struct drill *d, bool keep);
 
+/* The drill's own broker (own_kafka; tests/drills/kafka-broker): stop it
+ * with `sig` (SIGTERM: a controlled shutdown; SIGKILL), start it again on
+ * the same port and data. drill_kafka_start() returns once the broker
+ * answers a metadata request (fails the test after 120 s) and says how
+ * long that took, in ms. */
+void drill_kafka_stop(struct drill *d, int sig);
+int64_t drill_kafka_start(struct drill *d);
+
 /* Produces a job (its key is its id) and records what it must reach:
  * `n` recipients (NULL/0: a job-level event). */
 void drill_job(struct drill *d, const char *topic, const char *id,
@@ -101,6 +115,22 @@ void drill_flush(struct drill *d);
  * settle when `expect`. */
 void drill_send(struct drill *d, const char *account, const char *tag, size_t j,
                 const char *num, const char *extra, bool expect);
+
+/* Writes `, "send_at": "<RFC 3339 UTC, ms>"` for `in_ms` from now: the
+ * `extra` of drill_send() for a scheduled send. */
+void drill_send_at(char *out, size_t size, int64_t in_ms);
+
+/* The stand-in's requests on `path` (e.g. "/websms/api/send"). */
+size_t drill_standin_requests(const struct drill *d, const char *path);
+
+/* The sum over the running replicas of the /metrics sample `name`
+ * (labels as support_metric()). */
+double drill_metric_sum(const struct drill *d, const char *name,
+                        const char *labels);
+
+/* drill_send() through drill_job_async() (expected to settle). */
+void drill_send_async(struct drill *d, const char *account, const char *tag,
+                      size_t j, const char *num, const char *extra);
 
 /* The stand-in's messages (of `account`, or NULL: all); caller decrefs. */
 json_t *drill_messages(const struct drill *d, const char *account);
@@ -127,6 +157,10 @@ size_t drill_collect(struct drill *d, int timeout_ms);
 size_t drill_count_state(const struct drill *d, const char *state);
 /* How many recipients had `state` at some point. */
 size_t drill_count_ever(const struct drill *d, const char *state);
+
+/* How many recipients had `state` more than once (a unit handled again:
+ * its recorded event said anew). */
+size_t drill_count_repeated(const struct drill *d, const char *state);
 
 /* A stand-in control call (path under /_standin/, JSON body or NULL);
  * fails the test unless it answers 2xx. */

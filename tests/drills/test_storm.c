@@ -124,3 +124,95 @@ Test(storm, throttle_429_24h_parks_without_leaving_the_group)
     sends("bulk-jojka", "flow2", 20, 2000, true);
     drill_finish(&d, 30000, "iP.1 parked 24 h, Jojka flowing; in group");
 }
+
+/* Adds `n` contacts to the Jojka address book of bulk-jojka, in `group`
+ * (the stand-in's own API, as a customer would fill it). */
+static void group_members(const char *group, size_t n)
+{
+    char url[160], body[256];
+    char *hdrs[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/websms/api/add_contact",
+             d.s.standin.port);
+    for (size_t j = 0; j < n; j++) {
+        struct support_http r;
+        snprintf(body, sizeof(body),
+                 "API_key=bulk-key&msisdn=4675%07zu&name=m%zu&group=%s", j, j,
+                 group);
+        cr_assert(eq(
+            int, support_http(&r, "POST", url, hdrs, body, strlen(body)), 0));
+        bool ok = r.status == 200 && strstr(r.body, "error") == NULL;
+        cr_assert(ok, "add_contact: HTTP %ld %s", r.status, r.body);
+        support_http_cleanup(&r);
+    }
+}
+
+/* The states the job-level recipient ("") of job `id` went through. */
+static json_t *job_states(const char *id)
+{
+    return json_object_get(json_object_get(d.events, id), "");
+}
+
+static bool job_had(const char *id, const char *state)
+{
+    size_t i;
+    json_t *s;
+
+    json_array_foreach(job_states(id), i, s)
+    {
+        if (strcmp(json_string_value(s), state) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Issue 9 #2 under a storm: campaigns sent only to a group (no `to`) are
+ * one job-level call each; every call times out after the stand-in acted
+ * on it. Each group member gets each campaign once, every campaign ends
+ * `unknown` (maybe sent), and none is called again, during the storm or
+ * after. */
+Test(storm, group_only_campaign_timeouts_are_not_retried)
+{
+    struct drill_opts o = {.replicas = 2};
+    size_t members = drill_size(20, 200), n = drill_size(3, 20);
+    char id[160], json[512];
+    bool ok;
+
+    drill_start(&d, "group-only campaigns, every answer lost", &o);
+    group_members("storm", members);
+    drill_standin(&d, "POST", "faults",
+                  "{\"provider\": \"jojka\", \"path\": "
+                  "\"/websms/api/add_campaign\", \"timeout\": 1.0, "
+                  "\"hold_ms\": 1500, \"process\": true}");
+    for (size_t j = 0; j < n; j++) {
+        snprintf(id, sizeof(id), "%s-grp-%zu", d.s.uniq, j);
+        snprintf(json, sizeof(json),
+                 "{\"id\": \"%s\", \"account\": \"bulk-jojka\", \"action\": "
+                 "\"create\", \"name\": \"storm %zu\", \"groups\": "
+                 "[\"storm\"], \"text\": \"group storm %zu\"}",
+                 id, j, j);
+        drill_job(&d, d.s.topic_campaign, id, json, NULL, 0);
+    }
+    cr_expect(eq(sz, drill_collect(&d, 60000), 0),
+              "the group campaigns did not settle in the storm");
+    /* Given time to retry (a retry comes within seconds), none is. */
+    POLL_UNTIL(ok, drill_standin_requests(&d, "/websms/api/add_campaign") > n,
+               8000);
+    cr_expect(not(ok), "a group campaign was called again");
+    drill_standin(&d, "DELETE", "faults", NULL);
+    drill_fault_over(&d);
+    drill_finish(&d, 30000, "groups only, 100% timeouts after acting");
+
+    json_t *msgs = drill_messages(&d, "bulk-jojka");
+    cr_expect(eq(sz, json_array_size(msgs), members * n),
+              "%zu messages for %zu members x %zu campaigns",
+              json_array_size(msgs), members, n);
+    json_decref(msgs);
+    size_t calls = drill_standin_requests(&d, "/websms/api/add_campaign");
+    cr_expect(eq(sz, calls, n), "%zu calls for %zu campaigns", calls, n);
+    for (size_t j = 0; j < n; j++) {
+        snprintf(id, sizeof(id), "%s-grp-%zu", d.s.uniq, j);
+        cr_expect(job_had(id, "unknown"), "%s never ended unknown", id);
+        cr_expect(not(job_had(id, "retrying")), "%s was retried", id);
+    }
+}
