@@ -48,19 +48,7 @@ static void rfc3339_in(char *out, size_t size, int secs)
 /* Requests the stand-in has seen on the Jojka send path. */
 static size_t standin_sends(void)
 {
-    char url[160];
-    struct support_http r;
-
-    snprintf(url, sizeof(url),
-             "http://127.0.0.1:%d/_standin/requests?path=/websms/api/send",
-             d.s.standin.port);
-    if (support_http(&r, "GET", url, NULL, NULL, 0) != 0)
-        return 0;
-    json_t *all = json_loadb(r.body, r.body_len, 0, NULL);
-    support_http_cleanup(&r);
-    size_t n = json_array_size(all);
-    json_decref(all);
-    return n;
+    return drill_standin_requests(&d, "/websms/api/send");
 }
 
 /* Reads events for a moment; true once `n` recipients are `scheduled`. */
