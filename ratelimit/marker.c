@@ -11,116 +11,137 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Batched over jobs of one account (one hash slot). KEYS: per job its
- * markers, cxjob, cxcamp (cxjob again when there is no campaign), its
- * echo headers and the account's opt-out set (ratelimit/optout.h). ARGV:
- * stale_ms, ttl_ms, then per job: n, headers ("" for none; stored for later
- * events of the job), owner, recipients... Returns per recipient {code,
- * outcome} with the codes of enum marker_begin_result. A marker is
- * "i<ms>/<owner>" in flight, "d<outcome>" done; a fresh marker of the same
- * non-empty owner (one unit of one replica) counts as new, so an owner that
- * lost a reply can begin again without finding itself busy, while any other
- * owner, even in the same replica, finds it busy. A recipient on the opt-out
- * set (code 5) is neither marked nor sent; one done or cancelled before keeps
- * that answer. */
+/* Batched over jobs of one account (one hash slot). KEYS: the account's
+ * opt-out set (ratelimit/optout.h), then per job its hash, cxjob and cxcamp
+ * (cxjob again when there is no campaign). ARGV: stale_ms, ttl_ms, then per
+ * job: n, headers ("" for none; kept for later events of the job), owner,
+ * recipients... Returns per recipient {code, outcome} with the codes of
+ * enum marker_begin_result. A marker is "i<ms>/<owner>" in flight,
+ * "d<outcome>" done; a fresh marker of the same non-empty owner (one unit
+ * of one replica) counts as new, so an owner that lost a reply can begin
+ * again without finding itself busy, while any other owner, even in the
+ * same replica, finds it busy. A recipient on the opt-out set (code 5) is
+ * neither marked nor sent; one done or cancelled before keeps that answer.
+ * An empty opt-out set is not asked per recipient. */
 static struct rconn_script begin_script = {
-    .src = "local t = redis.call('TIME')\n"
-           "local now = tonumber(t[1]) * 1000 + "
-           "math.floor(tonumber(t[2]) / 1000)\n"
-           "local stale, ttl = tonumber(ARGV[1]), ARGV[2]\n"
-           "local out = {}\n"
-           "local a = 3\n"
-           "for j = 1, #KEYS, 5 do\n"
-           "  local mk = KEYS[j]\n"
-           "  local cx = redis.call('EXISTS', KEYS[j + 1]) == 1 or\n"
-           "    (KEYS[j + 2] ~= KEYS[j + 1] and\n"
-           "     redis.call('EXISTS', KEYS[j + 2]) == 1)\n"
-           "  local n = tonumber(ARGV[a])\n"
-           "  if ARGV[a + 1] ~= '' then\n"
-           "    redis.call('SET', KEYS[j + 3], ARGV[a + 1], 'PX', ttl)\n"
-           "  end\n"
-           "  local owner = ARGV[a + 2]\n"
-           "  local mark = 'i' .. now .. '/' .. owner\n"
-           "  local wrote = false\n"
-           "  for i = a + 3, a + n + 2 do\n"
-           "    local v = redis.call('HGET', mk, ARGV[i])\n"
-           "    local code, outcome = 0, ''\n"
-           "    local ms, who\n"
-           "    if v then ms, who = string.match(v, '^i(%d+)/?(.*)$') end\n"
-           "    if v and string.sub(v, 1, 1) == 'd' then\n"
-           "      code = 3\n"
-           "      outcome = string.sub(v, 2)\n"
-           "    elseif cx then\n"
-           "      code = 4\n"
-           "    elseif redis.call('SISMEMBER', KEYS[j + 4], ARGV[i]) == 1 "
-           "then\n"
-           "      code = 5\n"
-           "    elseif ms and owner ~= '' and who == owner then\n"
-           "      code = 0\n"
-           "    elseif ms and now - tonumber(ms) < stale then\n"
-           "      code = 1\n"
-           "    else\n"
-           "      if v then code = 2 end\n"
-           "      redis.call('HSET', mk, ARGV[i], mark)\n"
-           "      wrote = true\n"
-           "    end\n"
-           "    out[#out + 1] = code\n"
-           "    out[#out + 1] = outcome\n"
-           "  end\n"
-           "  if wrote then redis.call('PEXPIRE', mk, ttl) end\n"
-           "  a = a + n + 3\n"
-           "end\n"
-           "return out\n",
+    .src = RCONN_LUA_BULK
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local stale, ttl = tonumber(ARGV[1]), ARGV[2]\n"
+    "local opted = redis.call('EXISTS', KEYS[1]) == 1\n"
+    "local out = {}\n"
+    "local a = 3\n"
+    "for j = 2, #KEYS, 3 do\n"
+    "  local mk = KEYS[j]\n"
+    "  local cx\n"
+    "  if KEYS[j + 2] ~= KEYS[j + 1] then\n"
+    "    cx = redis.call('EXISTS', KEYS[j + 1], KEYS[j + 2]) > 0\n"
+    "  else\n"
+    "    cx = redis.call('EXISTS', KEYS[j + 1]) == 1\n"
+    "  end\n"
+    "  local n = tonumber(ARGV[a])\n"
+    "  local set = {}\n"
+    "  if ARGV[a + 1] ~= '' then set[1] = 'h:'; set[2] = ARGV[a + 1] end\n"
+    "  local owner = ARGV[a + 2]\n"
+    "  local mark = 'i' .. now .. '/' .. owner\n"
+    "  for i = a + 3, a + n + 2 do\n"
+    "    local v = redis.call('HGET', mk, ARGV[i])\n"
+    "    local code, outcome = 0, ''\n"
+    "    local ms, who\n"
+    "    if v then ms, who = string.match(v, '^i(%d+)/?(.*)$') end\n"
+    "    if v and string.sub(v, 1, 1) == 'd' then\n"
+    "      code = 3\n"
+    "      outcome = string.sub(v, 2)\n"
+    "    elseif cx then\n"
+    "      code = 4\n"
+    "    elseif opted and redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 1 then\n"
+    "      code = 5\n"
+    "    elseif ms and owner ~= '' and who == owner then\n"
+    "      code = 0\n"
+    "    elseif ms and now - tonumber(ms) < stale then\n"
+    "      code = 1\n"
+    "    else\n"
+    "      if v then code = 2 end\n"
+    "      set[#set + 1] = ARGV[i]\n"
+    "      set[#set + 1] = mark\n"
+    "    end\n"
+    "    out[#out + 1] = code\n"
+    "    out[#out + 1] = outcome\n"
+    "  end\n"
+    "  if #set > 0 then\n"
+    "    bulk('HSET', mk, set)\n"
+    "    redis.call('PEXPIRE', mk, ttl)\n"
+    "  end\n"
+    "  a = a + n + 3\n"
+    "end\n"
+    "return out\n",
 };
 
-/* Batched over jobs of one account. KEYS: per job its markers, states and
- * echo headers. ARGV: ttl_ms, then per job: n, want ("1": return the
- * job's echo headers), then per item: recipient, op ("k", "d", "c"),
- * outcome, state ("" for none). Returns one number per item: 1 when its
- * state advanced, 2 when it already was that state, 0 otherwise; after a
- * job's items, its headers ("" for none) when wanted. */
+/* Batched over jobs of one account. KEYS: per job its hash. ARGV: ttl_ms,
+ * then per job: n, want ("1": return the job's echo headers), then per
+ * item: recipient, op ("k", "d", "c"), outcome, state ("" for none).
+ * Returns one number per item: 1 when its state advanced, 2 when it
+ * already was that state, 0 otherwise; after a job's items, its headers
+ * ("" for none) when wanted. A state is field "s:<recipient>" of the
+ * job's hash, next to the marker (field "<recipient>"). */
 static struct rconn_script update_script = {
-    .src = "local rank = {accepted = 1, scheduled = 2, retrying = 3,\n"
-           "  submitted = 4, unknown = 5, delivered = 6, failed = 6,\n"
-           "  rejected = 6, cancelled = 6}\n"
-           "local out = {}\n"
-           "local a = 2\n"
-           "for j = 1, #KEYS, 3 do\n"
-           "  local n = tonumber(ARGV[a])\n"
-           "  local want = ARGV[a + 1] == '1'\n"
-           "  local mk, sw = false, false\n"
-           "  for i = a + 2, a + 4 * n + 1, 4 do\n"
-           "    local r, op, st = ARGV[i], ARGV[i + 1], ARGV[i + 3]\n"
-           "    if op == 'd' then\n"
-           "      redis.call('HSET', KEYS[j], r, 'd' .. ARGV[i + 2])\n"
-           "      mk = true\n"
-           "    elseif op == 'c' then\n"
-           "      redis.call('HDEL', KEYS[j], r)\n"
-           "    end\n"
-           "    local adv = 0\n"
-           "    if st ~= '' then\n"
-           "      local cur = redis.call('HGET', KEYS[j + 1], r)\n"
-           "      local old = cur and rank[cur] or 0\n"
-           "      if rank[st] > old or\n"
-           "         (st == 'retrying' and cur == 'retrying') then\n"
-           "        redis.call('HSET', KEYS[j + 1], r, st)\n"
-           "        adv = 1\n"
-           "        sw = true\n"
-           "      elseif cur == st then\n"
-           "        adv = 2\n"
-           "      end\n"
-           "    end\n"
-           "    out[#out + 1] = adv\n"
-           "  end\n"
-           "  if mk then redis.call('PEXPIRE', KEYS[j], ARGV[1]) end\n"
-           "  if sw then redis.call('PEXPIRE', KEYS[j + 1], ARGV[1]) end\n"
-           "  if want then\n"
-           "    out[#out + 1] = redis.call('GET', KEYS[j + 2]) or ''\n"
-           "  end\n"
-           "  a = a + 4 * n + 2\n"
-           "end\n"
-           "return out\n",
+    .src = RCONN_LUA_BULK
+    "local rank = {accepted = 1, scheduled = 2, retrying = 3,\n"
+    "  submitted = 4, unknown = 5, delivered = 6, failed = 6,\n"
+    "  rejected = 6, cancelled = 6}\n"
+    "local out = {}\n"
+    "local a = 2\n"
+    "for j = 1, #KEYS do\n"
+    "  local mk = KEYS[j]\n"
+    "  local n = tonumber(ARGV[a])\n"
+    "  local want = ARGV[a + 1] == '1'\n"
+    "  local set, pend = {}, {}\n"
+    "  for i = a + 2, a + 4 * n + 1, 4 do\n"
+    "    local r, op, st = ARGV[i], ARGV[i + 1], ARGV[i + 3]\n"
+    "    if op == 'd' then\n"
+    "      set[#set + 1] = r\n"
+    "      set[#set + 1] = 'd' .. ARGV[i + 2]\n"
+    "    elseif op == 'c' then\n"
+    "      redis.call('HDEL', mk, r)\n"
+    "    end\n"
+    "    local adv = 0\n"
+    "    if st ~= '' then\n"
+    "      local cur = pend[r]\n"
+    "      if cur == nil then cur = redis.call('HGET', mk, 's:' .. r) end\n"
+    "      local old = cur and rank[cur] or 0\n"
+    "      if rank[st] > old or\n"
+    "         (st == 'retrying' and cur == 'retrying') then\n"
+    "        set[#set + 1] = 's:' .. r\n"
+    "        set[#set + 1] = st\n"
+    "        pend[r] = st\n"
+    "        adv = 1\n"
+    "      elseif cur == st then\n"
+    "        adv = 2\n"
+    "      end\n"
+    "    end\n"
+    "    out[#out + 1] = adv\n"
+    "  end\n"
+    "  if #set > 0 then\n"
+    "    bulk('HSET', mk, set)\n"
+    "    redis.call('PEXPIRE', mk, ARGV[1])\n"
+    "  end\n"
+    "  if want then\n"
+    "    out[#out + 1] = redis.call('HGET', mk, 'h:') or ''\n"
+    "  end\n"
+    "  a = a + 4 * n + 2\n"
+    "end\n"
+    "return out\n",
 };
+
+int marker_begin_nkeys(size_t njobs)
+{
+    return (int)(1 + 3 * njobs);
+}
+
+int marker_update_nkeys(size_t njobs)
+{
+    return (int)njobs;
+}
 
 struct rconn_script *marker_begin_script(void)
 {
@@ -181,6 +202,10 @@ int marker_begin_build(struct rargv *out, const char *prefix,
 {
     char key[RCONN_KEY_MAX];
 
+    if (rconn_key_p(key, sizeof(key), prefix, account, OPTOUT_KIND, NULL,
+                    errstr, errstr_size) != 0)
+        goto fail;
+    rargv_adds(out, key);
     for (size_t j = 0; j < njobs; j++) {
         const struct marker_begin_job *jb = &jobs[j];
         if (rconn_key_p(key, sizeof(key), prefix, account, "mk", jb->job_id,
@@ -194,14 +219,6 @@ int marker_begin_build(struct rargv *out, const char *prefix,
         if (jb->campaign_id != NULL &&
             rconn_key_p(key, sizeof(key), prefix, account, "cx:camp",
                         jb->campaign_id, errstr, errstr_size) != 0)
-            goto fail;
-        rargv_adds(out, key);
-        if (rconn_key_p(key, sizeof(key), prefix, account, "hd", jb->job_id,
-                        errstr, errstr_size) != 0)
-            goto fail;
-        rargv_adds(out, key);
-        if (rconn_key_p(key, sizeof(key), prefix, account, OPTOUT_KIND, NULL,
-                        errstr, errstr_size) != 0)
             goto fail;
         rargv_adds(out, key);
     }
@@ -280,8 +297,9 @@ int marker_begin(struct marker *m, const char *account, const char *job_id,
         return -1;
     /* Not repeated on a lost reply: without an owner the repeat would find
      * its own marks and answer MARKER_BUSY. The caller retries later. */
-    if (rconn_eval(&reply, m->rc, &begin_script, MARKER_BEGIN_KEYS, (int)args.n,
-                   args.v, args.len, false, errstr, errstr_size) != 0)
+    if (rconn_eval(&reply, m->rc, &begin_script, marker_begin_nkeys(1),
+                   (int)args.n, args.v, args.len, false, errstr,
+                   errstr_size) != 0)
         goto out;
     ret = marker_begin_read(reply, &job, 1, errstr, errstr_size);
 
@@ -316,14 +334,6 @@ int marker_update_build(struct rargv *out, const char *prefix,
             }
         }
         if (rconn_key_p(key, sizeof(key), prefix, account, "mk", jobs[j].job_id,
-                        errstr, errstr_size) != 0)
-            goto fail;
-        rargv_adds(out, key);
-        if (rconn_key_p(key, sizeof(key), prefix, account, "st", jobs[j].job_id,
-                        errstr, errstr_size) != 0)
-            goto fail;
-        rargv_adds(out, key);
-        if (rconn_key_p(key, sizeof(key), prefix, account, "hd", jobs[j].job_id,
                         errstr, errstr_size) != 0)
             goto fail;
         rargv_adds(out, key);
@@ -405,8 +415,9 @@ int marker_update(struct marker *m, const char *account, const char *job_id,
         return -1;
     /* Not repeated on a lost reply: a second run would find the states
      * already advanced and report `advanced` false, hiding events. */
-    if (rconn_eval(&reply, m->rc, &update_script, 3, (int)args.n, args.v,
-                   args.len, false, errstr, errstr_size) != 0)
+    if (rconn_eval(&reply, m->rc, &update_script, marker_update_nkeys(1),
+                   (int)args.n, args.v, args.len, false, errstr,
+                   errstr_size) != 0)
         goto out;
     ret = marker_update_read(reply, &job, 1, errstr, errstr_size);
 

@@ -23,9 +23,10 @@
  * except retrying -> retrying (a new attempt); nothing follows a final
  * state. Markers and states live MARKER_TTL_MS after their last write.
  *
- * Keys: P:{A}:mk:<job> and P:{A}:st:<job>, hashes by recipient, in the
- * account's hash slot. Not thread-safe: one struct marker per struct
- * rconn. */
+ * Keys: P:{A}:mk:<job>, one hash per job in the account's hash slot:
+ * field <recipient> is its marker, s:<recipient> its state, h: the job's
+ * echo headers (one key and one expiry a job, not three). Not
+ * thread-safe: one struct marker per struct rconn. */
 #ifndef RATELIMIT_MARKER_H
 #define RATELIMIT_MARKER_H
 
@@ -116,15 +117,17 @@ int marker_update(struct marker *m, const char *account, const char *job_id,
 /* ------------------------------------------------------------------------ */
 /* Batches: the same two scripts over many jobs of one account in one call,
  * for callers that queue the call themselves (the worker's asynchronous
- * Redis). Build the arguments (keys first: MARKER_BEGIN_KEYS per job for
- * begin, 3 per job for update), send them with the script, read the reply back
- * into the jobs. */
+ * Redis). Build the arguments (keys first: marker_begin_nkeys() and
+ * marker_update_nkeys() of them), send them with the script, read the reply
+ * back into the jobs. */
 
 struct rargv;
 
-/* Keys per job of a begin: markers, cancel markers of job and campaign,
- * echo headers, the account's opt-out set. */
-#define MARKER_BEGIN_KEYS 5
+/* The keys of a batch of njobs: for a begin the account's opt-out set, then
+ * per job its hash and the cancel markers of job and campaign; for an
+ * update the hash of each job. */
+int marker_begin_nkeys(size_t njobs);
+int marker_update_nkeys(size_t njobs);
 
 /* One job's part of a batched marker_begin. */
 struct marker_begin_job {

@@ -94,6 +94,18 @@ struct rconn_script {
     char sha[41];    /* hex SHA1 once loaded; "" before */
 };
 
+/* Lua for scripts that write many fields or members in one command:
+ * bulk(cmd, key, t[, opt]) calls redis.call(cmd, key[, opt], t...) over the
+ * table t in chunks of 2,000 (Lua's unpack stops near 8,000 values). */
+#define RCONN_LUA_BULK                                           \
+    "local function bulk(cmd, k, t, opt)\n"                      \
+    "  for s = 1, #t, 2000 do\n"                                 \
+    "    local e = math.min(s + 1999, #t)\n"                     \
+    "    if opt then redis.call(cmd, k, opt, unpack(t, s, e))\n" \
+    "    else redis.call(cmd, k, unpack(t, s, e)) end\n"         \
+    "  end\n"                                                    \
+    "end\n"
+
 struct rconn;
 
 /* Parses `url`:

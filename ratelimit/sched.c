@@ -46,9 +46,9 @@ static struct rconn_script add_script = {
            "return 0\n",
 };
 
-/* KEYS: due, lease, data, tok, seq. ARGV: max, lease_ms.
- * Returns {id, token, payload, ...}: expired leases first, then due
- * entries, earliest first. */
+/* KEYS: due, lease, data, tok, seq. ARGV: max, lease_ms, ahead_ms.
+ * Returns {id, token, payload, ...}: expired leases first, then entries due
+ * within ahead_ms, earliest first. */
 static struct rconn_script claim_script = {
     .src = "local t = redis.call('TIME')\n"
            "local now = tonumber(t[1]) * 1000 + "
@@ -57,7 +57,8 @@ static struct rconn_script claim_script = {
            "local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now,\n"
            "                       'LIMIT', 0, max)\n"
            "if #ids < max then\n"
-           "  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now,\n"
+           "  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf',\n"
+           "                         now + tonumber(ARGV[3]),\n"
            "                         'LIMIT', 0, max - #ids)\n"
            "  for _, id in ipairs(due) do ids[#ids + 1] = id end\n"
            "end\n"
@@ -291,11 +292,12 @@ static char *sched_dup(const char *p, size_t len)
 }
 
 int sched_claim(struct sched_entries *out, struct sched *s, const char *account,
-                size_t max, int64_t lease_ms, char *errstr, size_t errstr_size)
+                size_t max, int64_t lease_ms, int64_t ahead_ms, char *errstr,
+                size_t errstr_size)
 {
     char keys[SCHED_NKEYS + 1][RCONN_KEY_MAX];
-    char max_buf[24], lease_buf[24];
-    const char *argv[SCHED_NKEYS + 3];
+    char max_buf[24], lease_buf[24], ahead_buf[24];
+    const char *argv[SCHED_NKEYS + 4];
     redisReply *reply = NULL;
     struct sched_entries entries = {NULL, 0};
     int ret = -1;
@@ -312,10 +314,11 @@ int sched_claim(struct sched_entries *out, struct sched *s, const char *account,
         argv[i] = keys[i];
     argv[SCHED_NKEYS + 1] = rconn_i64(max_buf, sizeof(max_buf), (int64_t)max);
     argv[SCHED_NKEYS + 2] = rconn_i64(lease_buf, sizeof(lease_buf), lease_ms);
+    argv[SCHED_NKEYS + 3] = rconn_i64(ahead_buf, sizeof(ahead_buf), ahead_ms);
     /* A claim whose reply is lost leaves its entries leased to nobody; they
      * come back when the lease ends, so repeating is safe. */
     if (rconn_eval(&reply, s->rc, &claim_script, SCHED_NKEYS + 1,
-                   SCHED_NKEYS + 3, argv, NULL, true, errstr, errstr_size) != 0)
+                   SCHED_NKEYS + 4, argv, NULL, true, errstr, errstr_size) != 0)
         goto out;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 3 != 0) {
         snprintf(errstr, errstr_size, "redis: unexpected claim reply");

@@ -90,12 +90,14 @@ int sched_add(enum sched_added *out, struct sched *s, const char *account,
               int64_t due_ms, const void *payload, size_t payload_len,
               char *errstr, size_t errstr_size);
 
-/* Claims up to `max` entries of `account` that are due (or whose lease has
- * expired), leasing each for lease_ms. Returns 0 and fills *out (possibly
- * with none; free with sched_entries_cleanup), or -1 with errstr set and
- * *out empty. */
+/* Claims up to `max` entries of `account` that are due within ahead_ms
+ * (or whose lease has expired), leasing each for lease_ms; an entry taken
+ * ahead of its time is the caller's to hold until due. Returns 0 and fills
+ * *out (possibly with none; free with sched_entries_cleanup), or -1 with
+ * errstr set and *out empty. */
 int sched_claim(struct sched_entries *out, struct sched *s, const char *account,
-                size_t max, int64_t lease_ms, char *errstr, size_t errstr_size);
+                size_t max, int64_t lease_ms, int64_t ahead_ms, char *errstr,
+                size_t errstr_size);
 
 /* Frees the entries of a claim and empties *entries. */
 void sched_entries_cleanup(struct sched_entries *entries);

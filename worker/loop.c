@@ -227,7 +227,9 @@ static int worker_wait_ms(const struct worker *w)
 }
 
 /* Claims scheduled sends and retries that are due, account by account,
- * while there is room; at most every 100 ms. */
+ * while there is room; every 100 ms, each time what falls due within
+ * WORKER_CLAIM_AHEAD_MS, so a send leaves at its time (its task waits the
+ * rest on the loop's timers), not up to 100 ms after it. */
 static void worker_claim_due(struct worker *w)
 {
     int64_t now = worker_now_ms();
@@ -243,7 +245,7 @@ static void worker_claim_due(struct worker *w)
         const char *account = w->accounts->items[i].name;
         struct sched_entries due = {0};
         if (sched_claim(&due, w->sched, account, room, w->cfg->claim_lease_ms,
-                        errstr, sizeof(errstr)) != 0) {
+                        WORKER_CLAIM_AHEAD_MS, errstr, sizeof(errstr)) != 0) {
             metrics_count(&w->metrics, M_REDIS_ERRORS, NULL, 1);
             if (w->redis_ok)
                 log_error("redis: claim: %s; not taking new work until it "

@@ -88,7 +88,7 @@ void outcome_record(struct worker *w, struct outcome *o)
         };
     }
     o->req = (struct rbatch_req){
-        .is_begin = false,
+        .kind = RBATCH_UPDATE,
         .account = o->account,
         .update = {o->job_id, o->mitems, o->n, o->want_echo && o->echo == NULL,
                    NULL},

@@ -50,6 +50,7 @@
 #include "worker/events.h"
 #include "worker/log.h"
 #include "worker/outcome.h"
+#include "worker/rbatch.h"
 #include "worker/reads.h"
 #include "worker/xalloc.h"
 
@@ -75,29 +76,47 @@ static struct rconn_script claim_script = {
            "return due\n",
 };
 
-/* KEYS: poll, await, ref, held. ARGV: ref value, ref ttl, held ttl, then
+/* Batched over jobs of one account. KEYS: poll, await, then per job ref
+ * and held. ARGV per job: ref value ("": none kept), ref ttl, held ttl,
  * the counts of poll members, await members and held units, then their
  * (score, member) and (pid, value) pairs. Await members keep their first
- * give-up time (NX). */
+ * give-up time (NX). Every job's poll and await members go in one ZADD
+ * each. */
 static struct rconn_script track_script = {
-    .src = "local np, na, nh = tonumber(ARGV[4]), tonumber(ARGV[5]), "
-           "tonumber(ARGV[6])\n"
-           "local a = 7\n"
-           "for i = 1, np do\n"
-           "  redis.call('ZADD', KEYS[1], ARGV[a], ARGV[a + 1])\n"
-           "  a = a + 2\n"
-           "end\n"
-           "for i = 1, na do\n"
-           "  redis.call('ZADD', KEYS[2], 'NX', ARGV[a], ARGV[a + 1])\n"
-           "  a = a + 2\n"
-           "end\n"
-           "for i = 1, nh do\n"
-           "  redis.call('HSET', KEYS[4], ARGV[a], ARGV[a + 1])\n"
-           "  a = a + 2\n"
-           "end\n"
-           "if nh > 0 then redis.call('PEXPIRE', KEYS[4], ARGV[3]) end\n"
-           "redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])\n"
-           "return 1\n",
+    .src = RCONN_LUA_BULK
+    "local polls, awaits = {}, {}\n"
+    "local a = 1\n"
+    "for j = 3, #KEYS, 2 do\n"
+    "  local np, na, nh = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]),\n"
+    "    tonumber(ARGV[a + 5])\n"
+    "  local b = a + 6\n"
+    "  for i = b, b + 2 * np - 1 do polls[#polls + 1] = ARGV[i] end\n"
+    "  b = b + 2 * np\n"
+    "  for i = b, b + 2 * na - 1 do awaits[#awaits + 1] = ARGV[i] end\n"
+    "  b = b + 2 * na\n"
+    "  if nh > 0 then\n"
+    "    local held = {}\n"
+    "    for i = b, b + 2 * nh - 1 do held[#held + 1] = ARGV[i] end\n"
+    "    bulk('HSET', KEYS[j + 1], held)\n"
+    "    redis.call('PEXPIRE', KEYS[j + 1], ARGV[a + 2])\n"
+    "  end\n"
+    "  if ARGV[a] ~= '' then\n"
+    "    redis.call('SET', KEYS[j], ARGV[a], 'PX', ARGV[a + 1])\n"
+    "  end\n"
+    "  a = b + 2 * nh\n"
+    "end\n"
+    "bulk('ZADD', KEYS[1], polls)\n"
+    "bulk('ZADD', KEYS[2], awaits, 'NX')\n"
+    "return 1\n",
+};
+
+/* One job's tracking, queued on the turn's batch. */
+struct poll_track_job {
+    struct rbatch_req req;
+    struct rargv keys; /* ref, held */
+    struct rargv args; /* the job's ARGV part of track_script */
+    poll_tracked_fn *fn;
+    void *privdata;
 };
 
 /* What a claimed member asks. */
@@ -602,13 +621,57 @@ static void poll_reference(char *out, size_t out_size,
         util_strlcpy(out, job_id, out_size);
 }
 
+struct rconn_script *poll_track_script(void)
+{
+    return &track_script;
+}
+
+int poll_track_nkeys(size_t njobs)
+{
+    return (int)(2 + 2 * njobs);
+}
+
+int poll_track_build(struct rargv *out, struct worker *w, const char *account,
+                     const struct poll_track_job *const *jobs, size_t njobs,
+                     char *errstr, size_t errstr_size)
+{
+    char key[RCONN_KEY_MAX];
+    const char *prefix = aredis_prefix(w->aredis);
+
+    if (rconn_key_p(key, sizeof(key), prefix, account, "poll", NULL, errstr,
+                    errstr_size) != 0)
+        return -1;
+    rargv_adds(out, key);
+    if (rconn_key_p(key, sizeof(key), prefix, account, "await", NULL, errstr,
+                    errstr_size) != 0)
+        return -1;
+    rargv_adds(out, key);
+    for (size_t j = 0; j < njobs; j++)
+        for (size_t i = 0; i < jobs[j]->keys.n; i++)
+            rargv_add(out, jobs[j]->keys.v[i], jobs[j]->keys.len[i]);
+    for (size_t j = 0; j < njobs; j++)
+        for (size_t i = 0; i < jobs[j]->args.n; i++)
+            rargv_add(out, jobs[j]->args.v[i], jobs[j]->args.len[i]);
+    return 0;
+}
+
+static void poll_tracked(struct rbatch_req *req, const char *err)
+{
+    struct poll_track_job *tj = req->owner;
+
+    tj->fn(tj->privdata, err);
+    rargv_cleanup(&tj->keys);
+    rargv_cleanup(&tj->args);
+    free(tj);
+}
+
 int poll_track_unit(struct worker *w, const struct account *acct,
                     const struct job *job, const struct poll_item *items,
-                    size_t n, bool provider_scheduled, aredis_fn *fn,
+                    size_t n, bool provider_scheduled, poll_tracked_fn *fn,
                     void *privdata)
 {
-    char keys[4][RCONN_KEY_MAX];
-    char ref[CODEC_ID_MAX], refval[CODEC_ID_MAX + 24], sttl[24], shttl[24];
+    char keys[2][RCONN_KEY_MAX];
+    char ref[CODEC_ID_MAX], refval[CODEC_ID_MAX + 24];
     char errstr[256];
     const char *type = job_type_name(job->type);
     bool reads = poll_reads_statuses(acct);
@@ -622,18 +685,19 @@ int poll_track_unit(struct worker *w, const struct account *acct,
     if (job->send_at_ms > now)
         now = job->send_at_ms;
     poll_reference(ref, sizeof(ref), acct, job->id);
-    if (rconn_key(keys[0], RCONN_KEY_MAX, w->redis, acct->name, "poll", NULL,
+    if (rconn_key(keys[0], RCONN_KEY_MAX, w->redis, acct->name, "ref", ref,
                   errstr, sizeof(errstr)) != 0 ||
-        rconn_key(keys[1], RCONN_KEY_MAX, w->redis, acct->name, "await", NULL,
-                  errstr, sizeof(errstr)) != 0 ||
-        rconn_key(keys[2], RCONN_KEY_MAX, w->redis, acct->name, "ref", ref,
-                  errstr, sizeof(errstr)) != 0 ||
-        rconn_key(keys[3], RCONN_KEY_MAX, w->redis, acct->name, "held", job->id,
+        rconn_key(keys[1], RCONN_KEY_MAX, w->redis, acct->name, "held", job->id,
                   errstr, sizeof(errstr)) != 0) {
         log_warn("poll: track %s: %s", job->id, errstr);
         return 1;
     }
-    snprintf(refval, sizeof(refval), "%s\t%s", type, job->id);
+    /* A send echoed under its own id needs no reference kept:
+     * poll_ref_read() reads a missing one as exactly that. */
+    if (job->type == JOB_SEND && strcmp(ref, job->id) == 0)
+        refval[0] = '\0';
+    else
+        snprintf(refval, sizeof(refval), "%s\t%s", type, job->id);
 
     /* The pairs, built first so the counts lead them. */
     struct rargv polls = {0}, awaits = {0}, held = {0};
@@ -714,30 +778,34 @@ int poll_track_unit(struct worker *w, const struct account *acct,
         }
     }
 
-    struct rargv args = {0};
-    char snp[24], sna[24], snh[24];
-    for (int k = 0; k < 4; k++)
-        rargv_adds(&args, keys[k]);
-    rargv_adds(&args, refval);
-    rargv_adds(&args, rconn_i64(sttl, sizeof(sttl),
-                                now - wall + give_up + POLL_REF_EXTRA_MS));
-    rargv_adds(&args,
-               rconn_i64(shttl, sizeof(shttl), now - wall + MARKER_TTL_MS));
-    rargv_adds(&args, rconn_i64(snp, sizeof(snp), (int64_t)np));
-    rargv_adds(&args, rconn_i64(sna, sizeof(sna), (int64_t)na));
-    rargv_adds(&args, rconn_i64(snh, sizeof(snh), (int64_t)nh));
+    struct poll_track_job *tj = xcalloc(1, sizeof(*tj));
+    rargv_adds(&tj->keys, keys[0]);
+    rargv_adds(&tj->keys, keys[1]);
+    rargv_adds(&tj->args, refval);
+    rargv_addi(&tj->args, now - wall + give_up + POLL_REF_EXTRA_MS);
+    rargv_addi(&tj->args, now - wall + MARKER_TTL_MS);
+    rargv_addi(&tj->args, (int64_t)np);
+    rargv_addi(&tj->args, (int64_t)na);
+    rargv_addi(&tj->args, (int64_t)nh);
     for (size_t i = 0; i < polls.n; i++)
-        rargv_add(&args, polls.v[i], polls.len[i]);
+        rargv_add(&tj->args, polls.v[i], polls.len[i]);
     for (size_t i = 0; i < awaits.n; i++)
-        rargv_add(&args, awaits.v[i], awaits.len[i]);
+        rargv_add(&tj->args, awaits.v[i], awaits.len[i]);
     for (size_t i = 0; i < held.n; i++)
-        rargv_add(&args, held.v[i], held.len[i]);
-    aredis_eval(w->aredis, &track_script, 4, (int)args.n, args.v, args.len, fn,
-                privdata);
-    rargv_cleanup(&args);
+        rargv_add(&tj->args, held.v[i], held.len[i]);
     rargv_cleanup(&polls);
     rargv_cleanup(&awaits);
     rargv_cleanup(&held);
+    tj->fn = fn;
+    tj->privdata = privdata;
+    tj->req = (struct rbatch_req){
+        .kind = RBATCH_TRACK,
+        .account = acct->name,
+        .track = tj,
+        .fn = poll_tracked,
+        .owner = tj,
+    };
+    rbatch_queue(w, &tj->req);
     return 0;
 }
 

@@ -37,18 +37,32 @@ struct poll_item {
     bool unit_id;    /* pid names the whole call (a campaign, a batch) */
 };
 
-/* Follows a unit's recipients once their outcome is recorded, in one
- * asynchronous script: each is awaited until final or the give-up time
+/* The end of a tracking: err NULL once Redis has it. */
+typedef void poll_tracked_fn(void *privdata, const char *err);
+
+/* Follows a unit's recipients once their outcome is recorded, on the
+ * turn's batch (worker/rbatch.h: one script for the account's units of a
+ * turn): each is awaited until final or the give-up time
  * (KURIR_REPORT_GIVE_UP_MS), polled where the account's statuses are read,
- * the job is kept under the reference the provider echoes (with its type),
- * and, when `provider_scheduled` (the provider holds the unit until
- * send_at_ms), the provider ids are kept for a cancel. Returns 0 when the
- * script was queued (fn is then called once), 1 when there is nothing to
- * follow. */
+ * the job is kept under the reference the provider echoes (with its type;
+ * a send echoed under its own id needs none), and, when
+ * `provider_scheduled` (the provider holds the unit until send_at_ms), the
+ * provider ids are kept for a cancel. Returns 0 when it was queued (fn is
+ * then called once), 1 when there is nothing to follow. */
 int poll_track_unit(struct worker *w, const struct account *acct,
                     const struct job *job, const struct poll_item *items,
-                    size_t n, bool provider_scheduled, aredis_fn *fn,
+                    size_t n, bool provider_scheduled, poll_tracked_fn *fn,
                     void *privdata);
+
+/* The batch side (worker/rbatch.c): the script, its key count and its
+ * arguments for njobs queued trackings of one account. */
+struct poll_track_job;
+struct rargv;
+struct rconn_script *poll_track_script(void);
+int poll_track_nkeys(size_t njobs);
+int poll_track_build(struct rargv *out, struct worker *w, const char *account,
+                     const struct poll_track_job *const *jobs, size_t njobs,
+                     char *errstr, size_t errstr_size);
 
 /* A unit handed over and waiting at the provider (for a cancel). */
 struct poll_held {

@@ -8,12 +8,13 @@
 #include "ratelimit/aredis.h"
 #include "ratelimit/rargv.h"
 #include "worker/log.h"
+#include "worker/poll.h"
 #include "worker/worker.h"
 #include "worker/xalloc.h"
 
 /* One script call in flight: the requests whose jobs it carries. */
 struct rbatch_flight {
-    bool is_begin;
+    enum rbatch_kind kind;
     struct rbatch_req **reqs;
     size_t n;
 };
@@ -47,7 +48,9 @@ static void rbatch_reply(const redisReply *reply, const char *err,
         return;
     }
     /* Read the reply into each job in order: the jobs are consecutive. */
-    if (f->is_begin) {
+    if (f->kind == RBATCH_TRACK) {
+        rbatch_end(f, NULL); /* nothing to read: it ran */
+    } else if (f->kind == RBATCH_BEGIN) {
         struct marker_begin_job *jobs = xcalloc(f->n, sizeof(*jobs));
         for (size_t i = 0; i < f->n; i++)
             jobs[i] = f->reqs[i]->begin;
@@ -74,11 +77,23 @@ static void rbatch_send(struct worker *w, struct rbatch_req **reqs, size_t n)
     char errstr[256];
     int r;
 
-    f->is_begin = reqs[0]->is_begin;
+    struct rconn_script *script;
+    int nkeys;
+
+    f->kind = reqs[0]->kind;
     f->reqs = xcalloc(n, sizeof(*f->reqs));
     memcpy(f->reqs, reqs, n * sizeof(*reqs));
     f->n = n;
-    if (f->is_begin) {
+    if (f->kind == RBATCH_TRACK) {
+        const struct poll_track_job **jobs = xcalloc(n, sizeof(*jobs));
+        for (size_t i = 0; i < n; i++)
+            jobs[i] = reqs[i]->track;
+        r = poll_track_build(&args, w, reqs[0]->account, jobs, n, errstr,
+                             sizeof(errstr));
+        free(jobs);
+        script = poll_track_script();
+        nkeys = poll_track_nkeys(n);
+    } else if (f->kind == RBATCH_BEGIN) {
         struct marker_begin_job *jobs = xcalloc(n, sizeof(*jobs));
         for (size_t i = 0; i < n; i++)
             jobs[i] = reqs[i]->begin;
@@ -86,6 +101,8 @@ static void rbatch_send(struct worker *w, struct rbatch_req **reqs, size_t n)
                                reqs[0]->account, jobs, n, w->cfg->mark_stale_ms,
                                errstr, sizeof(errstr));
         free(jobs);
+        script = marker_begin_script();
+        nkeys = marker_begin_nkeys(n);
     } else {
         struct marker_update_job *jobs = xcalloc(n, sizeof(*jobs));
         for (size_t i = 0; i < n; i++)
@@ -94,17 +111,18 @@ static void rbatch_send(struct worker *w, struct rbatch_req **reqs, size_t n)
                                 reqs[0]->account, jobs, n, errstr,
                                 sizeof(errstr));
         free(jobs);
+        script = marker_update_script();
+        nkeys = marker_update_nkeys(n);
     }
     if (r != 0) {
         /* Only a request of its own can be at fault (a key too long):
          * keys are checked per job before a batch is built. */
+        rargv_cleanup(&args);
         rbatch_end(f, errstr);
         return;
     }
-    int nkeys = (int)(f->is_begin ? MARKER_BEGIN_KEYS * n : 3 * n);
-    aredis_eval(w->aredis,
-                f->is_begin ? marker_begin_script() : marker_update_script(),
-                nkeys, (int)args.n, args.v, args.len, rbatch_reply, f);
+    aredis_eval(w->aredis, script, nkeys, (int)args.n, args.v, args.len,
+                rbatch_reply, f);
     rargv_cleanup(&args);
 }
 
@@ -122,7 +140,7 @@ void rbatch_flush(struct worker *w)
         size_t n = 0;
         while (*pp != NULL) {
             struct rbatch_req *r = *pp;
-            if (r->is_begin == first->is_begin &&
+            if (r->kind == first->kind &&
                 strcmp(r->account, first->account) == 0 &&
                 n < RBATCH_MAX_JOBS) {
                 *pp = r->next;

@@ -1,12 +1,12 @@
 /* worker/rbatch.h - the Redis work of one loop turn, batched.
  *
- * Units and outcomes queue their marker work here instead of calling Redis
+ * Units and outcomes queue their Redis work here instead of calling Redis
  * one by one; rbatch_flush(), once per loop turn, sends every account's
- * queued begins as one script call and its updates as another (at most
- * RBATCH_MAX_JOBS jobs a call), all pipelined on the asynchronous
- * connection. Each request's callback then gets its own part of the
- * reply, or the error. A request's memory is its owner's until the
- * callback has run. Loop thread only. */
+ * queued begins as one script call, its updates as another and its
+ * trackings (worker/poll.h) as a third (at most RBATCH_MAX_JOBS jobs a
+ * call), all pipelined on the asynchronous connection. Each request's
+ * callback then gets its own part of the reply, or the error. A request's
+ * memory is its owner's until the callback has run. Loop thread only. */
 #ifndef WORKER_RBATCH_H
 #define WORKER_RBATCH_H
 
@@ -22,13 +22,22 @@ struct rbatch_req;
  * error (nothing known: the script may or may not have run). */
 typedef void rbatch_fn(struct rbatch_req *req, const char *err);
 
-/* A request: a begin (begin.items) or an update (update.items) of one
- * job's recipients in one account. */
+enum rbatch_kind {
+    RBATCH_BEGIN,  /* marks before a call (ratelimit/marker.h) */
+    RBATCH_UPDATE, /* records an outcome (ratelimit/marker.h) */
+    RBATCH_TRACK,  /* follows what a provider was handed (worker/poll.h) */
+};
+
+struct poll_track_job;
+
+/* A request: a begin (begin.items), an update (update.items) or a
+ * tracking (track) of one job's recipients in one account. */
 struct rbatch_req {
-    bool is_begin;
+    enum rbatch_kind kind;
     const char *account; /* borrowed until the callback */
     struct marker_begin_job begin;
     struct marker_update_job update;
+    const struct poll_track_job *track;
     rbatch_fn *fn;
     void *owner; /* the caller's */
     struct rbatch_req *next;

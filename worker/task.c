@@ -343,6 +343,7 @@ static void task_unmark(struct task *t, char **to, size_t n)
         u->items[i].op = MARKER_OP_CLEAR;
     }
     u->req = (struct rbatch_req){
+        .kind = RBATCH_UPDATE,
         .account = u->account,
         .update = {u->job_id, u->items, n},
         .fn = task_unmarked,
@@ -806,7 +807,7 @@ static void task_mark(struct task *t)
     for (size_t i = 0; i < n; i++)
         t->marks[i].recipient = job_level ? TASK_JOB_LEVEL : job->to[i];
     t->mark_req = (struct rbatch_req){
-        .is_begin = true,
+        .kind = RBATCH_BEGIN,
         .account = job->account,
         .begin = {job->id, job->type == JOB_CAMPAIGN ? job->id : NULL, t->marks,
                   n, t->echo, t->mark_owner},
@@ -1155,12 +1156,10 @@ static int task_retry_later(struct task *t, const struct codec_call *call,
 }
 
 /* The poll set has a submitted message (or could not take it). */
-static void task_tracked(const redisReply *reply, const char *err,
-                         void *privdata)
+static void task_tracked(void *privdata, const char *err)
 {
     struct task *t = privdata;
 
-    (void)reply;
     if (t->w->closing)
         return;
     if (err != NULL) {
@@ -1845,6 +1844,14 @@ static void task_prepare(struct task *t, bool may_schedule)
         t->stage = STAGE_TOKENS;
     else
         t->stage = STAGE_MARK;
+    /* An entry claimed ahead of its time waits the rest on the loop's
+     * timers: it leaves when due, never before (one more millisecond:
+     * both clocks are read in whole ones). */
+    int64_t early = job->send_at_ms - worker_wall_ms();
+    if (t->rkm == NULL && early > 0 && early <= WORKER_CLAIM_AHEAD_MS) {
+        task_park(t, early + 1);
+        return;
+    }
     task_next(t);
 }
 

@@ -30,6 +30,10 @@ struct pollreq;
 
 /* Emptied call lists kept for reuse. */
 #define WORKER_CALLS_KEEP 128
+
+/* How far ahead of their time scheduled entries are claimed (loop.c claims
+ * every 100 ms); a unit taken early waits the rest parked (task.c). */
+#define WORKER_CLAIM_AHEAD_MS 200
 struct rbatch_req;
 
 /* Counters for /metrics and the shutdown summary. */

@@ -211,7 +211,7 @@ Test(marker, states_only_move_forward)
 
     /* Everything written expires (7 days). */
     char key[RCONN_KEY_MAX];
-    rconn_key(key, sizeof(key), a.rc, "acct", "st", "job-4", errstr,
+    rconn_key(key, sizeof(key), a.rc, "acct", "mk", "job-4", errstr,
               sizeof(errstr));
     const char *pttl[] = {"PTTL", key};
     int64_t ttl = rltest_int(a.rc, 2, pttl);

@@ -54,7 +54,7 @@ static void claim(struct sched_entries *out, struct sched *s, size_t max,
     char errstr[256];
 
     int ret =
-        sched_claim(out, s, "acct", max, lease_ms, errstr, sizeof(errstr));
+        sched_claim(out, s, "acct", max, lease_ms, 0, errstr, sizeof(errstr));
     cr_assert(ret == 0, "claim: %s", errstr);
 }
 
@@ -99,6 +99,27 @@ Test(sched, add_claim_ack_binary_payload)
     cr_assert(add(f.s, "j1", "j1", NULL, 0) == SCHED_EXISTS);
     claim(&again, f.s, 10, 60000);
     cr_assert(again.n == 0);
+    sched_entries_cleanup(&got);
+    fixture_close(&f);
+}
+
+Test(sched, claim_ahead_takes_only_what_falls_due_within_it)
+{
+    struct fixture f;
+    struct sched_entries got = {NULL, 0};
+    char errstr[256];
+    int64_t now = rltest_wall_ms();
+
+    fixture_open(&f, "sched-ahead");
+    add(f.s, "soon", "soon", NULL, now + 2000);
+    add(f.s, "later", "later", NULL, now + 60000);
+    claim(&got, f.s, 10, 60000);
+    cr_assert(got.n == 0, "claimed before due without looking ahead");
+    int ret = sched_claim(&got, f.s, "acct", 10, 60000, 10000, errstr,
+                          sizeof(errstr));
+    cr_assert(ret == 0, "claim: %s", errstr);
+    cr_assert(got.n == 1, "%zu claimed 10 s ahead", got.n);
+    cr_assert_str_eq(got.v[0].id, "soon");
     sched_entries_cleanup(&got);
     fixture_close(&f);
 }
@@ -343,7 +364,7 @@ Test(sched, concurrent_claimers_never_share_an_entry, .timeout = 60)
         for (;;) {
             struct sched_entries got = {NULL, 0};
             bool held;
-            if (sched_claim(&got, s, "acct", 3, 60000, errstr,
+            if (sched_claim(&got, s, "acct", 3, 60000, 0, errstr,
                             sizeof(errstr)) != 0)
                 _exit(3);
             if (got.n == 0)
