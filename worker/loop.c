@@ -20,11 +20,6 @@
 #include "worker/rbatch.h"
 #include "worker/task.h"
 
-/* A claimed scheduled send or retry is this replica's for
- * KURIR_CLAIM_LEASE_MS (300 s); if the replica dies, another claims it
- * after the lease. worker_extend_leases() extends it every third of it
- * while the unit runs, however long the provider takes. */
-
 /* How long /readyz answers 503 "redis came back empty" after the epoch
  * changed: long enough for every probe and alert to see it. */
 #define WORKER_EMPTY_UNREADY_MS 120000
@@ -260,8 +255,11 @@ static void worker_claim_due(struct worker *w)
     }
 }
 
-/* Every lease/3, extends the leases of the claimed entries still being
- * worked on, so a long unit is never claimed again by another replica. */
+/* A claimed scheduled send or retry is this replica's for
+ * KURIR_CLAIM_LEASE_MS (300 s); if the replica dies, another claims it
+ * after the lease. Every lease/3, extends the leases of the claimed entries
+ * still being worked on, so a long unit is never claimed again by another
+ * replica. */
 static void worker_extend_leases(struct worker *w)
 {
     int64_t now = worker_now_ms();

@@ -651,8 +651,8 @@ static char *task_entry_payload(const struct task *t, char **to, size_t nto,
     const struct job *src = t->job;
     /* A shallow copy: only "to" is replaced, and a deep one copied every
      * recipient of the job for each part (a 100,000-recipient fan-out
-     * took hours, the loop stuck in it). The members are shared and only
-     * read. */
+     * had not ended after 300 s, the loop stuck in it). The members are shared
+     * and only read. */
     json_t *job = json_copy(src->root);
 
     if (to != NULL) {
@@ -1847,8 +1847,8 @@ static void task_prepare(struct task *t, bool may_schedule)
     /* An entry claimed ahead of its time waits the rest on the loop's
      * timers: it leaves when due, never before (one more millisecond:
      * both clocks are read in whole ones). */
-    int64_t early = job->send_at_ms - worker_wall_ms();
-    if (t->rkm == NULL && early > 0 && early <= WORKER_CLAIM_AHEAD_MS) {
+    int64_t early = t->rkm == NULL ? job->send_at_ms - worker_wall_ms() : 0;
+    if (early > 0 && early <= WORKER_CLAIM_AHEAD_MS) {
         task_park(t, early + 1);
         return;
     }
