@@ -895,17 +895,24 @@ void drill_send_async(struct drill *d, const char *account, const char *tag,
     drill_job_async(d, d->s.topic_send, id, json, one, 1);
 }
 
-void drill_send_at(char *out, size_t size, int64_t in_ms)
+void drill_rfc3339_ms(char *out, size_t size, int64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + in_ms;
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
     char base[32];
     gmtime_r(&t, &tm);
     strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, size, ", \"send_at\": \"%s.%03dZ\"", base, (int)(ms % 1000));
+    snprintf(out, size, "%s.%03dZ", base, (int)(ms % 1000));
+}
+
+void drill_send_at(char *out, size_t size, int64_t in_ms)
+{
+    struct timespec ts;
+    char at[40];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    drill_rfc3339_ms(at, sizeof(at),
+                     (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + in_ms);
+    snprintf(out, size, ", \"send_at\": \"%s\"", at);
 }
 
 size_t drill_standin_requests(const struct drill *d, const char *path)

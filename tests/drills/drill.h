@@ -131,6 +131,8 @@ void drill_send(struct drill *d, const char *account, const char *tag, size_t j,
 /* Writes `, "send_at": "<RFC 3339 UTC, ms>"` for `in_ms` from now: the
  * `extra` of drill_send() for a scheduled send. */
 void drill_send_at(char *out, size_t size, int64_t in_ms);
+/* Unix ms as RFC 3339 with milliseconds, UTC ("...T12:00:00.123Z"). */
+void drill_rfc3339_ms(char *out, size_t size, int64_t ms);
 
 /* The stand-in's requests on `path` (e.g. "/websms/api/send"). */
 size_t drill_standin_requests(const struct drill *d, const char *path);

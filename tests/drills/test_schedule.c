@@ -37,17 +37,6 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* RFC 3339 with milliseconds, UTC. */
-static void rfc3339_ms(char *out, size_t size, int64_t ms)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    char base[32];
-    gmtime_r(&t, &tm);
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, size, "%s.%03dZ", base, (int)(ms % 1000));
-}
-
 Test(schedule, sends_arrive_when_due)
 {
     struct drill_opts o = {.replicas = 2};
@@ -65,7 +54,7 @@ Test(schedule, sends_arrive_when_due)
     for (size_t j = 0; j < n; j++) {
         char id[128], num[32], json[512], at[48];
         int64_t when = start + (int64_t)j * spread / (int64_t)n;
-        rfc3339_ms(at, sizeof(at), when);
+        drill_rfc3339_ms(at, sizeof(at), when);
         snprintf(id, sizeof(id), "%s-due-%zu", d.s.uniq, j);
         snprintf(num, sizeof(num), "4679%07zu", j);
         snprintf(json, sizeof(json),
