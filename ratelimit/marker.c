@@ -77,13 +77,19 @@ static struct rconn_script begin_script = {
     "return out\n",
 };
 
-/* Batched over jobs of one account. KEYS: per job its hash. ARGV: ttl_ms,
- * then per job: n, want ("1": return the job's echo headers), then per
- * item: recipient, op ("k", "d", "c"), outcome, state ("" for none).
- * Returns one number per item: 1 when its state advanced, 2 when it
- * already was that state, 0 otherwise; after a job's items, its headers
- * ("" for none) when wanted. A state is field "s:<recipient>" of the
- * job's hash, next to the marker (field "<recipient>"). */
+/* Batched over jobs of one account. KEYS: the account's published set
+ * (marker.h), then per job its hash. ARGV: ttl_ms, then per job: n, want
+ * ("1": return the job's echo headers), the published member's head and
+ * tail ("<job>\t", "\t<type>"; "" when no item is gated), then per item:
+ * recipient, op ("k", "d", "c", or "g": keep, gated), outcome, state (""
+ * for none). Returns one number per item: 1 when its state advanced, 2
+ * when it already was that state, 3 when a gated item's state would
+ * advance past a `submitted` or `unknown` not yet published, or a state
+ * not yet recorded (nothing is changed), 0 otherwise; a gated item already
+ * in its published state is 0.
+ * After a job's items, its headers ("" for none) when wanted. A state is
+ * field "s:<recipient>" of the job's hash, next to the marker (field
+ * "<recipient>"). */
 static struct rconn_script update_script = {
     .src = RCONN_LUA_BULK
     "local rank = {accepted = 1, scheduled = 2, retrying = 3,\n"
@@ -91,12 +97,13 @@ static struct rconn_script update_script = {
     "  rejected = 6, cancelled = 6}\n"
     "local out = {}\n"
     "local a = 2\n"
-    "for j = 1, #KEYS do\n"
+    "for j = 2, #KEYS do\n"
     "  local mk = KEYS[j]\n"
     "  local n = tonumber(ARGV[a])\n"
     "  local want = ARGV[a + 1] == '1'\n"
+    "  local ghead, gtail = ARGV[a + 2], ARGV[a + 3]\n"
     "  local set, pend = {}, {}\n"
-    "  for i = a + 2, a + 4 * n + 1, 4 do\n"
+    "  for i = a + 4, a + 4 * n + 3, 4 do\n"
     "    local r, op, st = ARGV[i], ARGV[i + 1], ARGV[i + 3]\n"
     "    if op == 'd' then\n"
     "      set[#set + 1] = r\n"
@@ -109,13 +116,22 @@ static struct rconn_script update_script = {
     "      local cur = pend[r]\n"
     "      if cur == nil then cur = redis.call('HGET', mk, 's:' .. r) end\n"
     "      local old = cur and rank[cur] or 0\n"
-    "      if rank[st] > old or\n"
+    "      local gated, published = false, false\n"
+    "      if op == 'g' and (not cur or cur == 'submitted' or\n"
+    "                        cur == 'unknown') then\n"
+    "        gated = true\n"
+    "        published = cur and\n"
+    "          redis.call('ZSCORE', KEYS[1], ghead .. r .. gtail) ~= false\n"
+    "      end\n"
+    "      if gated and not published and rank[st] > old then\n"
+    "        adv = 3\n"
+    "      elseif rank[st] > old or\n"
     "         (st == 'retrying' and cur == 'retrying') then\n"
     "        set[#set + 1] = 's:' .. r\n"
     "        set[#set + 1] = st\n"
     "        pend[r] = st\n"
     "        adv = 1\n"
-    "      elseif cur == st then\n"
+    "      elseif cur == st and not published then\n"
     "        adv = 2\n"
     "      end\n"
     "    end\n"
@@ -128,7 +144,7 @@ static struct rconn_script update_script = {
     "  if want then\n"
     "    out[#out + 1] = redis.call('HGET', mk, 'h:') or ''\n"
     "  end\n"
-    "  a = a + 4 * n + 2\n"
+    "  a = a + 4 * n + 4\n"
     "end\n"
     "return out\n",
 };
@@ -140,7 +156,7 @@ int marker_begin_nkeys(size_t njobs)
 
 int marker_update_nkeys(size_t njobs)
 {
-    return (int)njobs;
+    return (int)(1 + njobs);
 }
 
 struct rconn_script *marker_begin_script(void)
@@ -322,9 +338,13 @@ int marker_update_build(struct rargv *out, const char *prefix,
                         const struct marker_update_job *jobs, size_t njobs,
                         char *errstr, size_t errstr_size)
 {
-    static const char *const ops[] = {"k", "d", "c"};
+    static const char *const ops[] = {"k", "d", "c", "g"};
     char key[RCONN_KEY_MAX];
 
+    if (rconn_key_p(key, sizeof(key), prefix, account, MARKER_PUBLISHED_SET,
+                    NULL, errstr, errstr_size) != 0)
+        goto fail;
+    rargv_adds(out, key);
     for (size_t j = 0; j < njobs; j++) {
         for (size_t i = 0; i < jobs[j].n; i++) {
             const char *st = jobs[j].items[i].state;
@@ -342,6 +362,16 @@ int marker_update_build(struct rargv *out, const char *prefix,
     for (size_t j = 0; j < njobs; j++) {
         rargv_addi(out, (int64_t)jobs[j].n);
         rargv_adds(out, jobs[j].want_headers ? "1" : "");
+        if (jobs[j].type != NULL) {
+            char head[RCONN_KEY_MAX + 2], tail[32];
+            snprintf(head, sizeof(head), "%s\t", jobs[j].job_id);
+            snprintf(tail, sizeof(tail), "\t%s", jobs[j].type);
+            rargv_adds(out, head);
+            rargv_adds(out, tail);
+        } else {
+            rargv_adds(out, "");
+            rargv_adds(out, "");
+        }
         for (size_t i = 0; i < jobs[j].n; i++) {
             const struct marker_update_item *it = &jobs[j].items[i];
             rargv_adds(out, it->recipient);
@@ -376,6 +406,7 @@ int marker_update_read(const redisReply *reply, struct marker_update_job *jobs,
                 goto bad;
             jobs[j].items[i].advanced = adv == 1;
             jobs[j].items[i].repeated = adv == 2;
+            jobs[j].items[i].early = adv == 3;
         }
         if (!jobs[j].want_headers)
             continue;
@@ -403,7 +434,7 @@ int marker_update(struct marker *m, const char *account, const char *job_id,
                   struct marker_update_item *items, size_t n, char *errstr,
                   size_t errstr_size)
 {
-    struct marker_update_job job = {job_id, items, n, false, NULL};
+    struct marker_update_job job = {job_id, NULL, items, n, false, NULL};
     struct rargv args = {0};
     redisReply *reply = NULL;
     int ret = -1;

@@ -65,7 +65,19 @@ enum marker_op {
     MARKER_OP_KEEP,  /* leave the marker as it is */
     MARKER_OP_DONE,  /* record `outcome`: never send this recipient again */
     MARKER_OP_CLEAR, /* remove it: a retryable failure, the retry may send */
+    MARKER_OP_GATED, /* leave it, and go by what is published (below) */
 };
+
+/* The account's published set (key "<prefix>{<account>}:await"): members
+ * "<job>\t<recipient>\t<type>" of recipients whose `submitted` or
+ * `unknown` event is on Kafka, written only once Kafka has it (the
+ * worker's tracking, worker/poll.c, whose give-up waits on it). A gated
+ * item (MARKER_OP_GATED, its job's `type` set) is news from elsewhere (a
+ * callback, a redelivered job saying a state again): it does not advance a
+ * recipient past a `submitted` or `unknown` that is not on Kafka yet, nor
+ * one with no state recorded yet (`early`: the event would overtake it on
+ * the topic), and it does not say again one that is. */
+#define MARKER_PUBLISHED_SET "await"
 
 /* One recipient of marker_update(). */
 struct marker_update_item {
@@ -80,6 +92,8 @@ struct marker_update_item {
     bool repeated;         /* out: the state already was this one (the
                               news came before; its event may not have
                               reached Kafka if a replica died) */
+    bool early;            /* out, MARKER_OP_GATED: nothing changed; the
+                              state it follows is not on Kafka yet */
 };
 
 struct marker;
@@ -125,7 +139,7 @@ struct rargv;
 
 /* The keys of a batch of njobs: for a begin the account's opt-out set, then
  * per job its hash and the cancel markers of job and campaign; for an
- * update the hash of each job. */
+ * update the account's published set, then the hash of each job. */
 int marker_begin_nkeys(size_t njobs);
 int marker_update_nkeys(size_t njobs);
 
@@ -144,6 +158,7 @@ struct marker_begin_job {
 /* One job's part of a batched marker_update. */
 struct marker_update_job {
     const char *job_id;
+    const char *type; /* the job's type: what gated items go by; or NULL */
     struct marker_update_item *items;
     size_t n;
     bool want_headers; /* in: return the headers marker_begin kept */

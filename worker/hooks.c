@@ -73,8 +73,17 @@ static void hook_resolve(const struct status_update *u, char *job,
     }
 }
 
+/* How long a status update that came before the state it follows was on
+ * Kafka waits before its job is looked up and it is recorded again. */
+#define HOOK_EARLY_RETRY_MS 250
+/* ... and for how long in all: then it is recorded as it is (a job Redis
+ * knows nothing of, a replica holding its `submitted` longer), a second
+ * before the listener would give up on the callback. */
+#define HOOK_EARLY_MAX_MS (LISTENER_HOOK_WAIT_MS - 1000)
+
 /* One status update's recording, owned by its hook until recorded. */
 struct hook_record {
+    enum event_owner owner; /* OWNER_HOOK_RECORD (parked); must stay first */
     struct outcome o;
     struct hook *h;
     struct worker *w;
@@ -82,11 +91,13 @@ struct hook_record {
     char ref[CODEC_ID_MAX]; /* the job's reference as the provider echoed it */
     struct poll_ref job;    /* what it stands for (worker/poll.h) */
     char recipient[32];
+    bool ungated; /* waited HOOK_EARLY_MAX_MS: recorded as it is */
 };
 
 static void hook_recorded(struct outcome *o, const char *err)
 {
-    struct hook_record *r = (struct hook_record *)o;
+    struct hook_record *r =
+        (struct hook_record *)((char *)o - offsetof(struct hook_record, o));
     struct hook *h = r->h;
     struct worker *w = o->w;
 
@@ -94,6 +105,26 @@ static void hook_recorded(struct outcome *o, const char *err)
         /* The listener answers every waiting callback itself. */
         outcome_cleanup(o);
         free(r);
+        return;
+    }
+    if (err == NULL && o->early > 0) {
+        /* The `submitted` this report follows is not on Kafka yet (its
+         * replica holds it: a broker away, the batch lingering), or not
+         * even recorded: it would overtake it. The callback is held, and
+         * its job looked up and recorded again shortly (the reference of
+         * a long iP.1 id is kept with the tracking, once Kafka has the
+         * `submitted`). */
+        r->ungated = worker_now_ms() - h->handed_ms >= HOOK_EARLY_MAX_MS;
+        if (r->ungated)
+            log_warn("hooks: %s status for job %s recipient %s: its "
+                     "`submitted` is not on Kafka after %d ms; recorded "
+                     "as it is",
+                     h->acct->name, r->job.job, r->recipient,
+                     HOOK_EARLY_MAX_MS);
+        outcome_cleanup(o);
+        park_at(&w->parking, r,
+                worker_now_ms() + (r->ungated ? 0 : HOOK_EARLY_RETRY_MS));
+        w->hooks_parked++;
         return;
     }
     if (err != NULL) {
@@ -112,6 +143,27 @@ static void hook_recorded(struct outcome *o, const char *err)
     free(r);
     if (h->pending_records == 0 && h->pending_events == 0)
         hook_finish(w, h);
+}
+
+static void hook_ref_found(const redisReply *reply, const char *err,
+                           void *privdata);
+
+void hook_record_resume(struct worker *w, void *parked)
+{
+    struct hook_record *r = parked;
+
+    w->hooks_parked--;
+    poll_ref_lookup(w, r->h->acct, r->ref, hook_ref_found, r);
+}
+
+void hook_record_abandon(struct worker *w, void *parked)
+{
+    struct hook_record *r = parked;
+
+    w->hooks_parked--;
+    /* The listener answers every waiting callback itself. */
+    outcome_cleanup(&r->o);
+    free(r);
 }
 
 /* The status event of one update. */
@@ -145,9 +197,11 @@ static void hook_status_record(struct worker *w, struct hook_record *r)
     char *value =
         hook_event(acct, u, r->job.job, r->job.type, r->recipient, &len);
 
+    r->owner = OWNER_HOOK_RECORD;
     r->o = (struct outcome){
         .account = acct->name,
         .job_id = r->job.job,
+        .type = r->job.type,
         .items = xcalloc(1, sizeof(*r->o.items)),
         .n = 1,
         .want_echo = true,
@@ -156,7 +210,7 @@ static void hook_status_record(struct worker *w, struct hook_record *r)
     };
     r->o.items[0] = (struct outcome_item){
         .recipient = r->recipient,
-        .op = MARKER_OP_KEEP,
+        .op = r->ungated ? MARKER_OP_KEEP : MARKER_OP_GATED,
         .state = sms_state_name(u->state),
         .event = value,
         .event_len = len,

@@ -31,12 +31,15 @@
 #include "worker/accounts.h"
 #include "worker/config.h"
 
-/* Who produced an event, so Kafka's acknowledgement finds its way back.
- * The first member of struct task, struct hook and struct pollreq. */
+/* Who produced an event, so Kafka's acknowledgement finds its way back,
+ * or who waits on the loop's timers (worker/park.h): the first member of
+ * struct task, struct hook, struct pollreq and a callback's status update
+ * waiting to be recorded (worker/hooks.c). */
 enum event_owner {
     OWNER_TASK,
     OWNER_HOOK,
     OWNER_POLL,
+    OWNER_HOOK_RECORD,
 };
 
 /* A provider callback travelling from the listener's thread to the loop

@@ -192,8 +192,9 @@ void worker_cleanup(struct worker *w)
     memset(w, 0, sizeof(*w));
 }
 
-/* Resumes parked tasks whose time has come: those due when the turn began
- * (a task parked again meanwhile waits for the next turn). */
+/* Resumes parked tasks (and callbacks' status updates) whose time has
+ * come: those due when the turn began (one parked again meanwhile waits
+ * for the next turn). */
 static void worker_resume_due(struct worker *w)
 {
     int64_t now = worker_now_ms();
@@ -206,8 +207,12 @@ static void worker_resume_due(struct worker *w)
         if (n == 0)
             break;
         budget -= n;
-        for (size_t i = 0; i < n; i++)
-            task_resume(due[i]);
+        for (size_t i = 0; i < n; i++) {
+            if (*(const enum event_owner *)due[i] == OWNER_TASK)
+                task_resume(due[i]);
+            else
+                hook_record_resume(w, due[i]);
+        }
     }
 }
 
@@ -305,7 +310,7 @@ static void worker_publish(struct worker *w)
     metrics_set(m, M_UNITS_IN_FLIGHT, NULL, (double)w->tasks);
     metrics_set(m, M_PROVIDER_IN_FLIGHT, NULL, (double)http_in_flight(w->http));
     metrics_set(m, M_UNITS_PARKED, ML("timer"),
-                (double)park_count(&w->parking));
+                (double)(park_count(&w->parking) - w->hooks_parked));
     size_t tok = 0, slot = 0;
     for (const struct task *t = w->tok_head; t != NULL; t = task_next_parked(t))
         tok++;

@@ -58,6 +58,7 @@ static void outcome_recorded(struct rbatch_req *req, const char *err)
         struct outcome_item *it = &o->items[i];
         bool emit =
             m->advanced || (m->repeated && (it->emit_repeated || o->again));
+        o->early += m->early;
         if (!emit || it->event == NULL)
             continue;
         const char *r = strcmp(it->recipient, "-") == 0 ? NULL : it->recipient;
@@ -75,6 +76,7 @@ void outcome_record(struct worker *w, struct outcome *o)
     o->w = w;
     o->produced = 0;
     o->produce_failed = false;
+    o->early = 0;
     free(o->mitems);
     o->mitems = xcalloc(o->n > 0 ? o->n : 1, sizeof(*o->mitems));
     for (size_t i = 0; i < o->n; i++) {
@@ -90,8 +92,8 @@ void outcome_record(struct worker *w, struct outcome *o)
     o->req = (struct rbatch_req){
         .kind = RBATCH_UPDATE,
         .account = o->account,
-        .update = {o->job_id, o->mitems, o->n, o->want_echo && o->echo == NULL,
-                   NULL},
+        .update = {o->job_id, o->type, o->mitems, o->n,
+                   o->want_echo && o->echo == NULL, NULL},
         .fn = outcome_recorded,
         .owner = o,
     };

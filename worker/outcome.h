@@ -27,7 +27,10 @@ struct worker;
 /* One recipient's new state. */
 struct outcome_item {
     const char *recipient; /* borrowed from the owner */
-    enum marker_op op;     /* MARKER_OP_DONE keeps `event` as the outcome */
+    enum marker_op op;     /* MARKER_OP_DONE keeps `event` as the outcome;
+                              MARKER_OP_GATED for news from elsewhere
+                              (ratelimit/marker.h), with the outcome's
+                              `type` set */
     const char *state;     /* CONTRACT name to advance to; NULL: none */
     char *event;           /* owned: the status event JSON */
     size_t event_len;
@@ -45,6 +48,7 @@ typedef void outcome_done_fn(struct outcome *o, const char *err);
 struct outcome {
     const char *account; /* borrowed */
     const char *job_id;  /* borrowed */
+    const char *type;    /* the job's type: gated items go by it; or NULL */
     const char *echo;    /* borrowed: the job's echo headers (worker/echo.h),
                             or NULL; want_echo fetches them from Redis */
     bool want_echo;      /* callbacks, polls: take the kept ones */
@@ -55,6 +59,8 @@ struct outcome {
     outcome_done_fn *done;
     size_t produced;                   /* out: events queued */
     bool produce_failed;               /* out: an event could not be queued */
+    size_t early;                      /* out: gated items not recorded: what
+                                          they follow is not on Kafka yet */
     struct marker_update_item *mitems; /* private */
     struct rbatch_req req;             /* private */
     struct worker *w;                  /* private */

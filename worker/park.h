@@ -4,6 +4,9 @@
  * a unit that must wait (a rate-limit wait, Redis away, another replica's
  * mark) is parked until a monotonic time; one that may go on at the next
  * turn (a connection place or a token lease came free) is parked "now".
+ * A callback's status update that came before the state it follows was on
+ * Kafka waits here too; the loop tells them apart by their first member
+ * (enum event_owner).
  * Both are O(log n) or O(1): a min-heap by wake time and a FIFO, so a
  * burst of thousands of wake-ups costs what it costs, not its square.
  * Loop thread only. */

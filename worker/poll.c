@@ -81,7 +81,8 @@ static struct rconn_script claim_script = {
  * the counts of poll members, await members and held units, then their
  * (score, member) and (pid, value) pairs. Await members keep their first
  * give-up time (NX). Every job's poll and await members go in one ZADD
- * each. */
+ * each. It runs once Kafka has the recipients' events: the await set is
+ * also what ratelimit/marker.h calls the published set. */
 static struct rconn_script track_script = {
     .src = RCONN_LUA_BULK
     "local polls, awaits = {}, {}\n"
@@ -270,7 +271,7 @@ void poll_awaited_done(struct worker *w, const struct account *acct,
     char member[POLL_MEMBER_MAX];
 
     snprintf(member, sizeof(member), "%s\t%s\t%s", job, recipient, type);
-    poll_zrem(w, acct, "await", member);
+    poll_zrem(w, acct, MARKER_PUBLISHED_SET, member);
 }
 
 /* Every event of a poll is on Kafka (or one was refused): the awaited
@@ -291,10 +292,10 @@ static void poll_finish(struct pollreq *p)
                      p->type);
             rargv_adds(&done, member);
         }
-        poll_zrem_n(w, p->acct, "await", done.v, done.n);
+        poll_zrem_n(w, p->acct, MARKER_PUBLISHED_SET, done.v, done.n);
         rargv_cleanup(&done);
         if (p->kind == POLL_GIVE_UP)
-            poll_zrem(w, p->acct, "await", p->member);
+            poll_zrem(w, p->acct, MARKER_PUBLISHED_SET, p->member);
         else if (p->final)
             poll_zrem(w, p->acct, "poll", p->member);
     }
@@ -642,8 +643,8 @@ int poll_track_build(struct rargv *out, struct worker *w, const char *account,
                     errstr_size) != 0)
         return -1;
     rargv_adds(out, key);
-    if (rconn_key_p(key, sizeof(key), prefix, account, "await", NULL, errstr,
-                    errstr_size) != 0)
+    if (rconn_key_p(key, sizeof(key), prefix, account, MARKER_PUBLISHED_SET,
+                    NULL, errstr, errstr_size) != 0)
         return -1;
     rargv_adds(out, key);
     for (size_t j = 0; j < njobs; j++)
@@ -1020,7 +1021,8 @@ static int poll_statuses(struct worker *w, const struct account *acct,
 static int poll_give_ups(struct worker *w, const struct account *acct,
                          int64_t now)
 {
-    redisReply *reply = poll_claim(w, acct, "await", now, POLL_LEASE_MS);
+    redisReply *reply =
+        poll_claim(w, acct, MARKER_PUBLISHED_SET, now, POLL_LEASE_MS);
     char message[128];
 
     if (reply == NULL)

@@ -49,6 +49,7 @@
 #include "worker/echo.h"
 #include "worker/events.h"
 #include "worker/failpoint.h"
+#include "worker/hooks.h"
 #include "worker/log.h"
 #include "worker/outcome.h"
 #include "worker/park.h"
@@ -137,6 +138,7 @@ struct task {
     bool has_slot;                /* counted in w->calls_active */
     bool in_call;                 /* a provider request is in flight */
     int pending_events;           /* produced, not yet acknowledged */
+    int unacked;                  /* ... of them Kafka events */
     bool ended;                   /* no more events will be produced */
     bool abandoned;               /* leave the source unacknowledged */
     bool rejected;                /* went to the DLQ */
@@ -291,15 +293,33 @@ static void task_refused(struct task *t, rd_kafka_resp_err_t err)
     task_dlq(t, why);
 }
 
-void task_event_delivered(struct task *t, rd_kafka_resp_err_t err)
+static void task_track_now(struct task *t);
+
+/* One of the task's pending events or trackings is done. */
+static void task_pending_done(struct task *t)
 {
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        task_refused(t, err);
     if (t->ended && t->pending_events == 1) {
         task_release(t); /* task_free counts it out of w->finishing */
         return;
     }
     t->pending_events--;
+}
+
+void task_event_delivered(struct task *t, rd_kafka_resp_err_t err)
+{
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        task_refused(t, err);
+    /* Kafka has every event so far: what they submitted may be followed. */
+    if (--t->unacked == 0)
+        task_track_now(t);
+    task_pending_done(t);
+}
+
+/* n more Kafka events of the task are on their way. */
+static void task_produced(struct task *t, size_t n)
+{
+    t->pending_events += (int)n;
+    t->unacked += (int)n;
 }
 
 /* A fire-and-forget marker update (clearing markers of recipients this
@@ -345,7 +365,7 @@ static void task_unmark(struct task *t, char **to, size_t n)
     u->req = (struct rbatch_req){
         .kind = RBATCH_UPDATE,
         .account = u->account,
-        .update = {u->job_id, u->items, n},
+        .update = {u->job_id, NULL, u->items, n},
         .fn = task_unmarked,
         .owner = u,
     };
@@ -383,9 +403,13 @@ void task_abandon_parked(struct worker *w)
         task_abandon(t);
     }
     w->slot_tail = NULL;
-    struct task *t;
-    while ((t = park_take_any(&w->parking)) != NULL)
-        task_abandon(t);
+    void *item;
+    while ((item = park_take_any(&w->parking)) != NULL) {
+        if (*(const enum event_owner *)item == OWNER_TASK)
+            task_abandon(item);
+        else
+            hook_record_abandon(w, item);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -407,7 +431,7 @@ static void task_produce(struct task *t, enum kafka_topic topic,
         task_refused(t, kafka_last_produce_err(t->w->kafka));
         return;
     }
-    t->pending_events++;
+    task_produced(t, 1);
     t->w->stats.events++;
     free(value);
 }
@@ -465,7 +489,7 @@ static void task_status(struct task *t, const char *job_id,
     if (outcome_publish(t->w, t, job_id, recipient, sms_state_name(state),
                         value, len, t->echo, &produced) != 0)
         t->abandoned = true; /* the source comes back */
-    t->pending_events += (int)produced;
+    task_produced(t, produced);
     free(value);
 }
 
@@ -482,9 +506,49 @@ struct task_outcome {
 };
 
 static void task_record_send(struct task *t);
-static void task_track_now(struct task *t);
 static void task_track_later(struct task *t, const char *pid,
                              const char *recipient, bool unit_id);
+
+/* Recipients a redelivered job said again whose `submitted` or `unknown`
+ * was not on Kafka (the replica before stopped between recording and
+ * publishing, so nobody follows them): followed from here, under the
+ * provider id their event carries, one shared by several recipients being
+ * the call's. */
+static void task_track_said_again(struct task *t)
+{
+    const struct outcome *o = &t->rec;
+    char **pids = xcalloc(o->n + 1, sizeof(*pids));
+    size_t ngated = 0;
+
+    /* Each gated item's provider id, read once (a unit carries up to a
+     * thousand). */
+    for (size_t i = 0; i < o->n; i++) {
+        const struct outcome_item *it = &o->items[i];
+        if (it->op != MARKER_OP_GATED)
+            continue;
+        ngated++;
+        json_t *ev = json_loadb(it->event, it->event_len, 0, NULL);
+        const char *pid =
+            json_string_value(json_object_get(ev, "provider_message_id"));
+        pids[i] = pid != NULL && pid[0] ? xstrdup(pid) : NULL;
+        json_decref(ev);
+    }
+    for (size_t i = 0; i < o->n && ngated > 0; i++) {
+        const struct outcome_item *it = &o->items[i];
+        if (it->op != MARKER_OP_GATED || !o->mitems[i].repeated ||
+            strcmp(it->recipient, TASK_JOB_LEVEL) == 0 || it->state == NULL ||
+            (strcmp(it->state, "submitted") != 0 &&
+             strcmp(it->state, "unknown") != 0))
+            continue;
+        bool shared = false;
+        for (size_t k = 0; k < o->n && pids[i] != NULL && !shared; k++)
+            shared = k != i && pids[k] != NULL && strcmp(pids[k], pids[i]) == 0;
+        task_track_later(t, pids[i], it->recipient, shared);
+    }
+    for (size_t i = 0; i < o->n; i++)
+        free(pids[i]);
+    free(pids);
+}
 
 static void task_recorded(struct outcome *o, const char *err)
 {
@@ -501,9 +565,10 @@ static void task_recorded(struct outcome *o, const char *err)
     }
     t->w->redis_ok = true;
     failpoint("after_record");
-    t->pending_events += (int)o->produced;
+    task_produced(t, o->produced);
     if (o->produce_failed)
         t->abandoned = true;
+    task_track_said_again(t);
     task_track_now(t);
     outcome_cleanup(&t->rec);
     switch (t->after) {
@@ -541,6 +606,7 @@ static void task_record_ex(struct task *t, const char *job_id,
     t->rec = (struct outcome){
         .account = job->account,
         .job_id = job_id,
+        .type = job_type_name(job->type),
         .items = xcalloc(n + nextra + 1, sizeof(*t->rec.items)),
         .n = n + nextra,
         .echo = t->echo,
@@ -899,8 +965,11 @@ static void task_marked(struct rbatch_req *req, const char *err)
             plan_swap(job, i, keep++);
     }
     /* Recipients handled before re-emit their recorded event, but only
-     * where it is still the recipient's latest state: a delivery report
-     * that came since must not be followed by the older `submitted`. */
+     * where it is still the recipient's latest state (a delivery report
+     * that came since must not be followed by the older `submitted`) and,
+     * for a `submitted` or `unknown`, not yet on Kafka (gated: one already
+     * there may be followed by a report any moment, which the copy would
+     * then follow); those are followed from here (task_track_said_again). */
     struct outcome_item *again = xcalloc(ndone + 1, sizeof(*again));
     size_t nagain = 0;
     for (size_t i = 0; i < n; i++) {
@@ -916,7 +985,7 @@ static void task_marked(struct rbatch_req *req, const char *err)
         json_decref(ev);
         again[nagain++] = (struct outcome_item){
             .recipient = items[i].recipient,
-            .op = MARKER_OP_KEEP,
+            .op = MARKER_OP_GATED,
             .state = name,
             .event = items[i].outcome,
             .event_len = items[i].outcome_len,
@@ -1167,13 +1236,16 @@ static void task_tracked(void *privdata, const char *err)
         log_warn("poll: track job %s: %s", t->job->id, err);
         t->abandoned = true;
     }
-    task_event_delivered(t, RD_KAFKA_RESP_ERR_NO_ERROR);
+    task_pending_done(t);
 }
 
 /* Remembers a recipient handed to the provider (submitted) or maybe
  * handed (unknown), with its provider id (NULL: none), to follow once its
- * outcome is recorded: a poll that came first could report `delivered`
- * before `submitted` is recorded, and the record would then say nothing. */
+ * outcome is recorded and on Kafka: a poll that came first, here or on
+ * another replica, could report `delivered` before `submitted` is recorded,
+ * or publish it ahead of a `submitted` held in this replica's producer (a
+ * broker away), and the recipient's state would move backwards on the
+ * topic. */
 static void task_track_later(struct task *t, const char *pid,
                              const char *recipient, bool unit_id)
 {
@@ -1186,10 +1258,11 @@ static void task_track_later(struct task *t, const char *pid,
 
 /* Follows the remembered recipients (worker/poll.h: awaited until final,
  * polled where the account's statuses are read, their provider ids kept
- * for a cancel); the task waits for Redis to have them. */
+ * for a cancel) once Kafka has every event the task produced; the task
+ * waits for Redis to have them. */
 static void task_track_now(struct task *t)
 {
-    if (t->ntrack == 0)
+    if (t->ntrack == 0 || t->unacked > 0)
         return;
     struct poll_item *items = xcalloc(t->ntrack, sizeof(*items));
     for (size_t i = 0; i < t->ntrack; i++)
@@ -1387,7 +1460,7 @@ static void task_http_done(const struct http_response *resp, const char *error,
                res.outcome == CALL_RETRY) {
         res.retry_after_ms = 1000;
     }
-    t->pending_events += (int)produced;
+    task_produced(t, produced);
     if (more) {
         /* The same call again for the next page (job->page moved on). */
         call_result_cleanup(&res);

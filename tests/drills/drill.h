@@ -30,6 +30,10 @@
 
 #define DRILL_MAX_REPLICAS 4
 
+/* The report give-up of a drill whose recipients must all end final (ms):
+ * one without a report ends `failed`, `no_report`, after it. */
+#define DRILL_GIVE_UP "10000"
+
 struct drill_opts {
     size_t replicas;            /* kurir replicas to start (0: none yet) */
     bool own_redis;             /* a redis-server of the drill's own (AOF) */
@@ -37,6 +41,8 @@ struct drill_opts {
     const char *extra_accounts; /* as stack.extra_accounts */
     const char *const *env;     /* every replica's extra environment */
     const char *const *env0;    /* replica 0's too (after env): a failpoint */
+    bool final; /* every recipient must end final, not only `submitted`:
+                   the replicas give up on reports after DRILL_GIVE_UP */
 };
 
 struct drill {
@@ -56,6 +62,7 @@ struct drill {
     int port[DRILL_MAX_REPLICAS];
     size_t nrep;
     const char *const *env;
+    bool final;
     struct tk_reader status, dlq;
     void *producer; /* rd_kafka_t of drill_job_async, or NULL */
     size_t refused; /* jobs its delivery reports said Kafka refused */
@@ -66,9 +73,6 @@ struct drill {
     json_t *why;    /* "job/recipient" -> error code of its last event */
     size_t nevents;
     size_t regressions, conflicts;
-    /* Regressions are a known, documented fault of this drill's phase
-     * (docs/failsafe.md, "Known"): counted and printed, not failed. */
-    bool regressions_known;
     char first_regression[256];
     int64_t t0, fault_end;
     int64_t recovery_ms; /* fault end to the last job settled; -1 */

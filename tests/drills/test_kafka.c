@@ -135,11 +135,6 @@ Test(kafka, broker_restarted_mid_run)
     cr_expect(eq(sz, left, 0), "after the SIGTERM restart, %zu unsettled",
               left);
     int64_t term_rec = d.recovery_ms;
-    /* After a restart of the broker (TERM or KILL) a recipient's
-     * `submitted` can reach the topic after its `delivered`
-     * (docs/failsafe.md, "Known"); nothing is lost or sent twice, which
-     * drill_finish still asserts. */
-    d.regressions_known = true;
 
     int64_t kill_ms = restart(SIGKILL, "kill", n, 200000, pids);
     snprintf(note, sizeof(note),

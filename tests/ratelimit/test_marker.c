@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 
 #include "ratelimit/marker.h"
+#include "ratelimit/rargv.h"
 #include "ratelimit/sched.h"
 #include "tests/ratelimit/rltest.h"
 #include "tests/support/support.h"
@@ -217,6 +218,71 @@ Test(marker, states_only_move_forward)
     int64_t ttl = rltest_int(a.rc, 2, pttl);
     cr_assert(ttl > MARKER_TTL_MS - 60000 && ttl <= MARKER_TTL_MS, "ttl %lld",
               (long long)ttl);
+    rltest_cleanup(a.rc);
+    replica_close(&a);
+}
+
+/* One gated update of recipient "1" of job-5 (type "send"); returns what
+ * the script answered for it. */
+static struct marker_update_item gated(struct replica *r, const char *state)
+{
+    struct marker_update_item it = {
+        .recipient = "1", .op = MARKER_OP_GATED, .state = state};
+    struct marker_update_job job = {"job-5", "send", &it, 1, false, NULL};
+    struct rargv args = {0};
+    redisReply *reply = NULL;
+    char errstr[256];
+
+    int ret = marker_update_build(&args, rconn_prefix(r->rc), "acct", &job, 1,
+                                  errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    ret = rconn_eval(&reply, r->rc, marker_update_script(),
+                     marker_update_nkeys(1), (int)args.n, args.v, args.len,
+                     false, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    ret = marker_update_read(reply, &job, 1, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    freeReplyObject(reply);
+    rargv_cleanup(&args);
+    return it;
+}
+
+/* News from elsewhere (a callback, a redelivered job) goes by the
+ * published set: it does not overtake a `submitted` that is not on Kafka
+ * yet, and does not repeat one that is. */
+Test(marker, gated_news_waits_for_what_is_published)
+{
+    char prefix[64];
+    char errstr[256];
+    struct replica a;
+
+    rltest_prefix(prefix, sizeof(prefix), "marker-gate");
+    replica_open(&a, prefix);
+    struct marker_update_item g = gated(&a, "delivered");
+    cr_assert(g.early && !g.advanced, "a report before any state recorded");
+    struct marker_update_item it = {
+        .recipient = "1", .op = MARKER_OP_KEEP, .state = "submitted"};
+    update(&a, "job-5", &it, 1);
+    cr_assert(it.advanced);
+
+    g = gated(&a, "delivered");
+    cr_assert(g.early && !g.advanced && !g.repeated,
+              "a report overtook a submitted not on Kafka");
+    g = gated(&a, "submitted");
+    cr_assert(g.repeated && !g.early, "not yet published: said again");
+
+    char key[RCONN_KEY_MAX];
+    rconn_key(key, sizeof(key), a.rc, "acct", MARKER_PUBLISHED_SET, NULL,
+              errstr, sizeof(errstr));
+    const char *zadd[] = {"ZADD", key, "1", "job-5\t1\tsend"};
+    rltest_int(a.rc, 4, zadd);
+    g = gated(&a, "submitted");
+    cr_assert(!g.repeated && !g.advanced && !g.early,
+              "published: not said again");
+    g = gated(&a, "delivered");
+    cr_assert(g.advanced && !g.early, "published: the report goes on");
+    g = gated(&a, "delivered");
+    cr_assert(g.repeated, "a final state is not gated");
     rltest_cleanup(a.rc);
     replica_close(&a);
 }
