@@ -119,7 +119,9 @@ static int64_t restart(int sig, const char *tag, size_t n, unsigned base,
 
 Test(kafka, broker_restarted_mid_run)
 {
-    struct drill_opts o = {.replicas = 2, .own_kafka = true};
+    /* Final states: a recipient whose tracking was lost with the broker
+     * would stay `submitted`. */
+    struct drill_opts o = {.replicas = 2, .own_kafka = true, .final = true};
     size_t n = drill_size(30, 500);
     char note[256];
 
