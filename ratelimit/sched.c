@@ -368,27 +368,43 @@ void sched_entries_cleanup(struct sched_entries *entries)
     entries->n = 0;
 }
 
+_Static_assert(SCHED_NKEYS == 4, "struct sched_ack_call holds the keys");
+
+int sched_ack_call(struct sched_ack_call *c, struct sched *s,
+                   const char *account, const char *id, const char *token,
+                   char *errstr, size_t errstr_size)
+{
+    if (sched_keys(c->keys, s, account, errstr, errstr_size) != 0 ||
+        rconn_key(c->done, sizeof(c->done), s->rc, account, "sched:done", id,
+                  errstr, errstr_size) != 0)
+        return -1;
+    const char *argv[SCHED_ACK_ARGC] = {
+        c->keys[SCHED_LEASE],
+        c->keys[SCHED_DATA],
+        c->keys[SCHED_TOK],
+        c->done,
+        id,
+        token,
+        rconn_i64(c->ttl, sizeof(c->ttl), SCHED_DONE_TTL_MS)};
+    memcpy(c->argv, argv, sizeof(argv));
+    return 0;
+}
+
+struct rconn_script *sched_ack_script(void)
+{
+    return &ack_script;
+}
+
 int sched_ack(bool *held, struct sched *s, const char *account, const char *id,
               const char *token, char *errstr, size_t errstr_size)
 {
-    char keys[SCHED_NKEYS][RCONN_KEY_MAX];
-    char done[RCONN_KEY_MAX];
-    char ttl[24];
+    struct sched_ack_call c;
     int64_t code;
 
-    if (sched_keys(keys, s, account, errstr, errstr_size) != 0 ||
-        rconn_key(done, sizeof(done), s->rc, account, "sched:done", id, errstr,
-                  errstr_size) != 0)
+    if (sched_ack_call(&c, s, account, id, token, errstr, errstr_size) != 0)
         return -1;
-    const char *argv[] = {keys[SCHED_LEASE],
-                          keys[SCHED_DATA],
-                          keys[SCHED_TOK],
-                          done,
-                          id,
-                          token,
-                          rconn_i64(ttl, sizeof(ttl), SCHED_DONE_TTL_MS)};
-    if (sched_eval_i64(&code, s, &ack_script, 4, 7, argv, NULL, errstr,
-                       errstr_size) != 0)
+    if (sched_eval_i64(&code, s, &ack_script, SCHED_ACK_NKEYS, SCHED_ACK_ARGC,
+                       c.argv, NULL, errstr, errstr_size) != 0)
         return -1;
     *held = code == 1;
     return 0;

@@ -109,6 +109,24 @@ void sched_entries_cleanup(struct sched_entries *entries);
 int sched_ack(bool *held, struct sched *s, const char *account, const char *id,
               const char *token, char *errstr, size_t errstr_size);
 
+/* The same ack as a script call, for a caller that sends it itself (the
+ * worker's asynchronous Redis, aredis_eval): sched_ack_call() fills *c,
+ * whose argv (SCHED_ACK_ARGC strings, the first SCHED_ACK_NKEYS keys)
+ * points into it; the reply is 1 when the entry was held, 0 otherwise.
+ * Returns 0, or -1 with errstr set (a key too long). */
+#define SCHED_ACK_NKEYS 4
+#define SCHED_ACK_ARGC  7
+struct sched_ack_call {
+    char keys[4][RCONN_KEY_MAX];
+    char done[RCONN_KEY_MAX];
+    char ttl[24];
+    const char *argv[SCHED_ACK_ARGC];
+};
+int sched_ack_call(struct sched_ack_call *c, struct sched *s,
+                   const char *account, const char *id, const char *token,
+                   char *errstr, size_t errstr_size);
+struct rconn_script *sched_ack_script(void);
+
 /* Extends the lease of `id` to lease_ms from now when `token` is current.
  * Returns 0 and sets *held as for sched_ack, or -1 with errstr set. */
 int sched_extend(bool *held, struct sched *s, const char *account,
