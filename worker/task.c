@@ -139,10 +139,13 @@ struct task {
     bool in_call;                 /* a provider request is in flight */
     int pending_events;           /* produced, not yet acknowledged */
     int unacked;                  /* ... of them Kafka events */
-    bool ended;                   /* no more events will be produced */
-    bool abandoned;               /* leave the source unacknowledged */
-    bool rejected;                /* went to the DLQ */
-    bool deferred;                /* stored in Redis for later (no ack) */
+    char **clear_after;           /* owned: markers to clear once Kafka has
+                                     every event (a retry's `retrying`) */
+    size_t nclear_after;
+    bool ended;     /* no more events will be produced */
+    bool abandoned; /* leave the source unacknowledged */
+    bool rejected;  /* went to the DLQ */
+    bool deferred;  /* stored in Redis for later (no ack) */
     struct task *next_parked;
     struct task *prev, *next; /* w->all: every live task */
 };
@@ -195,6 +198,9 @@ static void task_free(struct task *t)
     free(t->entry.token);
     free(t->entry.payload);
     free(t->echo);
+    for (size_t i = 0; i < t->nclear_after; i++)
+        free(t->clear_after[i]);
+    free(t->clear_after);
     for (size_t i = 0; i < t->ntrack; i++)
         free(t->track[i].pid);
     free(t->track);
@@ -319,6 +325,18 @@ static void task_refused(struct task *t, rd_kafka_resp_err_t err)
 }
 
 static void task_track_now(struct task *t);
+static void task_unmark(struct task *t, char **to, size_t n);
+
+/* Clears the markers kept until Kafka had the task's events. */
+static void task_clear_after(struct task *t)
+{
+    task_unmark(t, t->clear_after, t->nclear_after);
+    for (size_t i = 0; i < t->nclear_after; i++)
+        free(t->clear_after[i]);
+    free(t->clear_after);
+    t->clear_after = NULL;
+    t->nclear_after = 0;
+}
 
 /* One of the task's pending events or trackings is done. */
 static void task_pending_done(struct task *t)
@@ -334,9 +352,12 @@ void task_event_delivered(struct task *t, rd_kafka_resp_err_t err)
 {
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
         task_refused(t, err);
-    /* Kafka has every event so far: what they submitted may be followed. */
-    if (--t->unacked == 0)
+    /* Kafka has every event so far: what they submitted may be followed,
+     * and what they said will be retried may be sent by anyone. */
+    if (--t->unacked == 0) {
         task_track_now(t);
+        task_clear_after(t);
+    }
     task_pending_done(t);
 }
 
@@ -595,6 +616,8 @@ static void task_recorded(struct outcome *o, const char *err)
         t->abandoned = true;
     task_track_said_again(t);
     task_track_now(t);
+    if (t->unacked == 0)
+        task_clear_after(t);
     outcome_cleanup(&t->rec);
     switch (t->after) {
     case AFTER_END:
@@ -1235,11 +1258,21 @@ static int task_retry_later(struct task *t, const struct codec_call *call,
     if (task_store_retry(t, to, n, res->retry_after_ms, &stored) != 0)
         return -1;
     struct task_outcome *outs = xcalloc(n, sizeof(*outs));
+    /* A stored retry's markers stay this unit's until Kafka has its
+     * `retrying`: cleared at once, a redelivered copy of the job could be
+     * sent and its `submitted` published first (seen in the 429 storm). */
+    if (stored) {
+        t->clear_after = xrealloc(t->clear_after, (t->nclear_after + n) *
+                                                      sizeof(*t->clear_after));
+        for (size_t i = 0; i < n; i++)
+            t->clear_after[t->nclear_after++] =
+                xstrdup(bulk ? to[i] : TASK_JOB_LEVEL);
+    }
     for (size_t i = 0; i < n; i++)
         outs[i] = (struct task_outcome){
             .recipient = bulk ? to[i] : TASK_JOB_LEVEL,
             .state = stored ? STATE_RETRYING : STATE_FAILED,
-            .op = stored ? MARKER_OP_CLEAR : MARKER_OP_DONE,
+            .op = stored ? MARKER_OP_KEEP : MARKER_OP_DONE,
             .provider_status = res->provider_status,
             .error_code = stored ? res->error_code : "retry_horizon",
             .error_message = res->error_message,
