@@ -84,9 +84,9 @@ static struct rconn_script begin_script = {
  * recipient, op ("k", "d", "c", or "g": keep, gated), outcome, state (""
  * for none). Returns one number per item: 1 when its state advanced, 2
  * when it already was that state, 3 when a gated item's state would
- * advance past a `submitted` or `unknown` not yet published, or a state
- * not yet recorded (nothing is changed), 0 otherwise; a gated item already
- * in its published state is 0.
+ * advance past, or say again, a `submitted` or `unknown` not yet
+ * published, or follow a state not yet recorded (nothing is changed), 0
+ * otherwise; a gated item already in its published state is 0.
  * After a job's items, its headers ("" for none) when wanted. A state is
  * field "s:<recipient>" of the job's hash, next to the marker (field
  * "<recipient>"). */
@@ -123,7 +123,7 @@ static struct rconn_script update_script = {
     "        published = cur and\n"
     "          redis.call('ZSCORE', KEYS[1], ghead .. r .. gtail) ~= false\n"
     "      end\n"
-    "      if gated and not published and rank[st] > old then\n"
+    "      if gated and not published and rank[st] >= old then\n"
     "        adv = 3\n"
     "      elseif rank[st] > old or\n"
     "         (st == 'retrying' and cur == 'retrying') then\n"

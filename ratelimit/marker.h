@@ -75,8 +75,9 @@ enum marker_op {
  * item (MARKER_OP_GATED, its job's `type` set) is news from elsewhere (a
  * callback, a redelivered job saying a state again): it does not advance a
  * recipient past a `submitted` or `unknown` that is not on Kafka yet, nor
- * one with no state recorded yet (`early`: the event would overtake it on
- * the topic), and it does not say again one that is. */
+ * one with no state recorded yet, nor say such a state again (`early`: the
+ * event would overtake it on the topic, or its owner may still be
+ * publishing it), and it does not say again one that is. */
 #define MARKER_PUBLISHED_SET "await"
 
 /* One recipient of marker_update(). */

@@ -377,6 +377,11 @@ int kafka_new(struct kafka **out, const struct config *cfg,
         "0",
         "compression.type",
         "lz4",
+        /* Back to a returning broker within a second (librdkafka waits up
+         * to 10 s): a job redelivered meanwhile waits for this replica's
+         * events rather than saying them again (worker/task.c). */
+        "reconnect.backoff.max.ms",
+        "1000",
         "client.id",
         "kurir",
         NULL,

@@ -71,6 +71,12 @@
 #define TASK_BUSY_RETRY_MS 1000
 /* The recipient name of a job-level marker (jobs without recipients). */
 #define TASK_JOB_LEVEL "-"
+/* How often a redelivered job looks again for a state its first owner
+ * recorded but has not published yet, and how long it waits for it: past
+ * the producer's reconnect backoff (1 s, worker/kafka.c) and a broker's
+ * return, the owner is presumably gone and the state is said from here. */
+#define TASK_AGAIN_RETRY_MS 250
+#define TASK_AGAIN_MAX_MS   8000
 /* The longest rate-limit wait a unit spends parked in memory; a longer one
  * (a provider's long Retry-After charged to the bucket) is stored in
  * Redis until due, so its KURIR_MAX_IN_FLIGHT place frees. */
@@ -114,6 +120,8 @@ struct task {
     struct outcome rec;              /* STAGE_RECORD: what is being recorded */
     enum task_after after;           /* ... and what comes after it */
     enum task_stage stage_next;      /* AFTER_NEXT: the stage to go on with */
+    int64_t again_since;             /* said-again states wait: since when */
+    bool again_ungated;              /* ... TASK_AGAIN_MAX_MS: said from here */
     struct marker_begin_item *marks; /* STAGE_MARK: the reply's items */
     size_t nmarks;
     struct rbatch_req mark_req;
@@ -563,28 +571,42 @@ static void task_track_later(struct task *t, const char *pid,
 static void task_track_said_again(struct task *t)
 {
     const struct outcome *o = &t->rec;
-    char **pids = xcalloc(o->n + 1, sizeof(*pids));
-    size_t ngated = 0;
+    size_t nsaid = 0;
 
-    /* Each gated item's provider id, read once (a unit carries up to a
-     * thousand). */
+    /* A said-again item is gated, or recorded as it is once its first owner
+     * is presumably gone (then the recording holds nothing else). */
+    bool *said = xcalloc(o->n + 1, sizeof(*said));
     for (size_t i = 0; i < o->n; i++) {
         const struct outcome_item *it = &o->items[i];
-        if (it->op != MARKER_OP_GATED)
+        said[i] = (it->op == MARKER_OP_GATED || t->again_ungated) &&
+                  o->mitems[i].repeated &&
+                  strcmp(it->recipient, TASK_JOB_LEVEL) != 0 &&
+                  it->state != NULL &&
+                  (strcmp(it->state, "submitted") == 0 ||
+                   strcmp(it->state, "unknown") == 0);
+        nsaid += said[i];
+    }
+    if (nsaid == 0) {
+        free(said);
+        return;
+    }
+    /* Each gated item's provider id, read once (a unit carries up to a
+     * thousand), said again or not: one shared with any of them is the
+     * call's. */
+    char **pids = xcalloc(o->n + 1, sizeof(*pids));
+    for (size_t i = 0; i < o->n; i++) {
+        const struct outcome_item *it = &o->items[i];
+        if (it->op != MARKER_OP_GATED && !t->again_ungated)
             continue;
-        ngated++;
         json_t *ev = json_loadb(it->event, it->event_len, 0, NULL);
         const char *pid =
             json_string_value(json_object_get(ev, "provider_message_id"));
         pids[i] = pid != NULL && pid[0] ? xstrdup(pid) : NULL;
         json_decref(ev);
     }
-    for (size_t i = 0; i < o->n && ngated > 0; i++) {
+    for (size_t i = 0; i < o->n; i++) {
         const struct outcome_item *it = &o->items[i];
-        if (it->op != MARKER_OP_GATED || !o->mitems[i].repeated ||
-            strcmp(it->recipient, TASK_JOB_LEVEL) == 0 || it->state == NULL ||
-            (strcmp(it->state, "submitted") != 0 &&
-             strcmp(it->state, "unknown") != 0))
+        if (!said[i])
             continue;
         bool shared = false;
         for (size_t k = 0; k < o->n && pids[i] != NULL && !shared; k++)
@@ -594,6 +616,45 @@ static void task_track_said_again(struct task *t)
     for (size_t i = 0; i < o->n; i++)
         free(pids[i]);
     free(pids);
+    free(said);
+}
+
+/* Said-again states not on Kafka yet (early): the job's first owner may
+ * still be publishing them (its producer waiting for a broker), and a copy
+ * from here could land after its copy and after the report that follows
+ * it. Only they are recorded again, every TASK_AGAIN_RETRY_MS: once the
+ * owner's copy is on Kafka nothing is said; after TASK_AGAIN_MAX_MS they
+ * are said and followed from here. The task keeps its place meanwhile.
+ * Returns true when the task waits. */
+static bool task_wait_said_again(struct task *t)
+{
+    struct outcome *o = &t->rec;
+    size_t k = 0;
+
+    if (o->early == 0)
+        return false;
+    for (size_t i = 0; i < o->n; i++) {
+        if (o->mitems[i].early)
+            o->items[k++] = o->items[i];
+        else
+            free(o->items[i].event); /* published, or not to be */
+    }
+    o->n = k;
+    int64_t now = worker_now_ms();
+    if (t->again_since == 0)
+        t->again_since = now;
+    if (now - t->again_since >= TASK_AGAIN_MAX_MS) {
+        log_warn("task: job %s: %zu recorded state(s) still not on Kafka "
+                 "after %d ms; their replica is presumably gone: said again "
+                 "from here",
+                 t->job->id, k, TASK_AGAIN_MAX_MS);
+        t->again_ungated = true;
+        for (size_t i = 0; i < k; i++)
+            o->items[i].op = MARKER_OP_KEEP;
+    }
+    t->stage = STAGE_RECORD;
+    task_park(t, t->again_ungated ? 0 : TASK_AGAIN_RETRY_MS);
+    return true;
 }
 
 static void task_recorded(struct outcome *o, const char *err)
@@ -618,6 +679,10 @@ static void task_recorded(struct outcome *o, const char *err)
     task_track_now(t);
     if (t->unacked == 0)
         task_clear_after(t);
+    if (task_wait_said_again(t))
+        return;
+    t->again_since = 0;
+    t->again_ungated = false;
     outcome_cleanup(&t->rec);
     switch (t->after) {
     case AFTER_END:
