@@ -574,15 +574,16 @@ static void task_track_said_again(struct task *t)
     size_t nsaid = 0;
 
     /* A said-again item is gated, or recorded as it is once its first owner
-     * is presumably gone (then the recording holds nothing else). */
+     * is presumably gone (then the recording holds nothing else). The job
+     * itself is followed only when `unknown` (its `submitted` is not
+     * gated: the done state of a campaign to groups). */
     bool *said = xcalloc(o->n + 1, sizeof(*said));
     for (size_t i = 0; i < o->n; i++) {
         const struct outcome_item *it = &o->items[i];
+        bool job = strcmp(it->recipient, TASK_JOB_LEVEL) == 0;
         said[i] = (it->op == MARKER_OP_GATED || t->again_ungated) &&
-                  o->mitems[i].repeated &&
-                  strcmp(it->recipient, TASK_JOB_LEVEL) != 0 &&
-                  it->state != NULL &&
-                  (strcmp(it->state, "submitted") == 0 ||
+                  o->mitems[i].repeated && it->state != NULL &&
+                  ((!job && strcmp(it->state, "submitted") == 0) ||
                    strcmp(it->state, "unknown") == 0);
         nsaid += said[i];
     }
@@ -1039,9 +1040,9 @@ static void task_marked(struct rbatch_req *req, const char *err)
             break;
         case MARKER_STALE:
             /* Its replica died mid-request: the provider may have it.
-             * Sending again could send twice, so it is unknown. */
-            if (!job_level)
-                task_track_later(t, NULL, items[i].recipient, false);
+             * Sending again could send twice, so it is unknown; awaited
+             * (the job itself too), a report or the give-up settles it. */
+            task_track_later(t, NULL, items[i].recipient, false);
             outs[nouts++] = (struct task_outcome){
                 .recipient = items[i].recipient,
                 .state = STATE_UNKNOWN,
@@ -1096,9 +1097,12 @@ static void task_marked(struct rbatch_req *req, const char *err)
             if (strcmp(sms_state_name((enum sms_state)s), state) == 0)
                 name = sms_state_name((enum sms_state)s);
         json_decref(ev);
+        /* A job-level `submitted` (a campaign to groups) is the job's done
+         * state: nothing follows it, nothing publishes it but this. */
+        bool done = job_level && name == sms_state_name(STATE_SUBMITTED);
         again[nagain++] = (struct outcome_item){
             .recipient = items[i].recipient,
-            .op = MARKER_OP_GATED,
+            .op = done ? MARKER_OP_KEEP : MARKER_OP_GATED,
             .state = name,
             .event = items[i].outcome,
             .event_len = items[i].outcome_len,
@@ -1525,9 +1529,9 @@ static void task_unknown(struct task *t, const struct codec_call *call,
             .error_code = code,
             .error_message = message,
         };
-        /* Awaited: a report settles it, else the give-up ends it. */
-        if (bulk)
-            task_track_later(t, NULL, outs[i].recipient, false);
+        /* Awaited (the job itself too): a report settles it, else the
+         * give-up ends it. */
+        task_track_later(t, NULL, outs[i].recipient, false);
     }
     task_record(t, outs, n, AFTER_END);
     free(outs);
