@@ -1108,14 +1108,8 @@ void drill_finish(struct drill *d, int timeout_ms, const char *note)
               left, first);
     cr_expect(eq(sz, dups, 0), "%s: %zu sent twice outside the window (%s)",
               d->name, dups, dupfirst);
-    if (d->regressions_known && d->regressions > 0)
-        fprintf(stderr,
-                "drill %s: KNOWN: %zu states moved backwards, the first: %s "
-                "(docs/failsafe.md, \"Known\")\n",
-                d->name, d->regressions, d->first_regression);
-    else
-        cr_expect(eq(sz, d->regressions, 0), "%s: a state moved backwards: %s",
-                  d->name, d->first_regression);
+    cr_expect(eq(sz, d->regressions, 0), "%s: a state moved backwards: %s",
+              d->name, d->first_regression);
     cr_expect(eq(sz, d->conflicts, 0), "%s: two final states: %s", d->name,
               d->first_regression);
 }

@@ -63,9 +63,6 @@ struct drill {
     size_t nrep;
     const char *const *env;
     bool final;
-    /* Regressions are a known, documented fault of this drill's phase
-     * (docs/failsafe.md, "Known"): counted and printed, not failed. */
-    bool regressions_known;
     struct tk_reader status, dlq;
     void *producer; /* rd_kafka_t of drill_job_async, or NULL */
     size_t refused; /* jobs its delivery reports said Kafka refused */
