@@ -65,7 +65,7 @@ static json_t *wait_state(struct tk_reader *r, const char *job,
 static int count_done(struct tk_reader *r, const char *prefix, int n,
                       bool maybe_unknown, int timeout_ms)
 {
-    bool seen[16] = {false};
+    bool *seen = calloc((size_t)n + 1, sizeof(*seen));
     int got = 0;
     int64_t deadline = support_now_ms() + timeout_ms;
 
@@ -91,6 +91,7 @@ static int count_done(struct tk_reader *r, const char *prefix, int n,
         json_decref(ev);
         rd_kafka_message_destroy(rkm);
     }
+    free(seen);
     return got;
 }
 
@@ -183,10 +184,14 @@ Test(failsafe, a_long_retry_after_frees_the_place)
     tk_reader_close(&status);
 }
 
+/* The jobs of the pause test: 5 held by InTime, the rest Jojka's. */
+#define FULL_JOBS 205
+
 /* Issue 9 #8: with every place taken by slow calls, the replica pauses its
  * partitions and keeps polling: it never overruns max.poll.interval.ms and
  * leaves its group, and every job ends once the calls return, none sent
- * twice. */
+ * twice and none of a full prefetch skipped at the resume. */
+
 Test(failsafe, full_replica_pauses_and_stays_in_its_group)
 {
     static const char *const extra[] = {
@@ -212,13 +217,27 @@ Test(failsafe, full_replica_pauses_and_stays_in_its_group)
                  id, i, i);
         stack_produce(&e, e.topic_send, id, job);
     }
+    /* Behind them, fast Jojka sends fill the prefetch while every place
+     * is held: none may be skipped when the partitions resume. */
+    for (int i = 5; i < FULL_JOBS; i++) {
+        snprintf(id, sizeof(id), "full-%d", i);
+        snprintf(job, sizeof(job),
+                 "{\"id\": \"%s\", \"account\": \"bulk-jojka\", \"to\": "
+                 "[\"46702%06d\"], \"text\": \"pf%03d\"}",
+                 id, i, i);
+        stack_produce(&e, e.topic_send, id, job);
+    }
     POLL_UNTIL(ok, support_proc_log_has(&e.kurir, "consumption paused"), 60000);
     cr_assert(ok, "the consumer was never paused");
+    int before = stack_standin_count(&e, "pf");
+    fprintf(stderr, "full prefetch: %d of %d Jojka sends made at the pause\n",
+            before, FULL_JOBS - 5);
+    cr_expect(lt(int, before, FULL_JOBS - 5), "nothing was left to resume");
     /* Each job ends (a call the stand-in held too long may end unknown). */
-    int done = count_done(&status, "full-", 5, true, 120000);
-    if (done != 5)
+    int done = count_done(&status, "full-", FULL_JOBS, true, 180000);
+    if (done != FULL_JOBS)
         support_proc_log_dump(&e.kurir);
-    cr_assert(eq(int, done, 5));
+    cr_assert(eq(int, done, FULL_JOBS));
     cr_assert(support_proc_log_has(&e.kurir, "consumption resumed"));
     cr_assert(not(support_proc_log_has(&e.kurir, "maximum poll interval")),
               "the replica left its group");
@@ -226,6 +245,12 @@ Test(failsafe, full_replica_pauses_and_stays_in_its_group)
     for (int i = 0; i < 5; i++) {
         char text[32];
         snprintf(text, sizeof(text), "full %d", i); /* InTime's XML body */
+        int sent = stack_standin_count(&e, text);
+        cr_assert(eq(int, sent, 1), "\"%s\" sent %d times", text, sent);
+    }
+    for (int i = 5; i < FULL_JOBS; i++) {
+        char text[32];
+        snprintf(text, sizeof(text), "pf%03d", i);
         int sent = stack_standin_count(&e, text);
         cr_assert(eq(int, sent, 1), "\"%s\" sent %d times", text, sent);
     }
