@@ -124,7 +124,6 @@ static void hook_recorded(struct outcome *o, const char *err)
         outcome_cleanup(o);
         park_at(&w->parking, r,
                 worker_now_ms() + (r->ungated ? 0 : HOOK_EARLY_RETRY_MS));
-        w->hooks_parked++;
         return;
     }
     if (err != NULL) {
@@ -151,16 +150,12 @@ static void hook_ref_found(const redisReply *reply, const char *err,
 void hook_record_resume(struct worker *w, void *parked)
 {
     struct hook_record *r = parked;
-
-    w->hooks_parked--;
     poll_ref_lookup(w, r->h->acct, r->ref, hook_ref_found, r);
 }
 
-void hook_record_abandon(struct worker *w, void *parked)
+void hook_record_abandon(void *parked)
 {
     struct hook_record *r = parked;
-
-    w->hooks_parked--;
     /* The listener answers every waiting callback itself. */
     outcome_cleanup(&r->o);
     free(r);

@@ -20,7 +20,7 @@ void hooks_serve(struct worker *w);
  * OWNER_HOOK_RECORD) because the state it follows was not on Kafka yet:
  * recorded again when due, or dropped at shutdown. */
 void hook_record_resume(struct worker *w, void *parked);
-void hook_record_abandon(struct worker *w, void *parked);
+void hook_record_abandon(void *parked);
 
 /* Kafka acknowledged (or refused) one event of a callback. */
 void hook_event_delivered(struct worker *w, struct hook *h,

@@ -294,6 +294,17 @@ static void worker_check_redis(struct worker *w)
     }
 }
 
+/* Counts one parked item by its cause (park_each). */
+static void worker_count_parked(void *item, void *arg)
+{
+    size_t *parked = arg;
+
+    if (*(const enum event_owner *)item == OWNER_TASK)
+        parked[task_parked_for(item)]++;
+    else
+        parked[TASK_WAIT_N]++; /* a callback's update (worker/hooks.h) */
+}
+
 /* Publishes health and metrics for the listener, once a second. */
 static void worker_publish(struct worker *w)
 {
@@ -309,8 +320,12 @@ static void worker_publish(struct worker *w)
     metrics_set(m, M_REDIS_CALLS, NULL, (double)aredis_commands(w->aredis));
     metrics_set(m, M_UNITS_IN_FLIGHT, NULL, (double)w->tasks);
     metrics_set(m, M_PROVIDER_IN_FLIGHT, NULL, (double)http_in_flight(w->http));
-    metrics_set(m, M_UNITS_PARKED, ML("timer"),
-                (double)(park_count(&w->parking) - w->hooks_parked));
+    size_t parked[TASK_WAIT_N + 1] = {0}; /* by cause; callbacks last */
+    park_each(&w->parking, worker_count_parked, parked);
+    for (int c = 0; c < TASK_WAIT_N; c++)
+        metrics_set(m, M_UNITS_PARKED, ML(task_wait_names[c]),
+                    (double)parked[c]);
+    metrics_set(m, M_UNITS_PARKED, ML("callback"), (double)parked[TASK_WAIT_N]);
     size_t tok = 0, slot = 0;
     for (const struct task *t = w->tok_head; t != NULL; t = task_next_parked(t))
         tok++;

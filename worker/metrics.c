@@ -83,8 +83,9 @@ static const struct metric_def defs[M_COUNT] = {
                            {NULL}},
     [M_UNITS_PARKED] = {"kurir_units_parked",
                         MT_GAUGE,
-                        "Units waiting in this replica, by cause (ratelimit, "
-                        "retry, connection, redis).",
+                        "Units waiting in this replica, by cause (redis, "
+                        "busy, ratelimit, schedule, redelivery, next, "
+                        "callback, tokens, connection).",
                         {"cause"}},
     [M_KAFKA_LAG] = {"kurir_kafka_consumer_lag",
                      MT_GAUGE,

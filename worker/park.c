@@ -93,6 +93,15 @@ size_t park_take_due(struct parking *p, int64_t now_ms, void **out, size_t max)
     return n;
 }
 
+void park_each(const struct parking *p, void (*fn)(void *item, void *arg),
+               void *arg)
+{
+    for (size_t i = 0; i < p->nheap; i++)
+        fn(p->heap[i].item, arg);
+    for (size_t i = 0; i < p->nready; i++)
+        fn(p->ready[(p->ready_head + i) % p->ready_cap], arg);
+}
+
 void *park_take_any(struct parking *p)
 {
     void *item;

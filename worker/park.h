@@ -48,6 +48,11 @@ int64_t park_next_wake(const struct parking *p);
  * for the next call. */
 size_t park_take_due(struct parking *p, int64_t now_ms, void **out, size_t max);
 
+/* Calls fn(item, arg) for every parked item, in no particular order (for
+ * counting them). */
+void park_each(const struct parking *p, void (*fn)(void *item, void *arg),
+               void *arg);
+
 /* Takes any one parked item, due or not (shutdown), or returns NULL. */
 void *park_take_any(struct parking *p);
 

@@ -122,6 +122,7 @@ struct task {
     enum task_stage stage_next;      /* AFTER_NEXT: the stage to go on with */
     int64_t again_since;             /* said-again states wait: since when */
     bool again_ungated;              /* ... TASK_AGAIN_MAX_MS: said from here */
+    enum task_wait wait;             /* parked: why */
     struct marker_begin_item *marks; /* STAGE_MARK: the reply's items */
     size_t nmarks;
     struct rbatch_req mark_req;
@@ -159,7 +160,7 @@ struct task {
 };
 
 static void task_next(struct task *t);
-static void task_park(struct task *t, int64_t wait_ms);
+static void task_park(struct task *t, int64_t wait_ms, enum task_wait why);
 
 /* ------------------------------------------------------------------------ */
 /* Ending. */
@@ -462,7 +463,7 @@ void task_abandon_parked(struct worker *w)
         if (*(const enum event_owner *)item == OWNER_TASK)
             task_abandon(item);
         else
-            hook_record_abandon(w, item);
+            hook_record_abandon(item);
     }
 }
 
@@ -654,7 +655,8 @@ static bool task_wait_said_again(struct task *t)
             o->items[i].op = MARKER_OP_KEEP;
     }
     t->stage = STAGE_RECORD;
-    task_park(t, t->again_ungated ? 0 : TASK_AGAIN_RETRY_MS);
+    task_park(t, t->again_ungated ? 0 : TASK_AGAIN_RETRY_MS,
+              TASK_WAIT_REDELIVERY);
     return true;
 }
 
@@ -668,7 +670,7 @@ static void task_recorded(struct outcome *o, const char *err)
         /* Keep the outcome's meaning: record it again, never call again. */
         task_redis_down(t, "record outcome", err);
         t->rec.again = true;
-        task_park(t, TASK_REDIS_RETRY_MS);
+        task_park(t, TASK_REDIS_RETRY_MS, TASK_WAIT_REDIS);
         return;
     }
     t->w->redis_ok = true;
@@ -690,7 +692,7 @@ static void task_recorded(struct outcome *o, const char *err)
         task_end(t);
         return;
     case AFTER_BUSY:
-        task_park(t, TASK_BUSY_RETRY_MS);
+        task_park(t, TASK_BUSY_RETRY_MS, TASK_WAIT_BUSY);
         t->stage = STAGE_MARK;
         return;
     case AFTER_NEXT:
@@ -800,9 +802,16 @@ static void task_dlq(struct task *t, const char *error)
 /* ------------------------------------------------------------------------ */
 /* Parking. */
 
+const char *const task_wait_names[TASK_WAIT_N] = {
+    [TASK_WAIT_REDIS] = "redis",           [TASK_WAIT_BUSY] = "busy",
+    [TASK_WAIT_RATELIMIT] = "ratelimit",   [TASK_WAIT_SCHEDULE] = "schedule",
+    [TASK_WAIT_REDELIVERY] = "redelivery", [TASK_WAIT_NEXT] = "next",
+};
+
 /* Parks the task for wait_ms (0: the next turn; worker/park.h). */
-static void task_park(struct task *t, int64_t wait_ms)
+static void task_park(struct task *t, int64_t wait_ms, enum task_wait why)
 {
+    t->wait = why;
     if (wait_ms <= 0)
         park_now(&t->w->parking, t);
     else
@@ -812,6 +821,11 @@ static void task_park(struct task *t, int64_t wait_ms)
 void task_resume(struct task *t)
 {
     task_next(t);
+}
+
+enum task_wait task_parked_for(const struct task *t)
+{
+    return t->wait;
 }
 
 const struct task *task_next_parked(const struct task *t)
@@ -875,7 +889,7 @@ static void task_schedule(struct task *t)
     free(payload);
     if (r != 0) {
         task_redis_down(t, "schedule", errstr);
-        task_park(t, TASK_REDIS_RETRY_MS);
+        task_park(t, TASK_REDIS_RETRY_MS, TASK_WAIT_REDIS);
         return;
     }
     size_t n = job->nto > 0 ? job->nto : 1;
@@ -1013,7 +1027,7 @@ static void task_marked(struct rbatch_req *req, const char *err)
         /* Marks carry this replica's owner name: trying again finds its
          * own fresh marks new, so a lost reply costs nothing. */
         task_redis_down(t, "mark", err);
-        task_park(t, TASK_REDIS_RETRY_MS);
+        task_park(t, TASK_REDIS_RETRY_MS, TASK_WAIT_REDIS);
         return;
     }
     t->w->redis_ok = true;
@@ -1135,7 +1149,7 @@ static void task_marked(struct rbatch_req *req, const char *err)
             task_end(t);
         } else if (after == AFTER_BUSY) {
             t->stage = STAGE_MARK;
-            task_park(t, TASK_BUSY_RETRY_MS);
+            task_park(t, TASK_BUSY_RETRY_MS, TASK_WAIT_BUSY);
         } else {
             t->stage = STAGE_CALLS;
             task_next(t);
@@ -1220,7 +1234,7 @@ static void task_cancel(struct task *t)
         sched_cancel_take(&taken, t->w->sched, job->account, job->campaign_id,
                           true, errstr, sizeof(errstr)) != 0) {
         task_redis_down(t, "cancel", errstr);
-        task_park(t, TASK_REDIS_RETRY_MS);
+        task_park(t, TASK_REDIS_RETRY_MS, TASK_WAIT_REDIS);
         return;
     }
     for (size_t i = 0; i < taken.n; i++)
@@ -1424,7 +1438,7 @@ static void task_result(struct task *t, const struct codec_call *call,
             /* Redis is away: keep the answer's meaning by trying again;
              * nothing was sent again (t->next_call stays on a sent call,
              * and task_next never submits a call twice). */
-            task_park(t, TASK_REDIS_RETRY_MS);
+            task_park(t, TASK_REDIS_RETRY_MS, TASK_WAIT_REDIS);
             t->stage = STAGE_RECORD;
             t->pending_retry = true;
             t->retry_res = *res;
@@ -1659,7 +1673,7 @@ static void task_wake_token_waiters(struct worker *w, int64_t wait_ms)
     while (w->tok_head != NULL) {
         struct task *t = w->tok_head;
         w->tok_head = t->next_parked;
-        task_park(t, wait_ms);
+        task_park(t, wait_ms, wait_ms > 0 ? TASK_WAIT_REDIS : TASK_WAIT_NEXT);
     }
 }
 
@@ -1727,7 +1741,7 @@ static void task_defer(struct task *t, int64_t wait_ms)
     }
     if (r != 0) {
         task_redis_down(t, "defer", errstr);
-        task_park(t, TASK_REDIS_RETRY_MS);
+        task_park(t, TASK_REDIS_RETRY_MS, TASK_WAIT_REDIS);
         return;
     }
     metrics_count(&t->w->metrics, M_UNITS_DEFERRED, ML(job->account), 1);
@@ -1780,7 +1794,7 @@ static void task_tokens(struct task *t)
             if (wait_ms > TASK_PARK_MAX_MS)
                 task_defer(t, wait_ms);
             else
-                task_park(t, wait_ms);
+                task_park(t, wait_ms, TASK_WAIT_RATELIMIT);
             return;
         }
         if (step == RL_ASKING) {
@@ -1801,7 +1815,7 @@ static void task_tokens(struct task *t)
                 ratelimit_ask_done(t->w->ratelimit, &ask, &b, NULL, errstr,
                                    sizeof(errstr));
                 free(a);
-                task_park(t, TASK_REDIS_RETRY_MS);
+                task_park(t, TASK_REDIS_RETRY_MS, TASK_WAIT_REDIS);
                 return;
             }
             aredis_eval(t->w->aredis, ratelimit_take_script(),
@@ -1856,7 +1870,7 @@ static void task_give_slot(struct task *t)
         w->slot_head = next->next_parked;
         if (w->slot_head == NULL)
             w->slot_tail = NULL;
-        task_park(next, 0);
+        task_park(next, 0, TASK_WAIT_NEXT);
     }
 }
 
@@ -1886,7 +1900,7 @@ static void task_next(struct task *t)
         if (t->pending_retry) {
             if (task_retry_later(t, &t->calls->calls[t->next_call],
                                  &t->retry_res) != 0) {
-                task_park(t, TASK_REDIS_RETRY_MS);
+                task_park(t, TASK_REDIS_RETRY_MS, TASK_WAIT_REDIS);
                 return;
             }
             t->pending_retry = false;
@@ -2049,7 +2063,7 @@ static void task_prepare(struct task *t, bool may_schedule)
      * both clocks are read in whole ones). */
     int64_t early = t->rkm == NULL ? job->send_at_ms - worker_wall_ms() : 0;
     if (early > 0 && early <= WORKER_CLAIM_AHEAD_MS) {
-        task_park(t, early + 1);
+        task_park(t, early + 1, TASK_WAIT_SCHEDULE);
         return;
     }
     task_next(t);

@@ -34,8 +34,25 @@ void task_start_entry(struct worker *w, const char *account,
  * lease/3; a failure is logged, and the next call tries again. */
 void task_extend_leases(struct worker *w, int64_t lease_ms);
 
+/* Why a task is parked (kurir_units_parked's `cause`). */
+enum task_wait {
+    TASK_WAIT_REDIS,      /* Redis away: the same step again */
+    TASK_WAIT_BUSY,       /* another unit holds some recipients */
+    TASK_WAIT_RATELIMIT,  /* the account's bucket, a short Retry-After */
+    TASK_WAIT_SCHEDULE,   /* a claimed scheduled send, due in a moment */
+    TASK_WAIT_REDELIVERY, /* a redelivered job, for its first owner's events */
+    TASK_WAIT_NEXT,       /* a place or a lease came free: the next turn */
+    TASK_WAIT_N,
+};
+
+/* The cause names, by enum task_wait. */
+extern const char *const task_wait_names[TASK_WAIT_N];
+
 /* Resumes a parked task whose wake time has come. */
 void task_resume(struct task *t);
+
+/* Why the parked task waits. */
+enum task_wait task_parked_for(const struct task *t);
 
 /* The next task in the same waiting queue (tokens or connections), for
  * counting them. */

@@ -81,7 +81,6 @@ struct worker {
     int64_t full_since_ms;  /* every place taken since then; 0: not full */
     struct task *all;       /* every live task */
     struct parking parking; /* tasks waiting for a time (worker/park.h) */
-    size_t hooks_parked;    /* ... of them callbacks' status updates */
     struct task *slot_head; /* tasks waiting for a connection place */
     struct task *slot_tail;
     struct task *tok_head; /* tasks waiting for a rate-limit ask */

@@ -94,6 +94,15 @@ static long readyz(void)
 
 TestSuite(outage, .init = setup, .fini = teardown, .timeout = 240);
 
+/* The units parked because Redis is away (/metrics). */
+static double redis_parked(void)
+{
+    char *page = support_metrics_scrape(e.kurir_port);
+    double v = support_metric(page, "kurir_units_parked", "cause=\"redis\"");
+    free(page);
+    return v;
+}
+
 Test(outage, redis_away_means_nothing_sent_then_resume)
 {
     struct tk_reader status;
@@ -217,6 +226,10 @@ Test(outage, redis_away_after_the_provider_accepted_sends_once)
                                        NULL};
     json_t *ev = tk_reader_wait_json(&status, want, 5000, NULL);
     cr_assert(eq(ptr, ev, NULL), "published before it was recorded");
+    /* ... and says why: parked for Redis (/metrics). */
+    double parked = 0;
+    POLL_UNTIL(ok, (parked = redis_parked()) >= 1, 10000);
+    cr_assert(ok, "kurir_units_parked{cause=\"redis\"} stayed %g", parked);
     redis_start();
     ev = tk_reader_wait_json(&status, want, 60000, NULL);
     if (ev == NULL)
