@@ -80,7 +80,8 @@ static struct rconn_script begin_script = {
 /* Batched over jobs of one account. KEYS: the account's published set
  * (marker.h), then per job its hash. ARGV: ttl_ms, then per job: n, want
  * ("1": return the job's echo headers), the published member's head and
- * tail ("<job>\t", "\t<type>"; "" when no item is gated), then per item:
+ * tail ("<job>\t", "\t<type>"; "" when no item is gated), the recorder
+ * (field "o:" of the hash when an item is done; "" for none), then per item:
  * recipient, op ("k", "d", "c", or "g": keep, gated), outcome, state (""
  * for none). Returns one number per item: 1 when its state advanced, 2
  * when it already was that state, 3 when a gated item's state would
@@ -101,13 +102,15 @@ static struct rconn_script update_script = {
     "  local mk = KEYS[j]\n"
     "  local n = tonumber(ARGV[a])\n"
     "  local want = ARGV[a + 1] == '1'\n"
-    "  local ghead, gtail = ARGV[a + 2], ARGV[a + 3]\n"
+    "  local ghead, gtail, rec = ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]\n"
     "  local set, pend = {}, {}\n"
-    "  for i = a + 4, a + 4 * n + 3, 4 do\n"
+    "  for i = a + 5, a + 4 * n + 4, 4 do\n"
     "    local r, op, st = ARGV[i], ARGV[i + 1], ARGV[i + 3]\n"
     "    if op == 'd' then\n"
     "      set[#set + 1] = r\n"
     "      set[#set + 1] = 'd' .. ARGV[i + 2]\n"
+    "      if rec ~= '' then set[#set + 1] = 'o:'; set[#set + 1] = rec end\n"
+    "      rec = ''\n"
     "    elseif op == 'c' then\n"
     "      redis.call('HDEL', mk, r)\n"
     "    end\n"
@@ -144,7 +147,7 @@ static struct rconn_script update_script = {
     "  if want then\n"
     "    out[#out + 1] = redis.call('HGET', mk, 'h:') or ''\n"
     "  end\n"
-    "  a = a + 4 * n + 4\n"
+    "  a = a + 4 * n + 5\n"
     "end\n"
     "return out\n",
 };
@@ -372,6 +375,7 @@ int marker_update_build(struct rargv *out, const char *prefix,
             rargv_adds(out, "");
             rargv_adds(out, "");
         }
+        rargv_adds(out, jobs[j].recorder != NULL ? jobs[j].recorder : "");
         for (size_t i = 0; i < jobs[j].n; i++) {
             const struct marker_update_item *it = &jobs[j].items[i];
             rargv_adds(out, it->recipient);

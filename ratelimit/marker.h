@@ -162,9 +162,17 @@ struct marker_update_job {
     const char *type; /* the job's type: what gated items go by; or NULL */
     struct marker_update_item *items;
     size_t n;
-    bool want_headers; /* in: return the headers marker_begin kept */
-    char *headers_out; /* out, malloc'd: those headers, or NULL */
+    bool want_headers;    /* in: return the headers marker_begin kept */
+    char *headers_out;    /* out, malloc'd: those headers, or NULL */
+    const char *recorder; /* in: who records (a replica's name), kept in
+                             the job's hash as MARKER_RECORDER when an item
+                             is done; NULL: not kept */
 };
+
+/* The field of a job's hash naming the replica that last recorded a done
+ * item (marker_update_job.recorder): a redelivery asks whether it is
+ * still alive before saying its unpublished states again. */
+#define MARKER_RECORDER "o:"
 
 /* The scripts, for aredis_eval() / rconn_eval(). */
 struct rconn_script *marker_begin_script(void);

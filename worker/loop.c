@@ -294,6 +294,20 @@ static void worker_check_redis(struct worker *w)
     }
 }
 
+void worker_alive_key(char *buf, size_t buf_size, const struct worker *w,
+                      const char *owner)
+{
+    snprintf(buf, buf_size, "%s:alive:%s", aredis_prefix(w->aredis), owner);
+}
+
+static void worker_alive_set(const redisReply *reply, const char *err,
+                             void *privdata)
+{
+    (void)reply;
+    (void)err; /* Redis away is said by the other calls */
+    (void)privdata;
+}
+
 /* Counts one parked item by its cause (park_each). */
 static void worker_count_parked(void *item, void *arg)
 {
@@ -314,6 +328,11 @@ static void worker_publish(struct worker *w)
     if (now < w->next_publish_ms)
         return;
     w->next_publish_ms = now + 1000;
+    char alive[256], px[24];
+    worker_alive_key(alive, sizeof(alive), w, w->owner);
+    rconn_i64(px, sizeof(px), WORKER_ALIVE_TTL_MS);
+    const char *set[] = {"SET", alive, "1", "PX", px};
+    aredis_command(w->aredis, 5, set, NULL, worker_alive_set, NULL);
     metrics_set(m, M_REDIS_UP, NULL, w->redis_ok && aredis_is_up(w->aredis));
     metrics_set(m, M_REDIS_ROUND_TRIPS, NULL,
                 (double)aredis_round_trips(w->aredis));

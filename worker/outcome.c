@@ -93,7 +93,7 @@ void outcome_record(struct worker *w, struct outcome *o)
         .kind = RBATCH_UPDATE,
         .account = o->account,
         .update = {o->job_id, o->type, o->mitems, o->n,
-                   o->want_echo && o->echo == NULL, NULL},
+                   o->want_echo && o->echo == NULL, NULL, w->owner},
         .fn = outcome_recorded,
         .owner = o,
     };

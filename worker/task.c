@@ -72,11 +72,12 @@
 /* The recipient name of a job-level marker (jobs without recipients). */
 #define TASK_JOB_LEVEL "-"
 /* How often a redelivered job looks again for a state its first owner
- * recorded but has not published yet, and how long it waits for it: past
- * the producer's reconnect backoff (1 s, worker/kafka.c) and a broker's
- * return, the owner is presumably gone and the state is said from here. */
-#define TASK_AGAIN_RETRY_MS 250
-#define TASK_AGAIN_MAX_MS   8000
+ * recorded but has not published yet; how long it waits while that
+ * replica is alive (its events may wait in its producer for a broker);
+ * and how long when no replica is named as its recorder. */
+#define TASK_AGAIN_RETRY_MS   250
+#define TASK_AGAIN_MAX_MS     60000
+#define TASK_AGAIN_UNNAMED_MS 8000
 /* The longest rate-limit wait a unit spends parked in memory; a longer one
  * (a provider's long Retry-After charged to the bucket) is stored in
  * Redis until due, so its KURIR_MAX_IN_FLIGHT place frees. */
@@ -621,17 +622,79 @@ static void task_track_said_again(struct task *t)
     free(said);
 }
 
-/* Said-again states not on Kafka yet (early): the job's first owner may
- * still be publishing them (its producer waiting for a broker), and a copy
- * from here could land after its copy and after the report that follows
- * it. Only they are recorded again, every TASK_AGAIN_RETRY_MS: once the
- * owner's copy is on Kafka nothing is said; after TASK_AGAIN_MAX_MS they
- * are said and followed from here. The task keeps its place meanwhile.
- * Returns true when the task waits. */
+/* Says the waiting said-again states from here: their recorder is gone
+ * (or waited out). */
+static void task_say_again_now(struct task *t, const char *why)
+{
+    struct outcome *o = &t->rec;
+
+    log_warn("task: job %s: %zu recorded state(s) not on Kafka, %s: said "
+             "again from here",
+             t->job->id, o->n, why);
+    t->again_ungated = true;
+    for (size_t i = 0; i < o->n; i++)
+        o->items[i].op = MARKER_OP_KEEP;
+    task_park(t, 0, TASK_WAIT_REDELIVERY);
+}
+
+/* The recorder's alive key was read: alive, it is waited for. */
+static void task_recorder_alive(const redisReply *reply, const char *err,
+                                void *privdata)
+{
+    struct task *t = privdata;
+
+    if (t->w->closing)
+        return;
+    if (err == NULL && reply->type == REDIS_REPLY_INTEGER &&
+        reply->integer == 0) {
+        task_say_again_now(t, "their replica is gone");
+        return;
+    }
+    task_park(t, TASK_AGAIN_RETRY_MS, TASK_WAIT_REDELIVERY);
+}
+
+/* The job's recorder (MARKER_RECORDER) was read: is it alive? */
+static void task_recorder_named(const redisReply *reply, const char *err,
+                                void *privdata)
+{
+    struct task *t = privdata;
+    char key[256], name[128];
+
+    if (t->w->closing)
+        return;
+    if (err != NULL || reply->type != REDIS_REPLY_STRING ||
+        reply->len >= sizeof(name)) {
+        /* Redis away, or no replica named (recorded by an older kurir):
+         * looked at again, until TASK_AGAIN_UNNAMED_MS. */
+        if (err == NULL &&
+            worker_now_ms() - t->again_since >= TASK_AGAIN_UNNAMED_MS) {
+            task_say_again_now(t, "their replica unknown");
+            return;
+        }
+        task_park(t, TASK_AGAIN_RETRY_MS, TASK_WAIT_REDELIVERY);
+        return;
+    }
+    memcpy(name, reply->str, reply->len);
+    name[reply->len] = '\0';
+    worker_alive_key(key, sizeof(key), t->w, name);
+    const char *argv[] = {"EXISTS", key};
+    aredis_command(t->w->aredis, 2, argv, NULL, task_recorder_alive, t);
+}
+
+/* Said-again states not on Kafka yet (early): the replica that recorded
+ * them may still be publishing them (its producer waiting for a broker),
+ * and a copy from here could land after its copy and after the report
+ * that follows it. While that replica is alive (worker.h) only they are
+ * recorded again, every TASK_AGAIN_RETRY_MS: once its copy is on Kafka
+ * nothing is said. Once it is gone (it died between recording and
+ * publishing), or after TASK_AGAIN_MAX_MS, they are said and followed
+ * from here. The task keeps its place meanwhile. Returns true when the
+ * task waits. */
 static bool task_wait_said_again(struct task *t)
 {
     struct outcome *o = &t->rec;
     size_t k = 0;
+    char key[RCONN_KEY_MAX], errstr[256];
 
     if (o->early == 0)
         return false;
@@ -645,18 +708,19 @@ static bool task_wait_said_again(struct task *t)
     int64_t now = worker_now_ms();
     if (t->again_since == 0)
         t->again_since = now;
-    if (now - t->again_since >= TASK_AGAIN_MAX_MS) {
-        log_warn("task: job %s: %zu recorded state(s) still not on Kafka "
-                 "after %d ms; their replica is presumably gone: said again "
-                 "from here",
-                 t->job->id, k, TASK_AGAIN_MAX_MS);
-        t->again_ungated = true;
-        for (size_t i = 0; i < k; i++)
-            o->items[i].op = MARKER_OP_KEEP;
-    }
     t->stage = STAGE_RECORD;
-    task_park(t, t->again_ungated ? 0 : TASK_AGAIN_RETRY_MS,
-              TASK_WAIT_REDELIVERY);
+    if (now - t->again_since >= TASK_AGAIN_MAX_MS) {
+        task_say_again_now(t, "their replica alive but silent for a minute");
+        return true;
+    }
+    if (rconn_key_p(key, sizeof(key), aredis_prefix(t->w->aredis),
+                    t->job->account, "mk", t->job->id, errstr,
+                    sizeof(errstr)) != 0) {
+        task_say_again_now(t, errstr); /* the recording took this key */
+        return true;
+    }
+    const char *argv[] = {"HGET", key, MARKER_RECORDER};
+    aredis_command(t->w->aredis, 3, argv, NULL, task_recorder_named, t);
     return true;
 }
 

@@ -105,6 +105,16 @@ int worker_init(struct worker *w, const struct config *cfg, char *errstr,
  * events and commits offsets. Returns 0, or 1 on a fatal Kafka error. */
 int worker_run(struct worker *w);
 
+/* Each replica says it is alive once a second: key
+ * "<prefix>:alive:<owner>" (its marks' name), expiring after
+ * WORKER_ALIVE_TTL_MS. A redelivered job asks it of the replica that
+ * recorded its states before saying them again (worker/task.c). */
+#define WORKER_ALIVE_TTL_MS 5000
+
+/* Formats the alive key of replica `owner` into buf. */
+void worker_alive_key(char *buf, size_t buf_size, const struct worker *w,
+                      const char *owner);
+
 /* Frees what worker_init() created. */
 void worker_cleanup(struct worker *w);
 

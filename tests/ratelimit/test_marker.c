@@ -222,13 +222,19 @@ Test(marker, states_only_move_forward)
     replica_close(&a);
 }
 
-/* One gated update of recipient "1" of job-5 (type "send"); returns what
- * the script answered for it. */
-static struct marker_update_item gated(struct replica *r, const char *state)
+/* One update of recipient "1" of job-5 (type "send") recorded by
+ * `recorder` (NULL: none); returns what the script answered for it. */
+static struct marker_update_item update_by(struct replica *r, enum marker_op op,
+                                           const char *state,
+                                           const char *recorder)
 {
-    struct marker_update_item it = {
-        .recipient = "1", .op = MARKER_OP_GATED, .state = state};
-    struct marker_update_job job = {"job-5", "send", &it, 1, false, NULL};
+    struct marker_update_item it = {.recipient = "1",
+                                    .op = op,
+                                    .outcome = "{}",
+                                    .outcome_len = 2,
+                                    .state = state};
+    struct marker_update_job job = {"job-5", "send", &it,     1,
+                                    false,   NULL,   recorder};
     struct rargv args = {0};
     redisReply *reply = NULL;
     char errstr[256];
@@ -245,6 +251,42 @@ static struct marker_update_item gated(struct replica *r, const char *state)
     freeReplyObject(reply);
     rargv_cleanup(&args);
     return it;
+}
+
+/* A gated update of recipient "1" of job-5. */
+static struct marker_update_item gated(struct replica *r, const char *state)
+{
+    return update_by(r, MARKER_OP_GATED, state, NULL);
+}
+
+/* A done item names its recorder in the job's hash; other updates leave
+ * it, so a redelivery can ask whether that replica still lives. */
+Test(marker, done_names_its_recorder)
+{
+    char prefix[64], key[RCONN_KEY_MAX], errstr[256];
+    struct replica a;
+
+    rltest_prefix(prefix, sizeof(prefix), "marker-rec");
+    replica_open(&a, prefix);
+    rconn_key(key, sizeof(key), a.rc, "acct", "mk", "job-5", errstr,
+              sizeof(errstr));
+    const char *has[] = {"HEXISTS", key, MARKER_RECORDER};
+    update_by(&a, MARKER_OP_KEEP, "accepted", "replica-a");
+    cr_assert(rltest_int(a.rc, 3, has) == 0, "nothing done yet");
+    update_by(&a, MARKER_OP_DONE, "submitted", "replica-a");
+    cr_assert(rltest_int(a.rc, 3, has) == 1, "a done item names it");
+    const char *eqa[] = {"EVAL",
+                         "return redis.call('HGET', KEYS[1], ARGV[1]) == "
+                         "ARGV[2] and 1 or 0",
+                         "1",
+                         key,
+                         MARKER_RECORDER,
+                         "replica-a"};
+    cr_assert(rltest_int(a.rc, 6, eqa) == 1, "named replica-a");
+    update_by(&a, MARKER_OP_GATED, "delivered", "replica-b");
+    cr_assert(rltest_int(a.rc, 6, eqa) == 1, "a gated item is no record");
+    rltest_cleanup(a.rc);
+    replica_close(&a);
 }
 
 /* News from elsewhere (a callback, a redelivered job) goes by the
