@@ -207,24 +207,22 @@ Test(failsafe, full_replica_pauses_and_stays_in_its_group)
 
     restart_worker(extra);
     tk_reader_open(&status, e.brokers, e.topic_status);
-    /* InTime: no polls share the provider's connections with the sends. */
+    /* InTime holds the first five (no polls share its connections with the
+     * sends); behind them, fast Jojka sends fill the prefetch while every
+     * place is held: none may be skipped when the partitions resume. */
     standin_faults("{\"provider\": \"intime\", \"latency\": 8000}");
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < FULL_JOBS; i++) {
+        bool held = i < 5;
+        char text[24];
+        if (held)
+            snprintf(text, sizeof(text), "full %d", i);
+        else
+            snprintf(text, sizeof(text), "pf%03d", i);
         snprintf(id, sizeof(id), "full-%d", i);
         snprintf(job, sizeof(job),
-                 "{\"id\": \"%s\", \"account\": \"bulk-intime\", \"to\": "
-                 "[\"4670123450%d\"], \"text\": \"full %d\"}",
-                 id, i, i);
-        stack_produce(&e, e.topic_send, id, job);
-    }
-    /* Behind them, fast Jojka sends fill the prefetch while every place
-     * is held: none may be skipped when the partitions resume. */
-    for (int i = 5; i < FULL_JOBS; i++) {
-        snprintf(id, sizeof(id), "full-%d", i);
-        snprintf(job, sizeof(job),
-                 "{\"id\": \"%s\", \"account\": \"bulk-jojka\", \"to\": "
-                 "[\"46702%06d\"], \"text\": \"pf%03d\"}",
-                 id, i, i);
+                 "{\"id\": \"%s\", \"account\": \"%s\", \"to\": "
+                 "[\"46702%06d\"], \"text\": \"%s\"}",
+                 id, held ? "bulk-intime" : "bulk-jojka", i, text);
         stack_produce(&e, e.topic_send, id, job);
     }
     POLL_UNTIL(ok, support_proc_log_has(&e.kurir, "consumption paused"), 60000);
