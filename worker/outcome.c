@@ -29,7 +29,8 @@ int outcome_publish(struct worker *w, void *owner, const char *job_id,
     if (state != NULL)
         metrics_count(&w->metrics, M_STATUS_EVENTS, ML(state), 1);
     snprintf(key, sizeof(key), "%s/%s", job_id,
-             recipient != NULL && recipient[0] != '\0' ? recipient : "-");
+             recipient != NULL && recipient[0] != '\0' ? recipient
+                                                       : OUTCOME_JOB_LEVEL);
     if (kafka_produce(w->kafka, KAFKA_LATEST, key, strlen(key), value, len,
                       echo_headers(echo), owner, errstr, sizeof(errstr)) != 0) {
         log_error("outcome: %s job=%s", errstr, job_id);
@@ -61,7 +62,9 @@ static void outcome_recorded(struct rbatch_req *req, const char *err)
         o->early += m->early;
         if (!emit || it->event == NULL)
             continue;
-        const char *r = strcmp(it->recipient, "-") == 0 ? NULL : it->recipient;
+        const char *r = strcmp(it->recipient, OUTCOME_JOB_LEVEL) == 0
+                            ? NULL
+                            : it->recipient;
         if (outcome_publish(w, o->owner, o->job_id, r, it->state, it->event,
                             it->event_len, echo, &o->produced) != 0)
             o->produce_failed = true;

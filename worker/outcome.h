@@ -24,6 +24,11 @@
 
 struct worker;
 
+/* The recipient name of the job itself (a job without recipients, a
+ * campaign to groups): its marker, its state, its await member, and the
+ * key of its latest-state record; its events carry `recipient` null. */
+#define OUTCOME_JOB_LEVEL "-"
+
 /* One recipient's new state. */
 struct outcome_item {
     const char *recipient; /* borrowed from the owner */
@@ -67,11 +72,10 @@ struct outcome {
 };
 
 /* Publishes one status event of job `job_id` (and its latest-state record,
- * keyed "<job>/<recipient>", "-" for the job itself) with the echo headers
- * `echo` (NULL: none); `owner` gets Kafka's acknowledgements. Adds the
- * events queued to *produced; `state` (may be NULL) is counted in
- * /metrics. Returns 0, or -1 when one could not be
- * queued (logged). */
+ * keyed "<job>/<recipient>", OUTCOME_JOB_LEVEL for the job itself) with the
+ * echo headers `echo` (NULL: none); `owner` gets Kafka's acknowledgements. Adds
+ * the events queued to *produced; `state` (may be NULL) is counted in /metrics.
+ * Returns 0, or -1 when one could not be queued (logged). */
 int outcome_publish(struct worker *w, void *owner, const char *job_id,
                     const char *recipient, const char *state, const char *value,
                     size_t len, const char *echo, size_t *produced);

@@ -359,7 +359,8 @@ static void poll_item(struct pollreq *p, const char *recipient,
         .type = p->type,
         .account = p->acct->name,
         .provider = p->acct->codec->name,
-        .recipient = strcmp(p->recips[i], "-") == 0 ? NULL : p->recips[i],
+        .recipient =
+            strcmp(p->recips[i], OUTCOME_JOB_LEVEL) == 0 ? NULL : p->recips[i],
         .state = state,
         .provider_message_id = u != NULL && u->provider_id[0] ? u->provider_id
                                : p->pid[0]                    ? p->pid
@@ -714,7 +715,7 @@ int poll_track_unit(struct worker *w, const struct account *acct,
         rargv_adds(&awaits, deadline);
         rargv_adds(&awaits, member);
         na++;
-        if (strcmp(it->recipient, "-") == 0)
+        if (strcmp(it->recipient, OUTCOME_JOB_LEVEL) == 0)
             continue; /* the job itself, without an id: only awaited */
         if (reads && (it->pid == NULL || it->pid[0] == '\0'))
             nfind++;

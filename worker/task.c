@@ -69,8 +69,6 @@
 #define TASK_CALLS_KEEP WORKER_CALLS_KEEP
 /* How long a task waits for a recipient in flight at another replica. */
 #define TASK_BUSY_RETRY_MS 1000
-/* The recipient name of a job-level marker (jobs without recipients). */
-#define TASK_JOB_LEVEL "-"
 /* How often a redelivered job looks again for a state its first owner
  * recorded but has not published yet; how long it waits while that
  * replica is alive (its events may wait in its producer for a broker);
@@ -551,7 +549,7 @@ static void task_status(struct task *t, const char *job_id,
 
 /* One recipient's new state, to be recorded in Redis and then emitted. */
 struct task_outcome {
-    const char *recipient; /* job->to[i], or TASK_JOB_LEVEL */
+    const char *recipient; /* job->to[i], or OUTCOME_JOB_LEVEL */
     enum sms_state state;
     enum marker_op op;
     const char *provider_id;
@@ -582,7 +580,7 @@ static void task_track_said_again(struct task *t)
     bool *said = xcalloc(o->n + 1, sizeof(*said));
     for (size_t i = 0; i < o->n; i++) {
         const struct outcome_item *it = &o->items[i];
-        bool job = strcmp(it->recipient, TASK_JOB_LEVEL) == 0;
+        bool job = strcmp(it->recipient, OUTCOME_JOB_LEVEL) == 0;
         said[i] = (it->op == MARKER_OP_GATED || t->again_ungated) &&
                   o->mitems[i].repeated && it->state != NULL &&
                   ((!job && strcmp(it->state, "submitted") == 0) ||
@@ -795,7 +793,7 @@ static void task_record_ex(struct task *t, const char *job_id,
     };
     for (size_t i = 0; i < n; i++) {
         const struct task_outcome *o = &outs[i];
-        bool job_level = strcmp(o->recipient, TASK_JOB_LEVEL) == 0;
+        bool job_level = strcmp(o->recipient, OUTCOME_JOB_LEVEL) == 0;
         struct outcome_item *it = &t->rec.items[i];
         it->recipient = o->recipient;
         it->op = o->op;
@@ -961,7 +959,7 @@ static void task_schedule(struct task *t)
     enum sms_state state =
         added == SCHED_CANCELLED ? STATE_CANCELLED : STATE_SCHEDULED;
     for (size_t i = 0; i < n; i++) {
-        outs[i].recipient = job->nto > 0 ? job->to[i] : TASK_JOB_LEVEL;
+        outs[i].recipient = job->nto > 0 ? job->to[i] : OUTCOME_JOB_LEVEL;
         outs[i].state = state;
         outs[i].op = MARKER_OP_KEEP;
     }
@@ -988,7 +986,7 @@ static int task_store_retry(struct task *t, char **to, size_t nto,
                             (unsigned)t->attempt, hint_ms, worker_rand32()))
         return 0;
     snprintf(id, sizeof(id), "%s#%d#%s", job->id, t->attempt + 1,
-             to != NULL ? to[0] : TASK_JOB_LEVEL);
+             to != NULL ? to[0] : OUTCOME_JOB_LEVEL);
     size_t len;
     char *payload = task_entry_payload(t, to, nto, t->attempt + 1, &len);
     int r = sched_add(&added, t->w->sched, job->account, id, job->id,
@@ -1063,7 +1061,7 @@ static void task_mark(struct task *t)
     t->marks = xcalloc(n, sizeof(*t->marks));
     t->nmarks = n;
     for (size_t i = 0; i < n; i++)
-        t->marks[i].recipient = job_level ? TASK_JOB_LEVEL : job->to[i];
+        t->marks[i].recipient = job_level ? OUTCOME_JOB_LEVEL : job->to[i];
     t->mark_req = (struct rbatch_req){
         .kind = RBATCH_BEGIN,
         .account = job->account,
@@ -1413,11 +1411,11 @@ static int task_retry_later(struct task *t, const struct codec_call *call,
                                                       sizeof(*t->clear_after));
         for (size_t i = 0; i < n; i++)
             t->clear_after[t->nclear_after++] =
-                xstrdup(bulk ? to[i] : TASK_JOB_LEVEL);
+                xstrdup(bulk ? to[i] : OUTCOME_JOB_LEVEL);
     }
     for (size_t i = 0; i < n; i++)
         outs[i] = (struct task_outcome){
-            .recipient = bulk ? to[i] : TASK_JOB_LEVEL,
+            .recipient = bulk ? to[i] : OUTCOME_JOB_LEVEL,
             .state = stored ? STATE_RETRYING : STATE_FAILED,
             .op = stored ? MARKER_OP_KEEP : MARKER_OP_DONE,
             .provider_status = res->provider_status,
@@ -1551,7 +1549,7 @@ static void task_result(struct task *t, const struct codec_call *call,
          * (worker/reads.h). */
         bool read = job_action_is_read(job->action);
         struct task_outcome o = {
-            .recipient = TASK_JOB_LEVEL,
+            .recipient = OUTCOME_JOB_LEVEL,
             .state = res->outcome == CALL_ACCEPTED
                          ? task_done_state(job)
                          : task_outcome_state(res->outcome),
@@ -1601,7 +1599,7 @@ static void task_unknown(struct task *t, const struct codec_call *call,
 
     for (size_t i = 0; i < n; i++) {
         outs[i] = (struct task_outcome){
-            .recipient = bulk ? t->job->to[call->first + i] : TASK_JOB_LEVEL,
+            .recipient = bulk ? t->job->to[call->first + i] : OUTCOME_JOB_LEVEL,
             .state = STATE_UNKNOWN,
             .op = MARKER_OP_DONE,
             .error_code = code,
@@ -1704,7 +1702,7 @@ static int task_encode(struct task *t)
     if (plan_encode(t->calls, t->acct, job, u, (int64_t)time(NULL), errstr,
                     sizeof(errstr)) != 0) {
         struct task_outcome o = {
-            .recipient = TASK_JOB_LEVEL,
+            .recipient = OUTCOME_JOB_LEVEL,
             .state = STATE_REJECTED,
             .op = MARKER_OP_DONE,
             .error_code = "invalid_job",
@@ -1795,7 +1793,7 @@ static void task_defer(struct task *t, int64_t wait_ms)
         enum sched_added added;
         size_t len;
         snprintf(id, sizeof(id), "%s#%d#wait#%s", job->id, t->attempt,
-                 job->nto > 0 ? job->to[0] : TASK_JOB_LEVEL);
+                 job->nto > 0 ? job->to[0] : OUTCOME_JOB_LEVEL);
         char *payload =
             task_entry_payload(t, job->to, job->nto, t->attempt, &len);
         r = sched_add(&added, t->w->sched, job->account, id, job->id,
@@ -1841,7 +1839,7 @@ static void task_tokens(struct task *t)
                                  (unsigned)take, errstr, sizeof(errstr)) != 0) {
             /* Never admissible: a bucket smaller than one message. */
             struct task_outcome o = {
-                .recipient = TASK_JOB_LEVEL,
+                .recipient = OUTCOME_JOB_LEVEL,
                 .state = STATE_REJECTED,
                 .op = MARKER_OP_DONE,
                 .error_code = "rate_limit",
@@ -1983,7 +1981,7 @@ static void task_next(struct task *t)
             /* Nothing to ask the provider (a campaign cancel whose parts
              * were all still here): the job is done as it stands. */
             struct task_outcome o = {
-                .recipient = TASK_JOB_LEVEL,
+                .recipient = OUTCOME_JOB_LEVEL,
                 .state = task_done_state(t->job),
                 .op = MARKER_OP_DONE,
             };
@@ -2002,7 +2000,7 @@ static void task_next(struct task *t)
         if (t->cancel_of != NULL && !t->cancel_closed) {
             /* Every held unit was asked: the cancel job itself ends. */
             struct task_outcome o = {
-                .recipient = TASK_JOB_LEVEL,
+                .recipient = OUTCOME_JOB_LEVEL,
                 .state = STATE_CANCELLED,
                 .op = MARKER_OP_DONE,
             };
