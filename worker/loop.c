@@ -319,7 +319,8 @@ static void worker_count_parked(void *item, void *arg)
         parked[TASK_WAIT_N]++; /* a callback's update (worker/hooks.h) */
 }
 
-/* Publishes health and metrics for the listener, once a second. */
+/* Once a second: refreshes this replica's alive key (worker.h), and
+ * publishes health and metrics for the listener. */
 static void worker_publish(struct worker *w)
 {
     int64_t now = worker_now_ms();
