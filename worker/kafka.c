@@ -346,13 +346,25 @@ int kafka_new(struct kafka **out, const struct config *cfg,
         /* A job topic created after start-up is seen within seconds. */
         "topic.metadata.refresh.interval.ms",
         "2000",
-        /* The consumer's prefetch: at most 2,000 jobs a partition (a
-         * fraction of a second at full speed) and 16 MiB in all. With
-         * librdkafka's 100,000 a partition, a backlog of small jobs was
-         * prefetched whole: 58 MiB of a replica's 73 MiB at start-up
-         * (tests/bench/compare 100000). */
+        /* The consumer's prefetch, over all its partitions (librdkafka
+         * counts the one consumer queue they feed): 20,000 jobs and at
+         * most 16 MiB. It must hold a second of work: once it is over
+         * either bound, librdkafka 2.0-2.1 (Debian's 2.0.2) fetches
+         * again only up to a second later, however soon the loop has
+         * taken it (2.2 made that wait fetch.queue.backoff.ms). At 2,000
+         * the loop starved for ~0.5 s of every 1.5 s and drained 13,500
+         * msg/s; at 20,000, 19,300 (tests/bench/compare 100000). With
+         * librdkafka's 100,000, a backlog of small jobs was prefetched
+         * whole: 58 MiB of a replica's 73 MiB at start-up. */
         "queued.min.messages",
-        "2000",
+        "20000",
+        /* Fetched in pieces of 256 KiB a partition (librdkafka's default is
+         * 1 MiB): a fetched buffer lives until the last job in it is done,
+         * and with 1 MiB pieces a replica's peak RSS was 64-66 MiB, with
+         * these 57 (the same drain). A larger job still comes whole: the
+         * broker returns at least one message. */
+        "fetch.message.max.bytes",
+        "262144",
         "queued.max.messages.kbytes",
         "16384",
         "client.id",
