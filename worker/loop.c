@@ -443,7 +443,10 @@ static void worker_turn(struct worker *w, bool consume)
     unsigned nfds = 2;
     if (aredis_waitfd(w->aredis, &fds[2].fd, &fds[2].events))
         nfds = 3;
+    int64_t wait_us = worker_now_us();
     http_wait(w->http, fds, nfds, worker_wait_ms(w));
+    metrics_count(&w->metrics, M_LOOP_IDLE, NULL,
+                  (double)(worker_now_us() - wait_us) / 1e6);
     if (nfds == 3 && fds[2].revents != 0)
         aredis_io(w->aredis, fds[2].revents);
     http_perform(w->http);

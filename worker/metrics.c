@@ -177,6 +177,12 @@ static const struct metric_def defs[M_COUNT] = {
                        "Claimed scheduled sends or retries whose lease was "
                        "no longer this replica's when extended.",
                        {NULL}},
+    [M_LOOP_IDLE] = {"kurir_loop_idle_seconds_total",
+                     MT_COUNTER,
+                     "Time the loop waited with nothing ready. Its rate is "
+                     "the idle share of the loop's one thread: near 0 the "
+                     "replica is saturated.",
+                     {NULL}},
 };
 
 /* Copies at most n bytes of s. */
@@ -276,10 +282,10 @@ metrics_series(struct metrics *m, enum metric_id id, const char *const *labels)
 }
 
 void metrics_count(struct metrics *m, enum metric_id id,
-                   const char *const *labels, uint64_t n)
+                   const char *const *labels, double n)
 {
     assert(defs[id].type != MT_HISTOGRAM);
-    metrics_series(m, id, labels)->value += (double)n;
+    metrics_series(m, id, labels)->value += n;
 }
 
 void metrics_set(struct metrics *m, enum metric_id id,

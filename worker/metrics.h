@@ -70,6 +70,7 @@ enum metric_id {
     M_WEBHOOK_SUSPENDED,   /* gauge: callbacks waiting for their answer */
     M_WEBHOOK_EXPIRED,     /* counter: callbacks answered 503 after a bound */
     M_LEASES_LOST,         /* counter: claimed entries whose lease was gone */
+    M_LOOP_IDLE,           /* counter (s): the loop waited with nothing ready */
     M_COUNT
 };
 
@@ -100,9 +101,9 @@ void metrics_init(struct metrics *m, const char *version);
 /* Frees every series and the rendered text. */
 void metrics_free(struct metrics *m);
 
-/* Adds n to a counter (or a gauge). */
+/* Adds n (a count, or seconds) to a counter (or a gauge). */
 void metrics_count(struct metrics *m, enum metric_id id,
-                   const char *const *labels, uint64_t n);
+                   const char *const *labels, double n);
 
 /* Sets a gauge; on a counter, sets its value from a source that counts by
  * itself (librdkafka, the listener), which must only grow. */

@@ -203,6 +203,30 @@ static char *consumed_after(const char *since, const char *labels, double n)
     return page;
 }
 
+/* The loop's idle time counts what it waits with nothing ready: never more
+ * than the time that passed, and most of it on a replica without work. */
+Test(e2e, loop_idle_time_follows_the_clock)
+{
+    char *first = support_metrics_scrape(e.kurir_port);
+    int64_t t0 = support_now_ms();
+    double idle = 0;
+    char *page = NULL;
+
+    do {
+        free(page);
+        page = support_metrics_scrape(e.kurir_port);
+        idle = support_metric(page, "kurir_loop_idle_seconds_total", NULL) -
+               support_metric(first, "kurir_loop_idle_seconds_total", NULL);
+    } while (idle < 1.0 && support_now_ms() - t0 < 30000);
+    /* The pages are published once a second: one more second of slack. */
+    double passed = (double)(support_now_ms() - t0) / 1000.0 + 1.0;
+    cr_assert(ge(dbl, idle, 1.0), "the idle loop counted %g s idle in %g s",
+              idle, passed);
+    cr_assert(le(dbl, idle, passed), "%g s idle counted in %g s", idle, passed);
+    free(first);
+    free(page);
+}
+
 Test(e2e, a_job_seen_twice_is_sent_once)
 {
     struct tk_reader status;
