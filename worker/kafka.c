@@ -349,11 +349,12 @@ int kafka_new(struct kafka **out, const struct config *cfg,
         /* The consumer's prefetch, over all its partitions (librdkafka
          * counts the one consumer queue they feed): 20,000 jobs and at
          * most 16 MiB. It must hold a second of work: once it is over
-         * either bound, librdkafka 2.0-2.1 (Debian's 2.0.2) fetches
-         * again only up to a second later, however soon the loop has
-         * taken it (2.2 made that wait fetch.queue.backoff.ms). At 2,000
-         * the loop starved for ~0.5 s of every 1.5 s and drained 13,500
-         * msg/s; at 20,000, 19,300 (tests/bench/compare 100000). With
+         * either bound, librdkafka before 2.2 (Debian's is 2.0.2)
+         * fetches again only up to a second later, however soon the loop
+         * has taken it (2.2 made that wait fetch.queue.backoff.ms). At
+         * 2,000 the loop starved for ~0.5 s of every 1.5 s and drained
+         * 13,500 msg/s; at 20,000, 15,900-19,300 (tests/bench/compare
+         * 100000). With
          * librdkafka's 100,000, a backlog of small jobs was prefetched
          * whole: 58 MiB of a replica's 73 MiB at start-up. */
         "queued.min.messages",
