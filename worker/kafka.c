@@ -354,9 +354,8 @@ int kafka_new(struct kafka **out, const struct config *cfg,
          * has taken it (2.2 made that wait fetch.queue.backoff.ms). At
          * 2,000 the loop starved for ~0.5 s of every 1.5 s and drained
          * 13,500 msg/s; at 20,000, 15,900-19,300 (tests/bench/compare
-         * 100000). With
-         * librdkafka's 100,000, a backlog of small jobs was prefetched
-         * whole: 58 MiB of a replica's 73 MiB at start-up. */
+         * 100000). With librdkafka's 100,000, a backlog of small jobs was
+         * prefetched whole: 58 MiB of a replica's 73 MiB at start-up. */
         "queued.min.messages",
         "20000",
         /* Fetched in pieces of 256 KiB a partition (librdkafka's default is

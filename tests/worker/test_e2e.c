@@ -203,8 +203,9 @@ static char *consumed_after(const char *since, const char *labels, double n)
     return page;
 }
 
-/* The loop's idle time counts what it waits with nothing ready: never more
- * than the time that passed, and most of it on a replica without work. */
+/* The loop's idle time counts what it waits with nothing ready: a replica
+ * without work counts a second of it within 30 s, and never more than the
+ * time that passed. */
 Test(e2e, loop_idle_time_follows_the_clock)
 {
     char *first = support_metrics_scrape(e.kurir_port);
