@@ -10,6 +10,11 @@
 #include "worker/worker.h"
 #include "worker/xalloc.h"
 
+const char *outcome_event_recipient(const char *recipient)
+{
+    return strcmp(recipient, OUTCOME_JOB_LEVEL) == 0 ? NULL : recipient;
+}
+
 int outcome_publish(struct worker *w, void *owner, const char *job_id,
                     const char *recipient, const char *state, const char *value,
                     size_t len, const char *echo, size_t *produced)
@@ -62,9 +67,7 @@ static void outcome_recorded(struct rbatch_req *req, const char *err)
         o->early += m->early;
         if (!emit || it->event == NULL)
             continue;
-        const char *r = strcmp(it->recipient, OUTCOME_JOB_LEVEL) == 0
-                            ? NULL
-                            : it->recipient;
+        const char *r = outcome_event_recipient(it->recipient);
         if (outcome_publish(w, o->owner, o->job_id, r, it->state, it->event,
                             it->event_len, echo, &o->produced) != 0)
             o->produce_failed = true;

@@ -29,6 +29,10 @@ struct worker;
  * key of its latest-state record; its events carry `recipient` null. */
 #define OUTCOME_JOB_LEVEL "-"
 
+/* The `recipient` of an event about `recipient`: NULL for the job itself
+ * (OUTCOME_JOB_LEVEL). */
+const char *outcome_event_recipient(const char *recipient);
+
 /* One recipient's new state. */
 struct outcome_item {
     const char *recipient; /* borrowed from the owner */

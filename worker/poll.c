@@ -359,8 +359,7 @@ static void poll_item(struct pollreq *p, const char *recipient,
         .type = p->type,
         .account = p->acct->name,
         .provider = p->acct->codec->name,
-        .recipient =
-            strcmp(p->recips[i], OUTCOME_JOB_LEVEL) == 0 ? NULL : p->recips[i],
+        .recipient = outcome_event_recipient(p->recips[i]),
         .state = state,
         .provider_message_id = u != NULL && u->provider_id[0] ? u->provider_id
                                : p->pid[0]                    ? p->pid
