@@ -431,11 +431,17 @@ static void worker_turn(struct worker *w, bool consume)
     }
     hooks_serve(w);
     worker_resume_due(w);
-    worker_publish(w);
     http_perform(w->http);
     /* Everything the turn asked of Redis leaves now, in one write. */
     rbatch_flush(w);
     aredis_flush(w->aredis);
+    /* Sampled once the turn has settled: a retry that failed at once (Redis
+     * away) is parked again by now. Sampled earlier, a unit retrying every
+     * 500 ms could be caught between its timer and its retry at every
+     * sample (both periods land on the same turns), and the gauges said
+     * nothing was parked for Redis while one was. The alive key's SET
+     * leaves as the loop waits (the socket is writable at once). */
+    worker_publish(w);
     struct http_waitfd fds[3] = {
         {.fd = kafka_wake_fd(w->kafka), .events = POLLIN},
         {.fd = listener_wake_fd(w->listener), .events = POLLIN},

@@ -229,6 +229,8 @@ Test(outage, redis_away_after_the_provider_accepted_sends_once)
     /* ... and says why: parked for Redis (/metrics). */
     double parked = 0;
     POLL_UNTIL(ok, (parked = redis_parked()) >= 1, 10000);
+    if (!ok)
+        support_proc_log_dump(&e.kurir);
     cr_assert(ok, "kurir_units_parked{cause=\"redis\"} stayed %g", parked);
     redis_start();
     ev = tk_reader_wait_json(&status, want, 60000, NULL);
