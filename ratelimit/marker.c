@@ -22,56 +22,82 @@
  * again without finding itself busy, while any other owner, even in the
  * same replica, finds it busy. A recipient on the opt-out set (code 5) is
  * neither marked nor sent; one done or cancelled before keeps that answer.
- * An empty opt-out set is not asked per recipient. */
+ *
+ * Every redis.call costs a few microseconds of Redis' one thread around the
+ * command itself, so the common case is kept to two a job: one EXISTS over
+ * the whole batch's cancel keys (asked again per job only when one exists),
+ * an empty opt-out set not asked per recipient, and HSETNX, which marks a
+ * recipient without a marker and says whether there was one: only then is
+ * the marker read. */
 static struct rconn_script begin_script = {
     .src = RCONN_LUA_BULK
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local stale, ttl = tonumber(ARGV[1]), ARGV[2]\n"
     "local opted = redis.call('EXISTS', KEYS[1]) == 1\n"
+    "local cxkeys = {}\n"
+    "for j = 2, #KEYS, 3 do\n"
+    "  cxkeys[#cxkeys + 1] = KEYS[j + 1]\n"
+    "  if KEYS[j + 2] ~= KEYS[j + 1] then cxkeys[#cxkeys + 1] = KEYS[j + 2] "
+    "end\n"
+    "end\n"
+    "local anycx = false\n"
+    "for s = 1, #cxkeys, 2000 do\n"
+    "  local e = math.min(s + 1999, #cxkeys)\n"
+    "  if redis.call('EXISTS', unpack(cxkeys, s, e)) > 0 then anycx = true "
+    "end\n"
+    "end\n"
     "local out = {}\n"
     "local a = 3\n"
     "for j = 2, #KEYS, 3 do\n"
     "  local mk = KEYS[j]\n"
-    "  local cx\n"
-    "  if KEYS[j + 2] ~= KEYS[j + 1] then\n"
-    "    cx = redis.call('EXISTS', KEYS[j + 1], KEYS[j + 2]) > 0\n"
-    "  else\n"
-    "    cx = redis.call('EXISTS', KEYS[j + 1]) == 1\n"
+    "  local cx = false\n"
+    "  if anycx then\n"
+    "    if KEYS[j + 2] ~= KEYS[j + 1] then\n"
+    "      cx = redis.call('EXISTS', KEYS[j + 1], KEYS[j + 2]) > 0\n"
+    "    else\n"
+    "      cx = redis.call('EXISTS', KEYS[j + 1]) == 1\n"
+    "    end\n"
     "  end\n"
     "  local n = tonumber(ARGV[a])\n"
     "  local set = {}\n"
     "  if ARGV[a + 1] ~= '' then set[1] = 'h:'; set[2] = ARGV[a + 1] end\n"
     "  local owner = ARGV[a + 2]\n"
     "  local mark = 'i' .. now .. '/' .. owner\n"
+    "  local marked = false\n"
     "  for i = a + 3, a + n + 2 do\n"
-    "    local v = redis.call('HGET', mk, ARGV[i])\n"
+    "    local r = ARGV[i]\n"
     "    local code, outcome = 0, ''\n"
-    "    local ms, who\n"
-    "    if v then ms, who = string.match(v, '^i(%d+)/?(.*)$') end\n"
-    "    if v and string.sub(v, 1, 1) == 'd' then\n"
-    "      code = 3\n"
-    "      outcome = string.sub(v, 2)\n"
-    "    elseif cx then\n"
-    "      code = 4\n"
-    "    elseif opted and redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 1 then\n"
-    "      code = 5\n"
-    "    elseif ms and owner ~= '' and who == owner then\n"
-    "      code = 0\n"
-    "    elseif ms and now - tonumber(ms) < stale then\n"
-    "      code = 1\n"
+    "    local barred = cx or\n"
+    "      (opted and redis.call('SISMEMBER', KEYS[1], r) == 1)\n"
+    "    if not barred and redis.call('HSETNX', mk, r, mark) == 1 then\n"
+    "      marked = true\n"
     "    else\n"
-    "      if v then code = 2 end\n"
-    "      set[#set + 1] = ARGV[i]\n"
-    "      set[#set + 1] = mark\n"
+    "      local v = redis.call('HGET', mk, r)\n"
+    "      local ms, who\n"
+    "      if v then ms, who = string.match(v, '^i(%d+)/?(.*)$') end\n"
+    "      if v and string.sub(v, 1, 1) == 'd' then\n"
+    "        code = 3\n"
+    "        outcome = string.sub(v, 2)\n"
+    "      elseif cx then\n"
+    "        code = 4\n"
+    "      elseif barred then\n"
+    "        code = 5\n"
+    "      elseif ms and owner ~= '' and who == owner then\n"
+    "        code = 0\n"
+    "      elseif ms and now - tonumber(ms) < stale then\n"
+    "        code = 1\n"
+    "      else\n"
+    "        if v then code = 2 end\n"
+    "        set[#set + 1] = r\n"
+    "        set[#set + 1] = mark\n"
+    "      end\n"
     "    end\n"
     "    out[#out + 1] = code\n"
     "    out[#out + 1] = outcome\n"
     "  end\n"
-    "  if #set > 0 then\n"
-    "    bulk('HSET', mk, set)\n"
-    "    redis.call('PEXPIRE', mk, ttl)\n"
-    "  end\n"
+    "  if #set > 0 then bulk('HSET', mk, set) end\n"
+    "  if #set > 0 or marked then redis.call('PEXPIRE', mk, ttl) end\n"
     "  a = a + n + 3\n"
     "end\n"
     "return out\n",
@@ -81,7 +107,9 @@ static struct rconn_script begin_script = {
  * (marker.h), then per job its hash. ARGV: ttl_ms, then per job: n, want
  * ("1": return the job's echo headers), the published member's head and
  * tail ("<job>\t", "\t<type>"; "" when no item is gated), the recorder
- * (field "o:" of the hash when an item is done; "" for none), then per item:
+ * (field "o:" of the hash when an item is done; "" for none), "1" when the
+ * hash's TTL is to be left as it is (marker_update_job.ttl_fresh; "" to
+ * renew it on a write), then per item:
  * recipient, op ("k", "d", "c", or "g": keep, gated), outcome, state (""
  * for none). Returns one number per item: 1 when its state advanced, 2
  * when it already was that state, 3 when a gated item's state would
@@ -103,8 +131,9 @@ static struct rconn_script update_script = {
     "  local n = tonumber(ARGV[a])\n"
     "  local want = ARGV[a + 1] == '1'\n"
     "  local ghead, gtail, rec = ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]\n"
+    "  local renew = ARGV[a + 5] ~= '1'\n"
     "  local set, pend = {}, {}\n"
-    "  for i = a + 5, a + 4 * n + 4, 4 do\n"
+    "  for i = a + 6, a + 4 * n + 5, 4 do\n"
     "    local r, op, st = ARGV[i], ARGV[i + 1], ARGV[i + 3]\n"
     "    if op == 'd' then\n"
     "      set[#set + 1] = r\n"
@@ -142,12 +171,12 @@ static struct rconn_script update_script = {
     "  end\n"
     "  if #set > 0 then\n"
     "    bulk('HSET', mk, set)\n"
-    "    redis.call('PEXPIRE', mk, ARGV[1])\n"
+    "    if renew then redis.call('PEXPIRE', mk, ARGV[1]) end\n"
     "  end\n"
     "  if want then\n"
     "    out[#out + 1] = redis.call('HGET', mk, 'h:') or ''\n"
     "  end\n"
-    "  a = a + 4 * n + 5\n"
+    "  a = a + 4 * n + 6\n"
     "end\n"
     "return out\n",
 };
@@ -376,6 +405,7 @@ int marker_update_build(struct rargv *out, const char *prefix,
             rargv_adds(out, "");
         }
         rargv_adds(out, jobs[j].recorder != NULL ? jobs[j].recorder : "");
+        rargv_adds(out, jobs[j].ttl_fresh ? "1" : "");
         for (size_t i = 0; i < jobs[j].n; i++) {
             const struct marker_update_item *it = &jobs[j].items[i];
             rargv_adds(out, it->recipient);

@@ -21,7 +21,10 @@
  *     accepted < scheduled < retrying < submitted < unknown < final
  * (final: delivered, failed, rejected, cancelled). Equal moves are refused
  * except retrying -> retrying (a new attempt); nothing follows a final
- * state. Markers and states live MARKER_TTL_MS after their last write.
+ * state. Markers and states live MARKER_TTL_MS after their last write,
+ * or at least MARKER_TTL_MS - MARKER_TTL_FRESH_MS after it when the write
+ * is a unit's outcome soon after its own begin (marker_update_job.ttl_fresh:
+ * one PEXPIRE a message less, as the begin has just set it).
  *
  * Keys: P:{A}:mk:<job>, one hash per job in the account's hash slot:
  * field <recipient> is its marker, s:<recipient> its state, h: the job's
@@ -38,6 +41,9 @@
 
 /* How long markers and states live after their last write: 7 days. */
 #define MARKER_TTL_MS (7LL * 24 * 3600 * 1000)
+/* How long after a begin set that TTL a unit's own outcome may leave it as
+ * it is: half of it, so the hash still lives 3.5 days after that write. */
+#define MARKER_TTL_FRESH_MS (MARKER_TTL_MS / 2)
 
 /* What marker_begin() found for one recipient. */
 enum marker_begin_result {
@@ -167,6 +173,10 @@ struct marker_update_job {
     const char *recorder; /* in: who records (a replica's name), kept in
                              the job's hash as MARKER_RECORDER when an item
                              is done; NULL: not kept */
+    bool ttl_fresh;       /* in: the hash got its MARKER_TTL_MS from a begin
+                             less than MARKER_TTL_FRESH_MS ago (the unit's
+                             own): a write leaves that TTL as it is. false:
+                             a write renews it */
 };
 
 /* The field of a job's hash naming the replica that last recorded a done

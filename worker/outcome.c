@@ -99,7 +99,8 @@ void outcome_record(struct worker *w, struct outcome *o)
         .kind = RBATCH_UPDATE,
         .account = o->account,
         .update = {o->job_id, o->type, o->mitems, o->n,
-                   o->want_echo && o->echo == NULL, NULL, w->owner},
+                   o->want_echo && o->echo == NULL, NULL, w->owner,
+                   o->ttl_fresh},
         .fn = outcome_recorded,
         .owner = o,
     };

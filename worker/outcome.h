@@ -61,6 +61,8 @@ struct outcome {
     const char *echo;    /* borrowed: the job's echo headers (worker/echo.h),
                             or NULL; want_echo fetches them from Redis */
     bool want_echo;      /* callbacks, polls: take the kept ones */
+    bool ttl_fresh;      /* the job's hash got its TTL from this owner's own
+                            begin lately (marker_update_job.ttl_fresh) */
     struct outcome_item *items;
     size_t n;
     void *owner; /* the events' msg_opaque (enum event_owner *) */

@@ -125,6 +125,8 @@ struct task {
     struct marker_begin_item *marks; /* STAGE_MARK: the reply's items */
     size_t nmarks;
     struct rbatch_req mark_req;
+    int64_t marked_ms;   /* monotonic ms of the first begin that marked a
+                            recipient (its job's hash got its TTL), or 0 */
     char *echo;          /* the job's echo headers (worker/echo.h), or NULL */
     char mark_owner[96]; /* this unit's name on its marks: replica, task */
     struct {
@@ -788,6 +790,8 @@ static void task_record_ex(struct task *t, const char *job_id,
         .items = xcalloc(n + nextra + 1, sizeof(*t->rec.items)),
         .n = n + nextra,
         .echo = t->echo,
+        .ttl_fresh = strcmp(job_id, job->id) == 0 && t->marked_ms != 0 &&
+                     worker_now_ms() - t->marked_ms < MARKER_TTL_FRESH_MS,
         .owner = t,
         .done = task_recorded,
     };
@@ -1094,6 +1098,12 @@ static void task_marked(struct rbatch_req *req, const char *err)
     }
     t->w->redis_ok = true;
     failpoint("after_mark");
+    /* The first begin that marked sets the hash's TTL. A begin again after
+     * a lost reply finds its own marks new without writing: its time is
+     * then seconds late, against a margin of days. */
+    for (size_t i = 0; i < n && t->marked_ms == 0; i++)
+        if (items[i].result == MARKER_NEW || items[i].result == MARKER_STALE)
+            t->marked_ms = worker_now_ms();
 
     size_t keep = 0;
     struct task_outcome *outs = xcalloc(n, sizeof(*outs));

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 
 #include "ratelimit/marker.h"
+#include "ratelimit/optout.h"
 #include "ratelimit/rargv.h"
 #include "ratelimit/sched.h"
 #include "tests/ratelimit/rltest.h"
@@ -326,6 +327,144 @@ Test(marker, gated_news_waits_for_what_is_published)
     cr_assert(g.advanced && !g.early, "published: the report goes on");
     g = gated(&a, "delivered");
     cr_assert(g.repeated, "a final state is not gated");
+    rltest_cleanup(a.rc);
+    replica_close(&a);
+}
+
+/* Runs one batched begin over `jobs` (what the worker's turn sends). */
+static void begin_batch(struct replica *r, struct marker_begin_job *jobs,
+                        size_t njobs)
+{
+    char errstr[256];
+    struct rargv args = {0};
+    redisReply *reply = NULL;
+
+    int ret = marker_begin_build(&args, rconn_prefix(r->rc), "acct", jobs,
+                                 njobs, 60000, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    ret = rconn_eval(&reply, r->rc, marker_begin_script(),
+                     marker_begin_nkeys(njobs), (int)args.n, args.v, args.len,
+                     false, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "begin: %s", errstr);
+    ret = marker_begin_read(reply, jobs, njobs, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    freeReplyObject(reply);
+    rargv_cleanup(&args);
+}
+
+/* One batch over jobs of which one is cancelled and one recipient opted
+ * out: the batch asks cancels once for all, so each job must still get its
+ * own answer; what is neither is marked (and only that). */
+Test(marker, batch_answers_each_job_for_cancels_and_opt_outs)
+{
+    char prefix[64], errstr[256], key[RCONN_KEY_MAX];
+    struct replica a;
+    struct sched *s = NULL;
+    size_t removed;
+    const char *stop[] = {"46709"};
+
+    rltest_prefix(prefix, sizeof(prefix), "marker-batch");
+    replica_open(&a, prefix);
+    cr_assert(sched_new(&s, a.rc, errstr, sizeof(errstr)) == 0);
+    cr_assert(sched_cancel(&removed, s, "acct", "camp-x", true, errstr,
+                           sizeof(errstr)) == 0,
+              "%s", errstr);
+    cr_assert(optout_add(a.rc, "acct", stop, 1, NULL, errstr, sizeof(errstr)) ==
+                  0,
+              "%s", errstr);
+
+    struct marker_begin_item i1[2] = {{.recipient = "46701"},
+                                      {.recipient = "46709"}};
+    struct marker_begin_item i2[1] = {{.recipient = "46702"}};
+    struct marker_begin_item i3[1] = {{.recipient = "46703"}};
+    struct marker_begin_job jobs[3] = {
+        {"job-b1", NULL, i1, 2, NULL, "r/1"},
+        {"job-b2", "camp-x", i2, 1, NULL, "r/2"},
+        {"job-b3", NULL, i3, 1, "{\"h\":1}", "r/3"},
+    };
+    begin_batch(&a, jobs, 3);
+    cr_assert(i1[0].result == MARKER_NEW);
+    cr_assert(i1[1].result == MARKER_OPTED_OUT);
+    cr_assert(i2[0].result == MARKER_CANCELLED);
+    cr_assert(i3[0].result == MARKER_NEW);
+
+    rconn_key(key, sizeof(key), a.rc, "acct", "mk", "job-b1", errstr,
+              sizeof(errstr));
+    const char *opted[] = {"HEXISTS", key, "46709"};
+    cr_assert(rltest_int(a.rc, 3, opted) == 0, "an opted-out number marked");
+    const char *pttl1[] = {"PTTL", key};
+    cr_assert(rltest_int(a.rc, 2, pttl1) > MARKER_TTL_MS - 60000,
+              "a marked hash without its TTL");
+    rconn_key(key, sizeof(key), a.rc, "acct", "mk", "job-b2", errstr,
+              sizeof(errstr));
+    const char *cxd[] = {"EXISTS", key};
+    cr_assert(rltest_int(a.rc, 2, cxd) == 0, "a cancelled job marked");
+    rconn_key(key, sizeof(key), a.rc, "acct", "mk", "job-b3", errstr,
+              sizeof(errstr));
+    const char *hdr[] = {"HEXISTS", key, "h:"};
+    cr_assert(rltest_int(a.rc, 3, hdr) == 1, "the headers not kept");
+
+    /* Begun again by its own unit: new; by another: busy. */
+    begin_batch(&a, jobs, 3);
+    cr_assert(i1[0].result == MARKER_NEW && i3[0].result == MARKER_NEW);
+    jobs[0].owner = "r/9";
+    begin_batch(&a, jobs, 1);
+    cr_assert(i1[0].result == MARKER_BUSY);
+    cr_assert(i1[1].result == MARKER_OPTED_OUT);
+    sched_free(s);
+    rltest_cleanup(a.rc);
+    replica_close(&a);
+}
+
+/* A unit's outcome soon after its own begin leaves the hash's TTL (the
+ * begin has just set it); any other write renews it. */
+Test(marker, outcome_right_after_begin_keeps_the_ttl)
+{
+    char prefix[64], errstr[256], key[RCONN_KEY_MAX];
+    struct replica a;
+    struct rargv args = {0};
+    redisReply *reply = NULL;
+
+    rltest_prefix(prefix, sizeof(prefix), "marker-ttl");
+    replica_open(&a, prefix);
+    struct marker_begin_item item = {.recipient = "46701"};
+    begin(&a, "job-t", &item, 1, 60000);
+    cr_assert(item.result == MARKER_NEW);
+    rconn_key(key, sizeof(key), a.rc, "acct", "mk", "job-t", errstr,
+              sizeof(errstr));
+    const char *shorten[] = {"PEXPIRE", key, "100000"};
+    cr_assert(rltest_int(a.rc, 3, shorten) == 1);
+    const char *pttl[] = {"PTTL", key};
+
+    struct marker_update_item done = {.recipient = "46701",
+                                      .op = MARKER_OP_DONE,
+                                      .outcome = "x",
+                                      .outcome_len = 1,
+                                      .state = "submitted"};
+    struct marker_update_job job = {"job-t", NULL, &done, 1,
+                                    false,   NULL, NULL,  true};
+    int ret = marker_update_build(&args, rconn_prefix(a.rc), "acct", &job, 1,
+                                  errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    ret = rconn_eval(&reply, a.rc, marker_update_script(),
+                     marker_update_nkeys(1), (int)args.n, args.v, args.len,
+                     false, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "update: %s", errstr);
+    ret = marker_update_read(reply, &job, 1, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    freeReplyObject(reply);
+    rargv_cleanup(&args);
+    cr_assert(done.advanced);
+    int64_t left = rltest_int(a.rc, 2, pttl);
+    cr_assert(left > 0 && left <= 100000, "the TTL was renewed: %lld",
+              (long long)left);
+
+    struct marker_update_item later = {
+        .recipient = "46701", .op = MARKER_OP_KEEP, .state = "delivered"};
+    update(&a, "job-t", &later, 1);
+    cr_assert(later.advanced);
+    cr_assert(rltest_int(a.rc, 2, pttl) > MARKER_TTL_MS - 60000,
+              "a later write did not renew the TTL");
     rltest_cleanup(a.rc);
     replica_close(&a);
 }
