@@ -223,6 +223,27 @@ Test(marker, states_only_move_forward)
     replica_close(&a);
 }
 
+/* Runs one batched update of `job` (what the worker's turn sends, with the
+ * fields marker_update() leaves out). */
+static void update_job(struct replica *r, struct marker_update_job *job)
+{
+    struct rargv args = {0};
+    redisReply *reply = NULL;
+    char errstr[256];
+
+    int ret = marker_update_build(&args, rconn_prefix(r->rc), "acct", job, 1,
+                                  errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    ret = rconn_eval(&reply, r->rc, marker_update_script(),
+                     marker_update_nkeys(1), (int)args.n, args.v, args.len,
+                     false, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "update: %s", errstr);
+    ret = marker_update_read(reply, job, 1, errstr, sizeof(errstr));
+    cr_assert(ret == 0, "%s", errstr);
+    freeReplyObject(reply);
+    rargv_cleanup(&args);
+}
+
 /* One update of recipient "1" of job-5 (type "send") recorded by
  * `recorder` (NULL: none); returns what the script answered for it. */
 static struct marker_update_item update_by(struct replica *r, enum marker_op op,
@@ -236,21 +257,8 @@ static struct marker_update_item update_by(struct replica *r, enum marker_op op,
                                     .state = state};
     struct marker_update_job job = {"job-5", "send", &it,     1,
                                     false,   NULL,   recorder};
-    struct rargv args = {0};
-    redisReply *reply = NULL;
-    char errstr[256];
 
-    int ret = marker_update_build(&args, rconn_prefix(r->rc), "acct", &job, 1,
-                                  errstr, sizeof(errstr));
-    cr_assert(ret == 0, "%s", errstr);
-    ret = rconn_eval(&reply, r->rc, marker_update_script(),
-                     marker_update_nkeys(1), (int)args.n, args.v, args.len,
-                     false, errstr, sizeof(errstr));
-    cr_assert(ret == 0, "%s", errstr);
-    ret = marker_update_read(reply, &job, 1, errstr, sizeof(errstr));
-    cr_assert(ret == 0, "%s", errstr);
-    freeReplyObject(reply);
-    rargv_cleanup(&args);
+    update_job(r, &job);
     return it;
 }
 
@@ -422,8 +430,6 @@ Test(marker, outcome_right_after_begin_keeps_the_ttl)
 {
     char prefix[64], errstr[256], key[RCONN_KEY_MAX];
     struct replica a;
-    struct rargv args = {0};
-    redisReply *reply = NULL;
 
     rltest_prefix(prefix, sizeof(prefix), "marker-ttl");
     replica_open(&a, prefix);
@@ -443,17 +449,7 @@ Test(marker, outcome_right_after_begin_keeps_the_ttl)
                                       .state = "submitted"};
     struct marker_update_job job = {"job-t", NULL, &done, 1,
                                     false,   NULL, NULL,  true};
-    int ret = marker_update_build(&args, rconn_prefix(a.rc), "acct", &job, 1,
-                                  errstr, sizeof(errstr));
-    cr_assert(ret == 0, "%s", errstr);
-    ret = rconn_eval(&reply, a.rc, marker_update_script(),
-                     marker_update_nkeys(1), (int)args.n, args.v, args.len,
-                     false, errstr, sizeof(errstr));
-    cr_assert(ret == 0, "update: %s", errstr);
-    ret = marker_update_read(reply, &job, 1, errstr, sizeof(errstr));
-    cr_assert(ret == 0, "%s", errstr);
-    freeReplyObject(reply);
-    rargv_cleanup(&args);
+    update_job(&a, &job);
     cr_assert(done.advanced);
     int64_t left = rltest_int(a.rc, 2, pttl);
     cr_assert(left > 0 && left <= 100000, "the TTL was renewed: %lld",
